@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what yolodistill needs on a fresh Debian machine, or says what is
+# missing. Called by `make build`, `make test`, `make demo`; safe to rerun.
+set -u
+need_apt=()
+if ! command -v go >/dev/null 2>&1; then
+  echo "setup: Go is not on PATH (need Go >= 1.26: https://go.dev/dl/)" >&2
+  exit 1
+fi
+if ! ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so '; then
+  need_apt+=(libopenblas-dev)
+fi
+if ! command -v gcc >/dev/null 2>&1; then
+  need_apt+=(gcc)
+fi
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing ${need_apt[*]} with apt-get" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    if ! { apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null; }; then
+      echo "setup: apt-get failed; falling back to the pure-Go kernels (slower)" >&2
+    fi
+  else
+    echo "setup: ${need_apt[*]} missing and not root: using the pure-Go kernels (slower);" \
+         "run 'sudo apt-get install ${need_apt[*]}' for OpenBLAS speed" >&2
+  fi
+fi
+exit 0

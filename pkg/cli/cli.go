@@ -1,0 +1,100 @@
+// Package cli holds what every yolodistill binary shares at its edge: the exit
+// codes, kong parsing that maps usage errors to exit 2 and keeps usage text off
+// stdout, and messages on stderr prefixed with the tool's name.
+//
+// A tool's main is one line: os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout,
+// os.Stderr)); nothing under pkg/ calls os.Exit.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+)
+
+// Exit codes shared by every tool.
+const (
+	ExitOK          = 0
+	ExitFailure     = 1
+	ExitUsage       = 2
+	ExitInterrupted = 130
+)
+
+// exitRequest carries kong's request to exit (after --help, or a parse error)
+// out of kong through a panic, so that the process never exits from inside it.
+type exitRequest struct{ code int }
+
+// Parse parses args into grammar (a kong CLI struct pointer). Help and usage
+// errors are written to stderr, never stdout. It returns done=true with the
+// code to exit with when the tool must stop here: 0 after --help, ExitUsage on a
+// parse error (kong's own 80 is mapped to 2).
+func Parse(name, description string, grammar any, args []string, stderr io.Writer, opts ...kong.Option) (ctx *kong.Context, code int, done bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			req, ok := r.(exitRequest)
+			if !ok {
+				panic(r)
+			}
+			ctx, code, done = nil, req.code, true
+			if code != 0 {
+				code = ExitUsage
+			}
+		}
+	}()
+	base := []kong.Option{
+		kong.Name(name),
+		kong.Description(description),
+		kong.Writers(stderr, stderr),
+		kong.Exit(func(c int) { panic(exitRequest{c}) }),
+		kong.UsageOnError(),
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+	}
+	parser, err := kong.New(grammar, append(base, opts...)...)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return nil, ExitFailure, true
+	}
+	ctx, err = parser.Parse(args)
+	if err != nil {
+		var pe *kong.ParseError
+		if errors.As(err, &pe) && pe.Context != nil {
+			pe.Context.PrintUsage(true)
+		}
+		fmt.Fprintf(stderr, "%s: error: %v\n", name, err)
+		return nil, ExitUsage, true
+	}
+	return ctx, ExitOK, false
+}
+
+// Logger writes messages to stderr, each prefixed with the tool's name.
+type Logger struct {
+	Name string
+	W    io.Writer
+}
+
+// Printf writes one message line.
+func (l Logger) Printf(format string, args ...any) {
+	fmt.Fprintf(l.W, "%s: %s\n", l.Name, fmt.Sprintf(format, args...))
+}
+
+// Fail reports err and returns the exit code for it: ExitInterrupted when the
+// error comes from a cancelled context, ExitFailure otherwise.
+func (l Logger) Fail(err error) int {
+	if errors.Is(err, context.Canceled) {
+		l.Printf("interrupted")
+		return ExitInterrupted
+	}
+	l.Printf("error: %v", err)
+	return ExitFailure
+}
+
+// SignalContext returns a context cancelled on SIGINT or SIGTERM, for main.
+func SignalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
