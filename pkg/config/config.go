@@ -1,0 +1,368 @@
+// Package config holds the one configuration type of every yolodistill tool:
+// the model, its loss, the data and augmentation, the training schedule, the
+// evaluation and the distillation recipe.
+//
+// A configuration is built in three layers: Defaults, then a YAML file
+// (optionally inheriting from another file through a top-level `_base_: path`
+// key, resolved relative to the inheriting file), then `-o key=value`
+// overrides. Keys are the dotted yaml names of the fields
+// ("train.base_lr", "model.anchors", "distill.pairs.0.kind"); a numeric path
+// segment indexes a list. Every value is parsed as YAML and checked against
+// the field's Go type: an integer field rejects 1.5, a bool field rejects 1, a
+// fixed-size list rejects the wrong length. Unknown keys are errors that
+// suggest the nearest known key. Validate runs after the merge.
+//
+// Units: anchors are in input pixels (width, height); sizes are square input
+// sizes in pixels; learning-rate milestones and every "iter" count are
+// optimizer steps (iterations), not epochs, except augment.mixup.epochs.
+package config
+
+import "math"
+
+// Config is a complete configuration. The zero value is not useful: start
+// from Defaults or Load.
+type Config struct {
+	Model   ModelConfig   `yaml:"model"`
+	Loss    LossConfig    `yaml:"loss"`
+	Data    DataConfig    `yaml:"data"`
+	Train   TrainConfig   `yaml:"train"`
+	Eval    EvalConfig    `yaml:"eval"`
+	Distill DistillConfig `yaml:"distill"`
+
+	// Path is the file the configuration was loaded from ("" for Defaults);
+	// relative paths inside the configuration (distill.teacher) resolve
+	// against its folder. Not serialised.
+	Path string `yaml:"-"`
+}
+
+// ModelConfig describes the detector. Everything here changes the network
+// (or the meaning of its outputs) and enters ModelHash.
+type ModelConfig struct {
+	// Architecture is the detector family; only "YOLOv3".
+	Architecture string `yaml:"architecture"`
+	// Backbone is "mobilenet_v1", "resnet34" or "resnet18".
+	Backbone string `yaml:"backbone"`
+	// BackboneWidth multiplies every backbone channel count (1.0 = the
+	// reference network).
+	BackboneWidth float64 `yaml:"backbone_width"`
+	// HeadWidth multiplies every YOLOv3 head channel count except the
+	// output convolutions' 3*(5+C).
+	HeadWidth float64 `yaml:"head_width"`
+	// NumClasses is C, the number of object classes (no background class).
+	NumClasses int `yaml:"num_classes"`
+	// Anchors are (width, height) in input pixels, smallest first.
+	Anchors [][2]float64 `yaml:"anchors"`
+	// AnchorMasks lists, per output scale from the deepest (stride 32) to the
+	// shallowest (stride 8), the indices into Anchors that scale predicts.
+	AnchorMasks [][]int `yaml:"anchor_masks"`
+	// ObjBiasInit, when set, initialises the bias of every objectness output
+	// to this logit (e.g. logit(0.01) = -4.59512); nil keeps the layer's
+	// default initialisation.
+	ObjBiasInit *float64 `yaml:"obj_bias_init"`
+}
+
+// LossConfig is the YOLOv3 detection loss (PaddleDetection's YOLOv3Loss).
+type LossConfig struct {
+	// IgnoreThresh: a non-positive prediction whose best IoU with any ground
+	// truth exceeds it gets no objectness loss.
+	IgnoreThresh float64 `yaml:"ignore_thresh"`
+	// LabelSmooth enables label smoothing of the one-hot class targets.
+	LabelSmooth bool `yaml:"label_smooth"`
+	// UseFineGrainedLoss selects PaddleDetection's fine-grained loss path
+	// (targets assigned in the data pipeline, Gt2YoloTarget) instead of the
+	// operator path.
+	UseFineGrainedLoss bool `yaml:"use_fine_grained_loss"`
+	// ScaleXY scales the sigmoid of the x, y offsets (1.0 = plain YOLOv3).
+	ScaleXY float64 `yaml:"scale_x_y"`
+}
+
+// DataConfig says where the images are and how training views are made.
+type DataConfig struct {
+	// Format is "voc", "coco" or "synth".
+	Format string `yaml:"format"`
+	// Root is the dataset folder; relative paths are relative to the working
+	// directory of the tool (not to the config file).
+	Root string `yaml:"root"`
+	// TrainSplit and EvalSplit name the splits: for VOC the ImageSets/Main
+	// list name ("trainval", "test"); for COCO the set name ("train2017"),
+	// read from annotations/instances_<split>.json and <split>/; for synth
+	// "train" or "eval".
+	TrainSplit string `yaml:"train_split"`
+	EvalSplit  string `yaml:"eval_split"`
+	// Classes are the class names; label i is Classes[i]. Its length must
+	// equal model.num_classes.
+	Classes []string `yaml:"classes"`
+	// MaxImageSide rejects images whose width or height exceeds it (pixels),
+	// a guard against decoding absurd files. 0 means no limit.
+	MaxImageSide int `yaml:"max_image_side"`
+	// Workers is the number of goroutines decoding and augmenting images.
+	Workers int `yaml:"workers"`
+	// Augment is the training-view augmentation.
+	Augment AugmentConfig `yaml:"augment"`
+	// Synth parameterises the built-in synthetic set (format "synth").
+	Synth SynthConfig `yaml:"synth"`
+}
+
+// AugmentConfig is PaddleDetection's YOLOv3 training reader, in its order:
+// mixup, color distortion, random expand, random crop, horizontal flip, then
+// per batch a random input size from MultiScale with a random interpolation,
+// then normalisation.
+type AugmentConfig struct {
+	Mixup        MixupConfig  `yaml:"mixup"`
+	ColorDistort bool         `yaml:"color_distort"`
+	Expand       ExpandConfig `yaml:"expand"`
+	Crop         bool         `yaml:"crop"`
+	Flip         bool         `yaml:"flip"`
+	// FlipProb is the probability of a horizontal flip when Flip is on.
+	FlipProb float64 `yaml:"flip_prob"`
+	// MultiScale lists the square input sizes (pixels, multiples of 32) one of
+	// which is drawn per batch; a single size means no multi-scale training.
+	MultiScale []int `yaml:"multi_scale"`
+	// RandomInterp draws the resize interpolation per batch; false keeps
+	// the data loader's fixed one.
+	RandomInterp bool `yaml:"random_interp"`
+	// Mean and Std normalise RGB values scaled to [0, 1]: (v - mean) / std.
+	Mean [3]float64 `yaml:"mean"`
+	Std  [3]float64 `yaml:"std"`
+	// MaxBoxes keeps at most this many ground-truth boxes per image
+	// (PaddleDetection's PadBox, 50); 0 keeps all.
+	MaxBoxes int `yaml:"max_boxes"`
+}
+
+// MixupConfig is mixup of two images with a Beta(Alpha, Beta) weight, used in
+// the first Epochs epochs only.
+type MixupConfig struct {
+	Enabled bool    `yaml:"enabled"`
+	Epochs  int     `yaml:"epochs"`
+	Alpha   float64 `yaml:"alpha"`
+	Beta    float64 `yaml:"beta"`
+}
+
+// ExpandConfig is PaddleDetection's RandomExpand: with probability Prob the
+// image is placed on a canvas up to Ratio times its size filled with Fill
+// (RGB, 0..255).
+type ExpandConfig struct {
+	Enabled bool       `yaml:"enabled"`
+	Ratio   float64    `yaml:"ratio"`
+	Prob    float64    `yaml:"prob"`
+	Fill    [3]float64 `yaml:"fill"`
+}
+
+// SynthConfig parameterises the synthetic dataset (pkg/dataset's
+// SynthOptions): NumImages square images of ImageSize pixels, split 80/10/10
+// into "train", "val" and "test" by image index, each with MinObjects to
+// MaxObjects shapes of MinObject to MaxObject pixels, generated
+// deterministically from Seed. The class names (data.classes) are shape
+// names. A zero MinObject or MaxObject takes the dataset's default.
+type SynthConfig struct {
+	NumImages  int   `yaml:"num_images"`
+	ImageSize  int   `yaml:"image_size"`
+	MinObjects int   `yaml:"min_objects"`
+	MaxObjects int   `yaml:"max_objects"`
+	MinObject  int   `yaml:"min_object"`
+	MaxObject  int   `yaml:"max_object"`
+	Seed       int64 `yaml:"seed"`
+}
+
+// TrainConfig is the optimiser and loop: SGD with momentum and L2 weight
+// decay; the learning rate ramps linearly from BaseLR*WarmupStartFactor to
+// BaseLR over WarmupSteps iterations and is multiplied by Gamma at each
+// milestone (PaddleDetection's LinearWarmup + PiecewiseDecay).
+type TrainConfig struct {
+	MaxIters          int     `yaml:"max_iters"`
+	BatchSize         int     `yaml:"batch_size"`
+	BaseLR            float64 `yaml:"base_lr"`
+	Momentum          float64 `yaml:"momentum"`
+	WeightDecay       float64 `yaml:"weight_decay"`
+	WarmupSteps       int     `yaml:"warmup_steps"`
+	WarmupStartFactor float64 `yaml:"warmup_start_factor"`
+	Milestones        []int   `yaml:"milestones"`
+	Gamma             float64 `yaml:"gamma"`
+	// SnapshotIter: a checkpoint (and an evaluation, when an eval split is
+	// configured) every SnapshotIter iterations.
+	SnapshotIter int `yaml:"snapshot_iter"`
+	// KeepLast is how many periodic checkpoints are kept (model_final and
+	// best_model are always kept).
+	KeepLast int   `yaml:"keep_last"`
+	Seed     int64 `yaml:"seed"`
+	// LogIter: a progress line / metrics record every LogIter iterations.
+	LogIter int `yaml:"log_iter"`
+	// Pretrained is a checkpoint path or http(s) URL whose matching weights
+	// initialise the model ("" = none); the --pretrained flag overrides it.
+	Pretrained string `yaml:"pretrained"`
+}
+
+// LR returns the learning rate at iteration it (0-based): linear warmup,
+// then piecewise-constant decay by Gamma at each milestone (a milestone m
+// applies from iteration m on, as PaddleDetection's piecewise_decay).
+func (t TrainConfig) LR(it int) float64 {
+	lr := t.BaseLR
+	for _, m := range t.Milestones {
+		if it >= m {
+			lr *= t.Gamma
+		}
+	}
+	if it < t.WarmupSteps {
+		alpha := float64(it) / float64(t.WarmupSteps)
+		lr = t.BaseLR * (t.WarmupStartFactor*(1-alpha) + alpha)
+	}
+	return lr
+}
+
+// EvalConfig is evaluation and inference.
+type EvalConfig struct {
+	// Metric is "voc" (mAP at IoU 0.5) or "coco" (AP at IoU 0.5:0.95).
+	Metric string `yaml:"metric"`
+	// MapType is the VOC AP interpolation: "11point" or "integral".
+	MapType string `yaml:"map_type"`
+	// Size is the square input size in pixels (multiple of 32).
+	Size      int       `yaml:"size"`
+	BatchSize int       `yaml:"batch_size"`
+	NMS       NMSConfig `yaml:"nms"`
+	// DrawThreshold is the minimum score of a box drawn by detect-infer.
+	DrawThreshold float64 `yaml:"draw_threshold"`
+}
+
+// NMSConfig is PaddleDetection's multiclass_nms: per class, boxes with score
+// above ScoreThreshold, the NMSTopK best, greedy NMS at NMSThreshold IoU;
+// then the KeepTopK best over all classes. Boxes are in pixels (Normalized
+// false).
+type NMSConfig struct {
+	ScoreThreshold  float64 `yaml:"score_threshold"`
+	NMSTopK         int     `yaml:"nms_top_k"`
+	KeepTopK        int     `yaml:"keep_top_k"`
+	NMSThreshold    float64 `yaml:"nms_threshold"`
+	Normalized      bool    `yaml:"normalized"`
+	BackgroundLabel int     `yaml:"background_label"`
+}
+
+// DistillConfig is the distillation recipe of a student configuration.
+type DistillConfig struct {
+	// Teacher is the teacher's configuration file, relative to this file's
+	// folder (see Config.TeacherPath); "" when not distilling.
+	Teacher string `yaml:"teacher"`
+	// Loss is "none", "l2" (sum over the head outputs of mean squared
+	// difference), "fine_grained" (PaddleDetection's split_distill),
+	// "fsp", "soft_label" or "pairs" (the Pairs list).
+	Loss string `yaml:"loss"`
+	// Weight multiplies the distillation loss before it is added to the
+	// student's detection loss (PaddleDetection: 100 for l2, 1000 for
+	// fine_grained).
+	Weight float64 `yaml:"weight"`
+	// Pairs are named teacher/student feature pairs (loss "pairs", "fsp",
+	// "soft_label"); names are model-inspect's dotted output names.
+	Pairs []PairConfig `yaml:"pairs"`
+	// StudentTemperature and TeacherTemperature divide the logits of the
+	// soft-label loss.
+	StudentTemperature float64 `yaml:"student_temperature"`
+	TeacherTemperature float64 `yaml:"teacher_temperature"`
+}
+
+// PairConfig is one distillation pair.
+type PairConfig struct {
+	Student string `yaml:"student"`
+	Teacher string `yaml:"teacher"`
+	// Kind is "l2", "l1", "cosine" or "kl".
+	Kind string `yaml:"kind"`
+	// Adapter inserts a learned 1x1 convolution on the student side when the
+	// channel counts differ.
+	Adapter bool `yaml:"adapter"`
+	// Weight multiplies this pair's loss (on top of DistillConfig.Weight).
+	Weight float64 `yaml:"weight"`
+}
+
+// setDefaults is called on every new element of a list of PairConfig that
+// a file or an override creates.
+func (p *PairConfig) setDefaults() {
+	p.Kind = "l2"
+	p.Weight = 1
+}
+
+// COCOAnchors are YOLOv3's nine default anchors (pixels at 608 px input).
+func COCOAnchors() [][2]float64 {
+	return [][2]float64{{10, 13}, {16, 30}, {33, 23}, {30, 61}, {62, 45}, {59, 119}, {116, 90}, {156, 198}, {373, 326}}
+}
+
+// COCOAnchorMasks are YOLOv3's default masks, deepest scale first.
+func COCOAnchorMasks() [][]int {
+	return [][]int{{6, 7, 8}, {3, 4, 5}, {0, 1, 2}}
+}
+
+// Logit returns log(p / (1 - p)), the bias that makes sigmoid output p.
+func Logit(p float64) float64 { return math.Log(p / (1 - p)) }
+
+// Defaults returns PaddleDetection's YOLOv3 defaults (MobileNetV1 on VOC,
+// release/0.3 values) with an empty class list; files and overrides start
+// from here.
+func Defaults() Config {
+	return Config{
+		Model: ModelConfig{
+			Architecture:  "YOLOv3",
+			Backbone:      "mobilenet_v1",
+			BackboneWidth: 1,
+			HeadWidth:     1,
+			NumClasses:    20,
+			Anchors:       COCOAnchors(),
+			AnchorMasks:   COCOAnchorMasks(),
+		},
+		Loss: LossConfig{IgnoreThresh: 0.7, ScaleXY: 1},
+		Data: DataConfig{
+			Format:       "voc",
+			Root:         "dataset/voc",
+			TrainSplit:   "trainval",
+			EvalSplit:    "test",
+			MaxImageSide: 8192,
+			Workers:      2,
+			Augment: AugmentConfig{
+				Mixup:        MixupConfig{Enabled: true, Epochs: 250, Alpha: 1.5, Beta: 1.5},
+				ColorDistort: true,
+				Expand:       ExpandConfig{Enabled: true, Ratio: 4, Prob: 0.5, Fill: [3]float64{123.675, 116.28, 103.53}},
+				Crop:         true,
+				Flip:         true,
+				FlipProb:     0.5,
+				MultiScale:   []int{320, 352, 384, 416, 448, 480, 512, 544, 576, 608},
+				RandomInterp: true,
+				Mean:         [3]float64{0.485, 0.456, 0.406},
+				Std:          [3]float64{0.229, 0.224, 0.225},
+				MaxBoxes:     50,
+			},
+			Synth: SynthConfig{NumImages: 640, ImageSize: 256, MinObjects: 3, MaxObjects: 14, Seed: 1},
+		},
+		Train: TrainConfig{
+			MaxIters:          70000,
+			BatchSize:         8,
+			BaseLR:            0.001,
+			Momentum:          0.9,
+			WeightDecay:       0.0005,
+			WarmupSteps:       1000,
+			WarmupStartFactor: 0,
+			Milestones:        []int{55000, 62000},
+			Gamma:             0.1,
+			SnapshotIter:      2000,
+			KeepLast:          3,
+			Seed:              1,
+			LogIter:           20,
+		},
+		Eval: EvalConfig{
+			Metric:    "voc",
+			MapType:   "11point",
+			Size:      608,
+			BatchSize: 8,
+			NMS: NMSConfig{
+				ScoreThreshold:  0.01,
+				NMSTopK:         1000,
+				KeepTopK:        100,
+				NMSThreshold:    0.45,
+				Normalized:      false,
+				BackgroundLabel: -1,
+			},
+			DrawThreshold: 0.5,
+		},
+		Distill: DistillConfig{
+			Loss:               "none",
+			Weight:             1,
+			StudentTemperature: 1,
+			TeacherTemperature: 1,
+		},
+	}
+}
