@@ -14,6 +14,7 @@ type Object struct {
 	Box       box.Box // pixels, half-open xyxy
 	Label     int     // index into Dataset.Classes
 	Difficult bool    // VOC "difficult": excluded from VOC AP
+	Truncated bool    // VOC "truncated" (kept so that VOC round trips are lossless)
 	Crowd     bool    // COCO "iscrowd"
 	Area      float64 // COCO annotation area (segmentation area); 0 when unknown
 	AnnID     int64   // COCO annotation id; 0 when the format has none

@@ -1,0 +1,399 @@
+package dataset
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// Source gives a loader its samples: Len of them, each decoded on demand.
+// Load must be safe for concurrent use and return the same data every time.
+type Source interface {
+	Len() int
+	// Load returns sample i's pixels and targets (pixels, score 1). The
+	// caller does not modify them.
+	Load(i int) (*Image, []Target, error)
+}
+
+// DatasetSource serves a Dataset's samples through LoadImage (decoding,
+// confinement to the image root, size check against the annotation).
+type DatasetSource struct {
+	DS        *Dataset
+	MaxPixels int // image size limit (DefaultMaxPixels when <= 0)
+}
+
+// Len is the number of samples.
+func (s DatasetSource) Len() int { return len(s.DS.Samples) }
+
+// Load decodes sample i; its targets are all its objects (difficult and
+// crowd ones included, as PaddleDetection's YOLOv3 reader keeps them).
+func (s DatasetSource) Load(i int) (*Image, []Target, error) {
+	sm := &s.DS.Samples[i]
+	img, err := LoadImage(s.DS, sm, s.MaxPixels)
+	if err != nil {
+		return nil, nil, err
+	}
+	return img, TargetsOf(sm.Objects), nil
+}
+
+// Replay rebuilds the view rec describes from src: it loads the record's
+// sample and mixup partner and applies the record (see Apply). dst as in Apply.
+func (c *AugmentConfig) Replay(src Source, rec *ViewRecord, dst []float32) (View, error) {
+	n := src.Len()
+	if rec.Sample < 0 || rec.Sample >= int64(n) || rec.Partner >= int64(n) {
+		return View{}, fmt.Errorf("%w: record names sample %d / partner %d of a %d-image set", ErrRecordMismatch, rec.Sample, rec.Partner, n)
+	}
+	img, t, err := src.Load(int(rec.Sample))
+	if err != nil {
+		return View{}, err
+	}
+	var pimg *Image
+	var pt []Target
+	if rec.Partner >= 0 {
+		if pimg, pt, err = src.Load(int(rec.Partner)); err != nil {
+			return View{}, err
+		}
+	}
+	return c.Apply(rec, img, t, pimg, pt, dst)
+}
+
+// LoaderConfig configures a Loader. Zero fields take the defaults noted.
+type LoaderConfig struct {
+	Source    Source
+	Augment   AugmentConfig // training augmentation (Train) and normalisation (always)
+	BatchSize int           // images per batch (required)
+	Seed      uint64        // with the position, fixes every order and every random choice
+	Shuffle   bool          // a new random order every epoch
+	DropLast  bool          // drop the last, partial batch of an epoch
+	// Train draws an augmented view per image (Augment) and an input size per
+	// batch (Augment.Sizes); otherwise every view is EvalRecord(EvalSize, EvalInterp).
+	Train       bool
+	MixupEpochs int    // mixup only in epochs < MixupEpochs (PaddleDetection's mixup_epoch); 0: no mixup
+	EvalSize    int    // input size when not Train (default 608)
+	EvalInterp  Interp // interpolation when not Train (PaddleDetection's eval: InterpCubic)
+	Workers     int    // decode+augment goroutines (default GOMAXPROCS); never changes the output
+	Prefetch    int    // batches prepared ahead of the consumer (default 2): bounds memory
+}
+
+// Position is where a loader stands: the next batch it will return. Every
+// random choice (epoch order, batch size and interpolation, each view's
+// record, mixup partners) comes from an RNG derived from (Seed, Position), so
+// (Seed, Position) is the loader's whole random state: a loader with the same
+// config started at a saved Position continues exactly as an uninterrupted
+// one would.
+type Position struct {
+	Epoch int // 0-based
+	Batch int // batch index within the epoch
+}
+
+// BatchItem is one image of a batch.
+type BatchItem struct {
+	Index   int        // sample index in the source
+	Record  ViewRecord // how the view was made (replay with Augment.Replay)
+	Targets []Target   // input pixels, half-open xyxy; Score = mixup weight
+}
+
+// Batch is a batch of views with one input size.
+type Batch struct {
+	Pos    Position
+	Size   int       // input side S
+	Interp Interp    // the batch's resize interpolation
+	Images []float32 // [N, 3, S, S], normalised; N = len(Items)
+	Items  []BatchItem
+}
+
+// Loader produces batches in a fixed order on worker goroutines: the output
+// for a given seed and position is the same for any Workers and any timing.
+// At most Prefetch batches are prepared ahead. Use: NewLoader, Start, Next
+// until done, Close. A Loader runs epoch after epoch; the caller stops it.
+type Loader struct {
+	cfg     LoaderConfig
+	n       int
+	perEp   int
+	cancel  context.CancelFunc
+	out     chan *pending
+	wg      sync.WaitGroup
+	next    Position
+	started bool
+	failed  error
+}
+
+type pending struct {
+	b    *Batch
+	left atomic.Int32
+	done chan struct{}
+	mu   sync.Mutex
+	err  error
+}
+
+// Streams of the derived RNGs (the second word of NewRNG).
+const (
+	streamOrder = 1
+	streamShape = 2
+	streamItem  = 3
+)
+
+// NewLoader checks cfg and returns a loader positioned at epoch 0, batch 0.
+func NewLoader(cfg LoaderConfig) (*Loader, error) {
+	if cfg.Source == nil {
+		return nil, errors.New("loader: no source")
+	}
+	n := cfg.Source.Len()
+	if cfg.BatchSize <= 0 {
+		return nil, fmt.Errorf("loader: batch size %d", cfg.BatchSize)
+	}
+	if n == 0 {
+		return nil, errors.New("loader: the dataset has no images")
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = runtime.GOMAXPROCS(0)
+	}
+	if cfg.Prefetch <= 0 {
+		cfg.Prefetch = 2
+	}
+	if cfg.EvalSize <= 0 {
+		cfg.EvalSize = 608
+	}
+	per := n / cfg.BatchSize
+	if !cfg.DropLast && n%cfg.BatchSize != 0 {
+		per++
+	}
+	if per == 0 {
+		return nil, fmt.Errorf("loader: %d images make no full batch of %d", n, cfg.BatchSize)
+	}
+	return &Loader{cfg: cfg, n: n, perEp: per}, nil
+}
+
+// BatchesPerEpoch is the number of batches in every epoch.
+func (l *Loader) BatchesPerEpoch() int { return l.perEp }
+
+// Position is the position of the next batch Next returns.
+func (l *Loader) Position() Position { return l.next }
+
+// order returns the sample order of an epoch.
+func (l *Loader) order(epoch int) []int {
+	if !l.cfg.Shuffle {
+		o := make([]int, l.n)
+		for i := range o {
+			o[i] = i
+		}
+		return o
+	}
+	return NewRNG(l.cfg.Seed, streamOrder, uint64(epoch)).Perm(l.n)
+}
+
+// Start begins producing batches from pos. It may be called once.
+func (l *Loader) Start(ctx context.Context, pos Position) error {
+	if l.started {
+		return errors.New("loader: already started")
+	}
+	if pos.Epoch < 0 || pos.Batch < 0 || pos.Batch >= l.perEp {
+		return fmt.Errorf("loader: position %+v outside an epoch of %d batches", pos, l.perEp)
+	}
+	l.started = true
+	l.next = pos
+	ctx, l.cancel = context.WithCancel(ctx)
+	l.out = make(chan *pending, l.cfg.Prefetch)
+	type job struct {
+		p     *pending
+		slot  int
+		pos   int // position within the epoch
+		epoch int
+		order []int
+	}
+	jobs := make(chan job, l.cfg.Workers)
+	for w := 0; w < l.cfg.Workers; w++ {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for j := range jobs {
+				if ctx.Err() == nil {
+					if err := l.makeItem(j.p.b, j.slot, j.epoch, j.pos, j.order); err != nil {
+						j.p.mu.Lock()
+						if j.p.err == nil {
+							j.p.err = err
+						}
+						j.p.mu.Unlock()
+					}
+				}
+				if j.p.left.Add(-1) == 0 {
+					close(j.p.done)
+				}
+			}
+		}()
+	}
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		defer close(jobs)
+		defer close(l.out)
+		p := pos
+		var order []int
+		orderEpoch := -1
+		for {
+			if orderEpoch != p.Epoch {
+				order, orderEpoch = l.order(p.Epoch), p.Epoch
+			}
+			first := p.Batch * l.cfg.BatchSize
+			count := min(l.cfg.BatchSize, l.n-first)
+			b := &Batch{Pos: p, Items: make([]BatchItem, count)}
+			if l.cfg.Train {
+				b.Size, b.Interp = l.cfg.Augment.DrawShape(NewRNG(l.cfg.Seed, streamShape, uint64(p.Epoch), uint64(p.Batch)))
+			} else {
+				b.Size, b.Interp = l.cfg.EvalSize, l.cfg.EvalInterp
+			}
+			b.Images = make([]float32, count*3*b.Size*b.Size)
+			pd := &pending{b: b, done: make(chan struct{})}
+			pd.left.Store(int32(count))
+			select {
+			case l.out <- pd:
+			case <-ctx.Done():
+				return
+			}
+			for k := 0; k < count; k++ {
+				select {
+				case jobs <- job{p: pd, slot: k, pos: first + k, epoch: p.Epoch, order: order}:
+				case <-ctx.Done():
+					return
+				}
+			}
+			p.Batch++
+			if p.Batch == l.perEp {
+				p = Position{Epoch: p.Epoch + 1}
+			}
+		}
+	}()
+	return nil
+}
+
+// makeItem loads, draws and applies the view at position pos of the epoch
+// into slot k of b. Its random choices come from NewRNG(Seed, streamItem,
+// epoch, pos) only.
+func (l *Loader) makeItem(b *Batch, k, epoch, pos int, order []int) error {
+	idx := order[pos]
+	img, t, err := l.cfg.Source.Load(idx)
+	if err != nil {
+		return err
+	}
+	a := &l.cfg.Augment
+	var rec ViewRecord
+	var pimg *Image
+	var pt []Target
+	if l.cfg.Train {
+		r := NewRNG(l.cfg.Seed, streamItem, uint64(epoch), uint64(pos))
+		pidx := int64(-1)
+		var pg *Geometry
+		if a.Mixup && epoch < l.cfg.MixupEpochs && l.n > 1 {
+			// PaddleDetection's reader: a uniformly chosen other sample.
+			pidx = int64(order[(pos+1+r.Intn(l.n-1))%l.n])
+			if pimg, pt, err = l.cfg.Source.Load(int(pidx)); err != nil {
+				return err
+			}
+			pg = &Geometry{W: pimg.W, H: pimg.H, Targets: pt}
+		} else {
+			r.Uint64() // keep the stream aligned whether or not mixup is on
+		}
+		rec = a.Draw(r, int64(idx), Geometry{W: img.W, H: img.H, Targets: t}, pidx, pg, b.Size, b.Interp)
+	} else {
+		rec = EvalRecord(int64(idx), b.Size, b.Interp)
+	}
+	plane := 3 * b.Size * b.Size
+	v, err := a.Apply(&rec, img, t, pimg, pt, b.Images[k*plane:(k+1)*plane])
+	if err != nil {
+		return err
+	}
+	b.Items[k] = BatchItem{Index: idx, Record: rec, Targets: v.Targets}
+	return nil
+}
+
+// Next returns the next batch in order, waiting for it if needed. It returns
+// ctx's error when ctx ends first, and the first load or augmentation error
+// of the batch (naming the file) otherwise; after an error the loader is
+// stopped. The caller owns the returned batch.
+func (l *Loader) Next(ctx context.Context) (*Batch, error) {
+	if !l.started {
+		return nil, errors.New("loader: Next before Start")
+	}
+	if l.failed != nil {
+		return nil, l.failed
+	}
+	var p *pending
+	var ok bool
+	select {
+	case p, ok = <-l.out:
+		if !ok {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			l.failed = errors.New("loader: stopped")
+			return nil, l.failed
+		}
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		l.failed = ctx.Err()
+		l.Close()
+		return nil, ctx.Err()
+	}
+	if p.err != nil {
+		l.failed = fmt.Errorf("loader: epoch %d batch %d: %w", p.b.Pos.Epoch, p.b.Pos.Batch, p.err)
+		l.Close()
+		return nil, l.failed
+	}
+	l.next = p.b.Pos
+	l.next.Batch++
+	if l.next.Batch == l.perEp {
+		l.next = Position{Epoch: l.next.Epoch + 1}
+	}
+	return p.b, nil
+}
+
+// Close stops the workers and waits for them. It is safe to call more than
+// once; Next fails after it.
+func (l *Loader) Close() {
+	if l.failed == nil {
+		l.failed = errors.New("loader: closed")
+	}
+	if l.cancel != nil {
+		l.cancel()
+		// Drain so the producer is not blocked on a full channel.
+		go func(out chan *pending) {
+			for range out {
+			}
+		}(l.out)
+		l.wg.Wait()
+	}
+}
+
+// Padded returns the batch's targets in PaddleDetection's padded form (PadBox
+// then BboxXYXY2XYWH), for the YOLO loss: per image the first maxBoxes
+// targets, the rest zero. A zero-width row is padding.
+//
+//	boxes:  [N, maxBoxes, 4] centre x, centre y, width, height, divided by Size
+//	labels: [N, maxBoxes]
+//	scores: [N, maxBoxes] mixup weights (1 without mixup), 0 for padding
+func (b *Batch) Padded(maxBoxes int) (boxes []float32, labels []int32, scores []float32) {
+	n := len(b.Items)
+	boxes = make([]float32, n*maxBoxes*4)
+	labels = make([]int32, n*maxBoxes)
+	scores = make([]float32, n*maxBoxes)
+	for i, it := range b.Items {
+		for j, t := range it.Targets {
+			if j == maxBoxes {
+				break
+			}
+			k := i*maxBoxes + j
+			v := t.NormCXCYWH(b.Size)
+			copy(boxes[4*k:4*k+4], v[:])
+			labels[k] = int32(t.Label)
+			scores[k] = float32(t.Score)
+		}
+	}
+	return boxes, labels, scores
+}

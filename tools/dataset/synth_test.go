@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"yolodistill/pkg/cli"
+)
+
+func synthEnv() (*env, *bytes.Buffer, *bytes.Buffer) {
+	var out, errb bytes.Buffer
+	return &env{ctx: context.Background(), stdin: strings.NewReader(""), stdout: &out, stderr: &errb,
+		log: cli.Logger{Name: name, W: &errb}}, &out, &errb
+}
+
+func treeBytes(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	m := map[string][]byte{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		b, err := os.ReadFile(p)
+		m[filepath.ToSlash(rel)] = b
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestSynthCmdReproducible(t *testing.T) {
+	for _, format := range []string{"voc", "coco"} {
+		base := t.TempDir()
+		var trees []map[string][]byte
+		for _, sub := range []string{"a", "b"} {
+			c := &synthCmd{Out: filepath.Join(base, sub), Format: format, Images: 10, Size: 96, Seed: 5,
+				MinObjects: 3, MaxObjects: 14, Workers: len(sub)}
+			e, out, errb := synthEnv()
+			if err := c.Run(e); err != nil {
+				t.Fatalf("%s: %v\n%s", format, err, errb)
+			}
+			if out.Len() != 0 {
+				t.Errorf("%s: synth wrote to stdout: %q", format, out)
+			}
+			if !strings.Contains(errb.String(), "dataset: train: 8 images") {
+				t.Errorf("%s: stderr lacks the summary:\n%s", format, errb)
+			}
+			trees = append(trees, treeBytes(t, c.Out))
+		}
+		if len(trees[0]) == 0 || len(trees[0]) != len(trees[1]) {
+			t.Fatalf("%s: %d vs %d files", format, len(trees[0]), len(trees[1]))
+		}
+		for n, b := range trees[0] {
+			if !bytes.Equal(b, trees[1][n]) {
+				t.Errorf("%s: %s differs", format, n)
+			}
+		}
+		want := "ImageSets/Main/train.txt"
+		if format == "coco" {
+			want = "val/annotations.json"
+		}
+		if _, ok := trees[0][want]; !ok {
+			t.Errorf("%s: no %s in the output", format, want)
+		}
+		// No temporary folders left next to the output.
+		ents, _ := os.ReadDir(base)
+		if len(ents) != 2 {
+			t.Errorf("%s: %d entries in the parent folder, want 2", format, len(ents))
+		}
+	}
+}
+
+func TestSynthCmdRefusals(t *testing.T) {
+	full := t.TempDir()
+	os.WriteFile(filepath.Join(full, "x"), []byte("keep"), 0o644)
+	cases := []struct {
+		name string
+		cmd  synthCmd
+		want string
+	}{
+		{"non-empty out", synthCmd{Out: full, Format: "voc", Images: 2, Size: 64, MaxObjects: 3}, "not empty"},
+		{"unknown class", synthCmd{Out: filepath.Join(t.TempDir(), "o"), Format: "voc", Images: 2, Size: 64, MaxObjects: 3, Classes: "circle,blob"}, "blob"},
+		{"zero images", synthCmd{Out: filepath.Join(t.TempDir(), "o"), Format: "voc", Images: 0, Size: 64, MaxObjects: 3}, "--images"},
+		{"tiny size", synthCmd{Out: filepath.Join(t.TempDir(), "o"), Format: "voc", Images: 2, Size: 16, MaxObjects: 3}, "size"},
+	}
+	for _, tc := range cases {
+		e, _, _ := synthEnv()
+		err := tc.cmd.Run(e)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want one mentioning %q", tc.name, err, tc.want)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(full, "x")); string(b) != "keep" {
+		t.Error("a refused run touched the existing folder")
+	}
+}
+
+// TestSynthCLI runs synth through the tool's own argument parsing, once the
+// grammar includes it.
+func TestSynthCLI(t *testing.T) {
+	if _, ok := reflect.TypeOf(grammar{}).FieldByName("Synth"); !ok {
+		t.Skip("the dataset grammar has no synth command yet")
+	}
+	out := filepath.Join(t.TempDir(), "s")
+	code, stdout, stderr := runTool(t, "synth", "--out", out, "--format", "voc", "--images", "4", "--size", "64", "--seed", "3")
+	if code != 0 || stdout != "" {
+		t.Fatalf("exit %d, stdout %q, stderr:\n%s", code, stdout, stderr)
+	}
+	if code, _, _ := runTool(t, "synth", "--out", out, "--format", "yolo", "--images", "4"); code != 2 {
+		t.Errorf("--format yolo: exit %d, want 2", code)
+	}
+}
