@@ -1,0 +1,382 @@
+// Package softtarget stores a teacher detector's outputs ("soft targets") for
+// replayable augmented views in a versioned Apache Arrow format, and reads them
+// back as plain Go slices. It never imports gorgonia.
+//
+// # Layout
+//
+// One Arrow row per (image, view). The columns, in order:
+//
+//	image_id        int64
+//	file            utf8                 image path as the dataset names it
+//	view            int32                view index within the image (>= 0)
+//	aug             binary               the view's augmentation record (opaque; pkg/dataset's)
+//	input_h,input_w int32                network input size of the view, pixels
+//	out<s>.h/.w     int32                grid of scale s (s = 0 is the deepest, stride 32)
+//	out<s>          list<float32|float16>  dense encodings: the head output, [A*(5+C), H, W] row-major
+//	out<s>.obj      list<float32|float16>  sparse: objectness logit of every anchor cell, [A, H, W]
+//	out<s>.idx      list<int32>            sparse: stored cells, a*H*W + y*W + x, strictly increasing
+//	out<s>.box_cls  list<float32|float16>  sparse: per stored cell x, y, w, h, cls[C] logits, [n, 4+C]
+//	feat.<name>       list<float32|float16>  named feature map, row-major
+//	feat.<name>.shape list<int32>            its shape
+//	crc32c          uint32               CRC-32C of the row's values in every other column
+//
+// Channel layout of a head output is PaddleDetection's: for anchor a of the
+// scale's mask, channels a*(5+C)+0..4 are the x, y, w, h, objectness logits and
+// a*(5+C)+5+k is class k's logit. Arrow's IPC reader does not copy buffers, so
+// a list<float32> row and a binary row holding the same bytes both decode as
+// one copy; BenchmarkLayout showed no difference beyond noise, and lists keep
+// the element type visible to other Arrow readers. FixedSizeList is
+// not usable because the grid changes with the input size (multi-scale
+// training). Values are stored in little-endian order (the only byte order
+// this package supports).
+//
+// Every row carries a CRC-32C of its values, checked on read: a flipped bit in
+// a teacher output is an error, not a silently different soft target.
+//
+// The schema metadata carries the format name and version, the teacher's
+// config hash, class list, anchors and masks, channel counts per scale, the
+// encoding and the feature names (see the Key* constants).
+//
+// # End marker
+//
+// The last record batch of every stream and file is a zero-row trailer whose
+// message metadata holds the number of views, the rows of every batch and the
+// (image id, view) of every row. A reader that reaches the end of the input
+// without a valid trailer, followed by Arrow's end-of-stream marker, reports an
+// error: a truncated stream or file is never a clean end.
+//
+// # Sparse encodings
+//
+// Sparse keeps the objectness logit of every anchor cell and, only where the
+// teacher is confident (sigmoid(obj) >= Threshold, decided on the teacher's
+// float32 logit), the x, y, w, h and class logits. Decoding yields dense
+// outputs in which the entries that were not stored are 0 and View.Stored marks
+// the cells that were. What that means for the distillation losses:
+//   - fine-grained (split_distill): L_obj reads only objectness, exact. L_reg
+//     and L_cls weight every cell by sigmoid(obj_t) and obj_t is exact; a cell
+//     that was not stored has weight < Threshold, and a loss that multiplies its
+//     weight by Stored drops exactly those cells (error bounded by Threshold
+//     times the per-cell term, and ~0 for the very negative logits of background).
+//     Without the mask the zero fill acts as a teacher saying "0.5" for x, y and
+//     classes and 0 for w, h at those cells, still weighted by sigmoid(obj_t).
+//   - l2 (mean squared difference of all logits) reads every entry: sparse is
+//     lossy for it; use dense32 or dense16.
+package softtarget
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// FormatName identifies the format in the schema metadata.
+const FormatName = "yolodistill-softtarget"
+
+// Version is the schema version this package writes and reads.
+const Version = 1
+
+// Schema metadata keys.
+const (
+	KeyFormat     = "softtarget.format"  // FormatName
+	KeyVersion    = "softtarget.version" // decimal Version
+	KeyTeacher    = "softtarget.teacher_config_hash"
+	KeyClasses    = "softtarget.classes"    // JSON array of strings
+	KeyAnchors    = "softtarget.anchors"    // JSON [[w,h],...], pixels
+	KeyMasks      = "softtarget.masks"      // JSON [[6,7,8],...], per scale, deepest first
+	KeyChannels   = "softtarget.channels"   // JSON [A_s*(5+C),...]
+	KeyEncoding   = "softtarget.encoding"   // dense32 | dense16 | sparse32 | sparse16
+	KeyThreshold  = "softtarget.threshold"  // sparse: objectness probability threshold
+	KeyFeatures   = "softtarget.features"   // JSON array of feature names
+	KeyTrailer    = "softtarget.trailer"    // trailer batch: number of views
+	KeyBatchRows  = "softtarget.batch_rows" // trailer batch: rows per data batch, comma-separated
+	KeyIndex      = "softtarget.index"      // trailer batch: "id:view" per row, space-separated
+	maxScaleCount = 16
+)
+
+// Kind is how head outputs are stored.
+type Kind int
+
+const (
+	Dense  Kind = iota // every logit
+	Sparse             // objectness everywhere, box and class where confident
+)
+
+// Encoding is the storage form of head outputs and feature maps.
+type Encoding struct {
+	Kind Kind
+	// Half stores values as IEEE binary16 (round to nearest even, subnormals
+	// kept); otherwise float32. Feature maps follow Half too.
+	Half bool
+	// Threshold (Sparse only) is the objectness probability, in [0, 1), from
+	// which a cell's box and class logits are stored: sigmoid(obj) >= Threshold.
+	// 0 stores every cell.
+	Threshold float64
+}
+
+// String gives the metadata name: dense32, dense16, sparse32 or sparse16.
+func (e Encoding) String() string {
+	k := "dense"
+	if e.Kind == Sparse {
+		k = "sparse"
+	}
+	if e.Half {
+		return k + "16"
+	}
+	return k + "32"
+}
+
+// ParseEncoding parses dense32, dense16, sparse32 or sparse16; threshold is
+// used for the sparse forms.
+func ParseEncoding(name string, threshold float64) (Encoding, error) {
+	var e Encoding
+	switch name {
+	case "dense32":
+	case "dense16":
+		e.Half = true
+	case "sparse32":
+		e.Kind = Sparse
+	case "sparse16":
+		e.Kind, e.Half = Sparse, true
+	default:
+		return e, fmt.Errorf("unknown soft-target encoding %q (want dense32, dense16, sparse32 or sparse16)", name)
+	}
+	if e.Kind == Sparse {
+		e.Threshold = threshold
+	}
+	return e, e.validate()
+}
+
+func (e Encoding) validate() error {
+	if e.Kind != Dense && e.Kind != Sparse {
+		return fmt.Errorf("unknown encoding kind %d", e.Kind)
+	}
+	if e.Kind == Sparse && !(e.Threshold >= 0 && e.Threshold < 1) {
+		return fmt.Errorf("sparse threshold %v outside [0, 1)", e.Threshold)
+	}
+	return nil
+}
+
+// logitThreshold is logit(Threshold); -Inf for 0.
+func (e Encoding) logitThreshold() float64 {
+	if e.Threshold <= 0 {
+		return math.Inf(-1)
+	}
+	return math.Log(e.Threshold / (1 - e.Threshold))
+}
+
+// Meta describes a soft-target file: what teacher produced it and how it is
+// encoded. It lives in the Arrow schema metadata.
+type Meta struct {
+	Version           int          // set by readers; writers always write Version
+	TeacherConfigHash string       // hash of the teacher's config (who computes it decides the form)
+	Classes           []string     // class names; C = len(Classes)
+	Anchors           [][2]float64 // all anchors, (w, h) in input pixels
+	Masks             [][]int      // per scale, deepest (stride 32) first: indices into Anchors
+	Encoding          Encoding
+	Features          []string // names of stored feature maps, in column order
+}
+
+// NumScales is len(Masks).
+func (m *Meta) NumScales() int { return len(m.Masks) }
+
+// Channels is the channel count of scale s's head output: A_s*(5+C).
+func (m *Meta) Channels(s int) int { return len(m.Masks[s]) * (5 + len(m.Classes)) }
+
+func (m *Meta) validate() error {
+	if len(m.Classes) == 0 {
+		return errors.New("no classes")
+	}
+	if len(m.Masks) == 0 || len(m.Masks) > maxScaleCount {
+		return fmt.Errorf("%d scales (masks), want 1..%d", len(m.Masks), maxScaleCount)
+	}
+	for s, mk := range m.Masks {
+		if len(mk) == 0 {
+			return fmt.Errorf("scale %d has an empty anchor mask", s)
+		}
+		for _, a := range mk {
+			if a < 0 || a >= len(m.Anchors) {
+				return fmt.Errorf("scale %d mask names anchor %d of %d", s, a, len(m.Anchors))
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for _, f := range m.Features {
+		if f == "" || strings.ContainsAny(f, "\x00") {
+			return fmt.Errorf("bad feature name %q", f)
+		}
+		if seen[f] {
+			return fmt.Errorf("feature %q named twice", f)
+		}
+		seen[f] = true
+	}
+	return m.Encoding.validate()
+}
+
+func (m *Meta) metadata() (keys, vals []string) {
+	js := func(v any) string {
+		b, err := json.Marshal(v)
+		if err != nil {
+			panic(err) // plain slices of strings and numbers always marshal
+		}
+		return string(b)
+	}
+	ch := make([]int, m.NumScales())
+	for s := range ch {
+		ch[s] = m.Channels(s)
+	}
+	feats := m.Features
+	if feats == nil {
+		feats = []string{}
+	}
+	keys = []string{KeyFormat, KeyVersion, KeyTeacher, KeyClasses, KeyAnchors, KeyMasks, KeyChannels, KeyEncoding, KeyThreshold, KeyFeatures}
+	vals = []string{FormatName, strconv.Itoa(Version), m.TeacherConfigHash, js(m.Classes), js(m.Anchors), js(m.Masks), js(ch),
+		m.Encoding.String(), strconv.FormatFloat(m.Encoding.Threshold, 'g', -1, 64), js(feats)}
+	return keys, vals
+}
+
+// parseMeta reads and checks schema metadata; keys and vals are parallel.
+func parseMeta(get func(string) (string, bool)) (Meta, error) {
+	var m Meta
+	must := func(k string) (string, error) {
+		v, ok := get(k)
+		if !ok {
+			return "", fmt.Errorf("schema metadata has no %s", k)
+		}
+		return v, nil
+	}
+	f, ok := get(KeyFormat)
+	if !ok || f != FormatName {
+		return m, fmt.Errorf("not a soft-target file (schema metadata %s = %q, want %q)", KeyFormat, f, FormatName)
+	}
+	v, err := must(KeyVersion)
+	if err != nil {
+		return m, err
+	}
+	m.Version, err = strconv.Atoi(v)
+	if err != nil {
+		return m, fmt.Errorf("bad schema version %q", v)
+	}
+	if m.Version != Version {
+		return m, fmt.Errorf("soft-target schema version %d, this program reads version %d", m.Version, Version)
+	}
+	if m.TeacherConfigHash, err = must(KeyTeacher); err != nil {
+		return m, err
+	}
+	for _, kv := range []struct {
+		key string
+		dst any
+	}{{KeyClasses, &m.Classes}, {KeyAnchors, &m.Anchors}, {KeyMasks, &m.Masks}, {KeyFeatures, &m.Features}} {
+		s, err := must(kv.key)
+		if err != nil {
+			return m, err
+		}
+		if err := json.Unmarshal([]byte(s), kv.dst); err != nil {
+			return m, fmt.Errorf("schema metadata %s: %v", kv.key, err)
+		}
+	}
+	if len(m.Features) == 0 {
+		m.Features = nil
+	}
+	enc, err := must(KeyEncoding)
+	if err != nil {
+		return m, err
+	}
+	th, err := must(KeyThreshold)
+	if err != nil {
+		return m, err
+	}
+	thr, err := strconv.ParseFloat(th, 64)
+	if err != nil {
+		return m, fmt.Errorf("schema metadata %s: %v", KeyThreshold, err)
+	}
+	if m.Encoding, err = ParseEncoding(enc, thr); err != nil {
+		return m, err
+	}
+	if err := m.validate(); err != nil {
+		return m, err
+	}
+	chs, err := must(KeyChannels)
+	if err != nil {
+		return m, err
+	}
+	var ch []int
+	if err := json.Unmarshal([]byte(chs), &ch); err != nil {
+		return m, fmt.Errorf("schema metadata %s: %v", KeyChannels, err)
+	}
+	if len(ch) != m.NumScales() {
+		return m, fmt.Errorf("schema metadata %s lists %d scales, masks %d", KeyChannels, len(ch), m.NumScales())
+	}
+	for s, c := range ch {
+		if c != m.Channels(s) {
+			return m, fmt.Errorf("schema metadata %s: scale %d has %d channels, anchors and classes give %d", KeyChannels, s, c, m.Channels(s))
+		}
+	}
+	return m, nil
+}
+
+// CheckCompatible reports, in one error, every way m differs from what a
+// consumer expects. Fields of want left empty are not checked: an empty
+// TeacherConfigHash, nil Classes, nil Anchors, nil Masks. Every name in
+// want.Features must be stored. The encoding is never checked.
+func (m Meta) CheckCompatible(want Meta) error {
+	var errs []error
+	if want.TeacherConfigHash != "" && want.TeacherConfigHash != m.TeacherConfigHash {
+		errs = append(errs, fmt.Errorf("teacher config hash is %q, expected %q (dumped with another teacher config)", m.TeacherConfigHash, want.TeacherConfigHash))
+	}
+	if want.Classes != nil {
+		switch {
+		case len(want.Classes) != len(m.Classes):
+			errs = append(errs, fmt.Errorf("%d classes %s, expected %d %s", len(m.Classes), quoteList(m.Classes), len(want.Classes), quoteList(want.Classes)))
+		case !slices.Equal(want.Classes, m.Classes):
+			for i := range want.Classes {
+				if want.Classes[i] != m.Classes[i] {
+					errs = append(errs, fmt.Errorf("class %d is %q, expected %q (another class list)", i, m.Classes[i], want.Classes[i]))
+					break
+				}
+			}
+		}
+	}
+	if want.Anchors != nil {
+		switch {
+		case len(want.Anchors) != len(m.Anchors):
+			errs = append(errs, fmt.Errorf("%d anchors, expected %d", len(m.Anchors), len(want.Anchors)))
+		case !slices.Equal(want.Anchors, m.Anchors):
+			errs = append(errs, fmt.Errorf("anchors %v, expected %v", m.Anchors, want.Anchors))
+		}
+	}
+	if want.Masks != nil {
+		same := len(want.Masks) == len(m.Masks)
+		for s := 0; same && s < len(m.Masks); s++ {
+			same = slices.Equal(want.Masks[s], m.Masks[s])
+		}
+		if !same {
+			errs = append(errs, fmt.Errorf("anchor masks %v (%d scales), expected %v (%d scales)", m.Masks, len(m.Masks), want.Masks, len(want.Masks)))
+		}
+	}
+	for _, f := range want.Features {
+		if !slices.Contains(m.Features, f) {
+			errs = append(errs, fmt.Errorf("feature map %q is not stored (stored: %s)", f, quoteList(m.Features)))
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("soft targets do not match the expected teacher: %w", errors.Join(errs...))
+}
+
+func quoteList(s []string) string {
+	const max = 8
+	q := make([]string, 0, max+1)
+	for i, x := range s {
+		if i == max {
+			q = append(q, fmt.Sprintf("... %d more", len(s)-max))
+			break
+		}
+		q = append(q, strconv.Quote(x))
+	}
+	return "[" + strings.Join(q, " ") + "]"
+}
