@@ -49,6 +49,7 @@ type grammar struct {
 	Check   checkCmd   `cmd:"" help:"Report every problem of a VOC or COCO dataset; exit 1 on errors."`
 	Convert convertCmd `cmd:"" help:"Convert a dataset between VOC and COCO."`
 	Synth   synthCmd   `cmd:"" help:"Write the built-in synthetic dataset (byte-identical for the same arguments)."`
+	Anchors anchorsCmd `cmd:"" help:"Fit YOLO anchors to a dataset's boxes (k-means on 1-IoU); print them as a config snippet."`
 }
 
 // env is what every subcommand's Run receives.
