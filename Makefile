@@ -39,7 +39,7 @@ test: vet ## run every test (tiny sizes; under ~15 minutes on 2 cores)
 	$(GO) test -tags '$(GOTAGS)' -timeout 30m ./...
 
 bench: build ## benchmarks as JSON lines, beside PyTorch's when python3-torch is installed
-	@bash pipelines/bench.sh
+	@GOTAGS=$(GOTAGS) $(if $(filter openblas,$(GOTAGS)),CGO_LDFLAGS=-lopenblas,CGO_ENABLED=0) bash pipelines/bench.sh
 
 demo: build ## the main job on the built-in synthetic data
 	@bash pipelines/demo.sh

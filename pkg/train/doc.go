@@ -1,4 +1,18 @@
 // Package train is the training loop shared by detect-train and student-train:
 // the learning-rate schedule, checkpoints and exact resume, the NaN guard,
 // progress on stderr and metrics as JSON lines in the run folder.
+//
+// Run trains a yolo.Detector built from a configuration. The YOLOv3 loss
+// (pkg/yolo/loss) is attached to every training graph under the name "yolo";
+// Hooks.Attach attaches more losses to each graph when it is built (one graph
+// per input size, multi-scale training) and Hooks.Prepare feeds per-batch
+// data to them before each step, so a distillation loss is one more attached
+// loss. Batches come from a Source (OpenLoader: the configuration's training
+// split through pkg/dataset's Loader); student-train can supply its own,
+// for example views rebuilt from a soft-target file, as long as its State
+// restores its position exactly.
+//
+// Iterations are counted from 0 in metrics.jsonl ("iter") and in messages;
+// a checkpoint model_<N>.ckpt holds the state after N completed iterations
+// (iterations 0..N-1), so resuming from it runs iteration N next.
 package train

@@ -1,0 +1,83 @@
+// Package nn is the neural-network layer set of yolodistill: convolution
+// (any square kernel, stride, padding, groups, depthwise), BatchNorm fused
+// with ReLU / LeakyReLU(0.1), max pooling, nearest 2x upsampling, channel
+// concatenation, residual add, external losses and an SGD solver, on float32
+// NCHW tensors. It is the only package that sees gorgonia: callers work with
+// plain slices, shapes and the types below.
+//
+// # Building and running a graph
+//
+//	ps := nn.NewParamSet(seed)                  // parameters, shared by every graph
+//	b := nn.NewBuilder(ps, []int{N, 3, H, W})   // one static-shape graph
+//	x := b.Input()                              // named "input"
+//	y := b.ConvBNAct("backbone.stem", x, nn.ConvSpec{Out: 32, K: 3, Stride: 2, Pad: 1}, nn.ActReLU)
+//	...
+//	b.Loss("yolo", []*nn.Tensor{out0, out1, out2}, lossFunc) // dLoss/dOut in plain Go
+//	g, err := b.Build()
+//	copy(g.Input(), batch)                      // or g.SetInput(batch)
+//	losses, err := g.Step()                     // forward + backward, fills Param.Grad
+//	solver.Step(lr)                             // nn.NewSGD(ps, 0.9, 5e-4)
+//	err = g.Forward(false)                      // inference: running BN statistics
+//	vals, shape := g.Tensor("head.0.route")     // any named tensor
+//
+// Every layer output has the dotted name given to the layer; Builder.Name adds
+// aliases; Graph.Names lists them with shapes and FLOPs. ConvBNAct(name) also
+// names its pre-BatchNorm convolution output name+".conv".
+//
+// Parameters are created in the ParamSet on first use by name:
+// name+".weight" [Out, Cin/Groups, K, K] (He/MSRA normal, L2-decayed),
+// name+".bias" [Out] (0, not decayed), name+".bn.scale" (1), name+".bn.bias" (0)
+// (trainable, not decayed, as PaddleDetection's norm_decay 0), and the
+// BatchNorm running statistics name+".bn.mean" (0) and name+".bn.var" (1),
+// which are non-trainable state updated by training-mode forwards. Initial
+// values depend only on the set's seed and the parameter name. A graph built
+// for another input size with the same names shares the same parameters
+// (multi-scale training builds one graph per size once and reuses them).
+//
+// BatchNorm running statistics follow Paddle by default (DefaultBN: running =
+// 0.9*running + 0.1*batch, biased batch variance, eps 1e-5); torch's module
+// (momentum 0.1) is the same update with the unbiased variance,
+// BNConfig.UnbiasedRunningVar.
+//
+// # Engine and buffer ownership
+//
+// Each layer is a gorgonia Op of this package (forward and backward kernels
+// are ours: im2col + sgemm, 1x1 convolutions as a plain sgemm, direct
+// depthwise loops, fused BatchNorm+activation); Build differentiates the sum
+// of the attached losses symbolically and compiles a gorgonia tape machine
+// that Step runs. Forward runs the forward ops directly, without the tape.
+//
+//   - Every op's output buffer is a slot of its ParamSet's arena, allocated
+//     when the graph is built and returned from every run; run rewrites it
+//     completely. gorgonia may add other gradients into a buffer an op
+//     returned (fan-out), so no op keeps private state in a returned buffer;
+//     state a backward op needs (saved BatchNorm statistics, max-pool
+//     arg-maxes, loss gradients) lives in private slices of the forward op,
+//     and ordering comes from graph inputs.
+//   - All graphs built on one ParamSet share the arena: slot k serves the
+//     k-th op of every graph and is sized for the largest, so one graph per
+//     input size costs the memory of the largest graph, not the sum. Hence
+//     graphs on one ParamSet must run one at a time, and running one
+//     overwrites the tensors of the others: read a graph's results before
+//     running another graph of the same ParamSet.
+//   - Slices from Graph.Tensor and Graph.TensorGrad are arena buffers: valid
+//     until the next Forward or Step of any graph on the same ParamSet.
+//     Graph.Input is the graph's own buffer. Param.Data and Param.Grad never
+//     move.
+//   - LossFunc receives the input values and zeroed gradient buffers owned by
+//     the graph, valid during the call only.
+//   - Per-worker scratch (im2col columns, partial weight gradients) lives in
+//     the arena too and grows on first use only: steady-state steps do not
+//     allocate activation-sized memory.
+//   - Kernels split work over batch items (or over rows of output for batch
+//     1, or channels) in GOMAXPROCS goroutines with a static split, so results
+//     are bitwise reproducible for a fixed GOMAXPROCS.
+//
+// sgemm is OpenBLAS through cgo under the build tag openblas (forced to one
+// thread: its spinning threads would steal cores from our goroutines), and
+// gonum's pure-Go Sgemm otherwise (CGO_ENABLED=0 works). BLASName says which.
+//
+// A Graph is not safe for concurrent use, and graphs sharing a ParamSet must
+// not run at the same time. Graphs on different ParamSets (a teacher and a
+// student) are independent.
+package nn

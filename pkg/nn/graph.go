@@ -1,0 +1,259 @@
+package nn
+
+import (
+	"fmt"
+	"slices"
+
+	G "gorgonia.org/gorgonia"
+)
+
+// TensorInfo describes a named tensor of a graph.
+type TensorInfo struct {
+	Name   string
+	Shape  []int
+	Kind   string // "input", "conv", "bn+leaky0.1", "maxpool", ...
+	FLOPs  int64  // forward floating-point operations for the whole batch (2 per multiply-add; convolutions only)
+	Params int    // trainable scalars owned by the layer (0 for aliases)
+	Alias  bool   // registered through Builder.Name
+}
+
+// Graph is a built static-shape graph. Its layer buffers live in its
+// ParamSet's arena, shared with the other graphs on that set: slices returned
+// by Tensor and TensorGrad are overwritten by the next Forward or Step of any
+// of them. A Graph is not safe for concurrent use; graphs sharing a ParamSet
+// must not run concurrently either.
+type Graph struct {
+	b        *Builder
+	st       *graphState
+	fwd      []*kop
+	fwdIns   [][]G.Value
+	fwdT     []*Tensor
+	gen      int // arena generation the ops are bound to
+	bound    bool
+	infos    []TensorInfo
+	byName   map[string]*Tensor
+	losses   []*lossRec
+	lossVals []float64
+	vm       G.VM
+	wrt      []*Param
+	wrtGrads []*G.Node
+	unreach  []*Param // trainable parameters of this graph the loss does not reach
+}
+
+// Build finishes the graph: it differentiates the sum of the attached losses
+// with respect to every trainable parameter they depend on (gorgonia symbolic
+// differentiation over our ops) and compiles a tape machine for Step. A graph
+// without losses supports Forward only.
+func (b *Builder) Build() (g *Graph, err error) {
+	if b.err != nil {
+		return nil, b.err
+	}
+	if b.built {
+		return nil, fmt.Errorf("nn: Build called twice")
+	}
+	b.built = true
+	defer func() {
+		if r := recover(); r != nil {
+			g, err = nil, fmt.Errorf("nn: building graph: %v", r)
+		}
+	}()
+	g = &Graph{b: b, st: b.st, fwd: b.fwd, byName: b.byName, losses: b.losses}
+	// b.tensors[0] is the input; b.tensors[i+1] is the output of b.fwd[i].
+	g.fwdT = b.tensors[1:]
+	g.fwdIns = make([][]G.Value, len(g.fwdT))
+	for _, t := range b.tensors {
+		g.infos = append(g.infos, TensorInfo{Name: t.name, Shape: slices.Clone(t.shape), Kind: t.kind, FLOPs: t.flops, Params: countTrainable(t.params)})
+	}
+	for i, a := range b.aliases {
+		t := b.aliasOf[i]
+		g.infos = append(g.infos, TensorInfo{Name: a, Shape: slices.Clone(t.shape), Kind: t.kind, Alias: true})
+	}
+	g.lossVals = make([]float64, len(b.losses))
+	if len(b.losses) == 0 {
+		g.prepare()
+		return g, nil
+	}
+	// The parameters the losses reach, in ParamSet order.
+	reach := map[*Param]bool{}
+	seen := map[*Tensor]bool{}
+	var walk func(t *Tensor)
+	walk = func(t *Tensor) {
+		if seen[t] {
+			return
+		}
+		seen[t] = true
+		for _, p := range t.params {
+			reach[p] = true
+		}
+		for _, in := range t.inputs {
+			walk(in)
+		}
+	}
+	for _, l := range b.losses {
+		for _, t := range l.inputs {
+			walk(t)
+		}
+	}
+	var wrtNodes G.Nodes
+	for _, p := range b.ps.params {
+		if _, inGraph := b.pnodes[p]; !inGraph || !p.Trainable {
+			continue
+		}
+		if reach[p] {
+			g.wrt = append(g.wrt, p)
+			wrtNodes = append(wrtNodes, b.pnodes[p])
+		} else {
+			g.unreach = append(g.unreach, p)
+		}
+	}
+	if len(wrtNodes) == 0 {
+		return nil, fmt.Errorf("nn: no trainable parameter reaches the attached losses")
+	}
+	cost := b.losses[0].node
+	for _, l := range b.losses[1:] {
+		if cost, err = G.Add(cost, l.node); err != nil {
+			return nil, fmt.Errorf("nn: summing losses: %w", err)
+		}
+	}
+	if g.wrtGrads, err = G.Grad(cost, wrtNodes...); err != nil {
+		return nil, fmt.Errorf("nn: differentiating: %w", err)
+	}
+	g.vm = G.NewTapeMachine(b.g)
+	g.prepare()
+	return g, nil
+}
+
+// prepare binds every op of the graph to its arena slot, once, and again
+// whenever another graph on the same ParamSet grew a slot.
+func (g *Graph) prepare() {
+	ar := g.st.ar
+	if g.bound && g.gen == ar.gen {
+		return
+	}
+	for _, o := range g.b.ops {
+		o.bind(ar)
+	}
+	for i, t := range g.fwdT {
+		vals := g.fwdIns[i][:0]
+		for _, in := range t.inputs {
+			vals = append(vals, in.value())
+		}
+		// parameters follow the tensor inputs, in the order the op was built with
+		for _, p := range t.params {
+			vals = append(vals, g.b.pvals[p])
+		}
+		g.fwdIns[i] = vals
+	}
+	g.gen, g.bound = ar.gen, true
+}
+
+// InputShape returns the input shape [N, C, H, W].
+func (g *Graph) InputShape() []int { return slices.Clone(g.b.input.shape) }
+
+// Input returns the graph's input buffer ([N, C, H, W], NCHW): write the next
+// batch into it before Forward or Step.
+func (g *Graph) Input() []float32 { return g.b.inBuf }
+
+// SetInput copies x ([N, C, H, W], NCHW) into the input buffer.
+func (g *Graph) SetInput(x []float32) error {
+	if len(x) != len(g.b.inBuf) {
+		return fmt.Errorf("nn: input has %d values, graph expects %d (%v)", len(x), len(g.b.inBuf), g.b.input.shape)
+	}
+	copy(g.b.inBuf, x)
+	return nil
+}
+
+// Forward runs the layers (not the losses). With train set, BatchNorm uses
+// batch statistics and updates the running ones, as a torch module in train
+// mode does; otherwise it uses the running statistics. No backward state is
+// kept beyond the layers' own buffers.
+func (g *Graph) Forward(train bool) error {
+	g.prepare()
+	g.st.train = train
+	for i, o := range g.fwd {
+		if err := o.run(g.fwdIns[i], o.buf()); err != nil {
+			return fmt.Errorf("nn: %s: %w", o.label, err)
+		}
+	}
+	return nil
+}
+
+// Step runs a training step: forward in training mode, the attached losses,
+// and the backward pass; it overwrites Param.Grad of every trainable
+// parameter of the graph (zero for those the losses do not reach) and
+// returns the losses in attachment order (the slice is reused by the next
+// Step). It does not update parameters: call the solver.
+func (g *Graph) Step() ([]float64, error) {
+	if g.vm == nil {
+		return nil, fmt.Errorf("nn: graph has no losses attached; Step needs one")
+	}
+	g.prepare()
+	g.st.train = true
+	err := g.vm.RunAll()
+	g.vm.Reset()
+	if err != nil {
+		return nil, fmt.Errorf("nn: step: %w", err)
+	}
+	for i, p := range g.wrt {
+		copy(p.Grad, f32s(g.wrtGrads[i].Value()))
+	}
+	for _, p := range g.unreach {
+		clear(p.Grad)
+	}
+	for i, l := range g.losses {
+		g.lossVals[i] = l.value
+	}
+	return g.lossVals, nil
+}
+
+// LossNames returns the attached losses' names in attachment order.
+func (g *Graph) LossNames() []string {
+	out := make([]string, len(g.losses))
+	for i, l := range g.losses {
+		out[i] = l.name
+	}
+	return out
+}
+
+// Tensor returns the values ([N, C, H, W] row-major for 4-D layers) and shape
+// of the named tensor after Forward or Step, or nil, nil for an unknown name.
+// The slice is an arena buffer: read it before the next Forward or Step of
+// any graph on the same ParamSet.
+func (g *Graph) Tensor(name string) ([]float32, []int) {
+	t, ok := g.byName[name]
+	if !ok || t.value() == nil {
+		return nil, nil
+	}
+	return f32s(t.value()), slices.Clone(t.shape)
+}
+
+// TensorGrad returns dLoss/dTensor of the named tensor after Step, or nil
+// when the tensor gets no gradient (the input, or a tensor the losses do not
+// depend on).
+func (g *Graph) TensorGrad(name string) []float32 {
+	t, ok := g.byName[name]
+	if !ok || t.node == nil || t.node.Deriv() == nil || g.vm == nil {
+		return nil
+	}
+	v := t.node.Deriv().Value()
+	if v == nil {
+		return nil
+	}
+	return f32s(v)
+}
+
+// Names lists the graph's named tensors in creation order, aliases last.
+func (g *Graph) Names() []TensorInfo { return g.infos }
+
+// Params returns the parameter set the graph was built on.
+func (g *Graph) Params() *ParamSet { return g.b.ps }
+
+func countTrainable(ps []*Param) int {
+	n := 0
+	for _, p := range ps {
+		if p.Trainable {
+			n += len(p.Data)
+		}
+	}
+	return n
+}

@@ -1,0 +1,160 @@
+package nn
+
+import "math"
+
+// poolGeom describes a max pool with torch semantics: output size
+// floor((H + 2*Pad - K)/Stride) + 1, padding acts as -inf, the first maximum in
+// scan order wins (and takes the gradient).
+type poolGeom struct {
+	N, C, H, W     int
+	K, Stride, Pad int
+	OH, OW         int
+}
+
+func newPoolGeom(n, c, h, w, k, stride, pad int) poolGeom {
+	return poolGeom{N: n, C: c, H: h, W: w, K: k, Stride: stride, Pad: pad,
+		OH: (h+2*pad-k)/stride + 1, OW: (w+2*pad-k)/stride + 1}
+}
+
+// maxPoolForward: x: [N, C, H, W]; y: [N, C, OH, OW]; arg: [N, C, OH, OW]
+// receives the index within the plane (ih*W+iw) of each maximum.
+func maxPoolForward(g *poolGeom, x, y []float32, arg []int32) {
+	HW, OHW := g.H*g.W, g.OH*g.OW
+	negInf := float32(math.Inf(-1))
+	parallelFor(g.N*g.C, func(_, lo, hi int) {
+		for p := lo; p < hi; p++ {
+			xp := x[p*HW : (p+1)*HW]
+			for oh := 0; oh < g.OH; oh++ {
+				for ow := 0; ow < g.OW; ow++ {
+					best, bi := negInf, int32(-1)
+					for ki := 0; ki < g.K; ki++ {
+						ih := oh*g.Stride - g.Pad + ki
+						if ih < 0 || ih >= g.H {
+							continue
+						}
+						for kj := 0; kj < g.K; kj++ {
+							iw := ow*g.Stride - g.Pad + kj
+							if iw < 0 || iw >= g.W {
+								continue
+							}
+							if v := xp[ih*g.W+iw]; v > best || bi < 0 {
+								best, bi = v, int32(ih*g.W+iw)
+							}
+						}
+					}
+					o := p*OHW + oh*g.OW + ow
+					y[o], arg[o] = best, bi
+				}
+			}
+		}
+	})
+}
+
+// maxPoolBackward: dy: [N, C, OH, OW]; dx: [N, C, H, W] (overwritten).
+func maxPoolBackward(g *poolGeom, arg []int32, dy, dx []float32) {
+	HW, OHW := g.H*g.W, g.OH*g.OW
+	parallelFor(g.N*g.C, func(_, lo, hi int) {
+		for p := lo; p < hi; p++ {
+			dxp := dx[p*HW : (p+1)*HW]
+			clear(dxp)
+			for o, v := range dy[p*OHW : (p+1)*OHW] {
+				if a := arg[p*OHW+o]; a >= 0 {
+					dxp[a] += v
+				}
+			}
+		}
+	})
+}
+
+// upsample2xForward (nearest): x: [P, H, W] planes; y: [P, 2H, 2W].
+func upsample2xForward(planes, h, w int, x, y []float32) {
+	parallelFor(planes, func(_, lo, hi int) {
+		for p := lo; p < hi; p++ {
+			xp := x[p*h*w : (p+1)*h*w]
+			yp := y[p*4*h*w : (p+1)*4*h*w]
+			for i := 0; i < h; i++ {
+				r0 := yp[(2*i)*2*w : (2*i+1)*2*w]
+				for j, v := range xp[i*w : (i+1)*w] {
+					r0[2*j], r0[2*j+1] = v, v
+				}
+				copy(yp[(2*i+1)*2*w:(2*i+2)*2*w], r0)
+			}
+		}
+	})
+}
+
+// upsample2xBackward: dy: [P, 2H, 2W]; dx: [P, H, W] (overwritten), the sum of each 2x2 block.
+func upsample2xBackward(planes, h, w int, dy, dx []float32) {
+	parallelFor(planes, func(_, lo, hi int) {
+		for p := lo; p < hi; p++ {
+			dxp := dx[p*h*w : (p+1)*h*w]
+			dyp := dy[p*4*h*w : (p+1)*4*h*w]
+			for i := 0; i < h; i++ {
+				r0 := dyp[(2*i)*2*w : (2*i+1)*2*w]
+				r1 := dyp[(2*i+1)*2*w : (2*i+2)*2*w]
+				d := dxp[i*w : (i+1)*w]
+				for j := range d {
+					d[j] = (r0[2*j] + r0[2*j+1]) + (r1[2*j] + r1[2*j+1])
+				}
+			}
+		}
+	})
+}
+
+// concatForward copies xs[i]: [N, C_i, HW] into y: [N, sum C_i, HW] in order.
+func concatForward(n, hw int, chans []int, xs [][]float32, y []float32) {
+	total := 0
+	for _, c := range chans {
+		total += c
+	}
+	parallelFor(n, func(_, lo, hi int) {
+		for b := lo; b < hi; b++ {
+			off := 0
+			for i, c := range chans {
+				copy(y[(b*total+off)*hw:(b*total+off+c)*hw], xs[i][b*c*hw:(b+1)*c*hw])
+				off += c
+			}
+		}
+	})
+}
+
+// concatBackward copies the slice of dy: [N, total, HW] for channels
+// [off, off+c) into dx: [N, c, HW].
+func concatBackward(n, hw, total, off, c int, dy, dx []float32) {
+	parallelFor(n, func(_, lo, hi int) {
+		for b := lo; b < hi; b++ {
+			copy(dx[b*c*hw:(b+1)*c*hw], dy[(b*total+off)*hw:(b*total+off+c)*hw])
+		}
+	})
+}
+
+// addActForward: y = act(a + b), all the same length.
+func addActForward(act Act, a, b, y []float32) {
+	parallelFor((len(y)+4095)/4096, func(_, lo, hi int) {
+		i0, i1 := lo*4096, min(hi*4096, len(y))
+		bs, ys := b[i0:i1], y[i0:i1]
+		switch act {
+		case ActReLU:
+			for i, v := range a[i0:i1] {
+				ys[i] = max(v+bs[i], 0)
+			}
+		case ActLeaky:
+			for i, v := range a[i0:i1] {
+				z := v + bs[i]
+				ys[i] = max(z, leakySlope*z)
+			}
+		default:
+			for i, v := range a[i0:i1] {
+				ys[i] = v + bs[i]
+			}
+		}
+	})
+}
+
+// actBackward: d = dy * act'(.) given the output y; all the same length.
+func actBackward(act Act, y, dy, d []float32) {
+	parallelFor((len(d)+4095)/4096, func(_, lo, hi int) {
+		i0, i1 := lo*4096, min(hi*4096, len(d))
+		actGrad(act, y[i0:i1], dy[i0:i1], d[i0:i1])
+	})
+}

@@ -1,0 +1,715 @@
+package train
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"yolodistill/pkg/atomicfile"
+	"yolodistill/pkg/checkpoint"
+	"yolodistill/pkg/config"
+	"yolodistill/pkg/dataset"
+	"yolodistill/pkg/nn"
+	"yolodistill/pkg/yolo"
+	"yolodistill/pkg/yolo/loss"
+)
+
+// Files of a run folder.
+const (
+	MetricsFile    = "metrics.jsonl"    // one Record per logged iteration
+	FinalFile      = "model_final.ckpt" // the model after train.max_iters iterations
+	BestFile       = "best_model.ckpt"  // the best evaluated model (when an eval split is set)
+	LossPlotFile   = "loss.png"         // the loss curves, written at the end
+	ConfigFile     = "config.yml"       // the run's configuration, canonical YAML
+	periodicPrefix = "model_"
+)
+
+// SnapshotPath is the periodic checkpoint of a run folder after iters
+// completed iterations: DIR/model_<iters>.ckpt.
+func SnapshotPath(dir string, iters int) string {
+	return filepath.Join(dir, periodicPrefix+strconv.Itoa(iters)+".ckpt")
+}
+
+var snapshotRE = regexp.MustCompile(`^model_([0-9]+)\.ckpt$`)
+
+// Hooks extend the loop without changing it (student-train adds the
+// distillation loss and feeds soft targets through them).
+type Hooks struct {
+	// Init is called once, right after the detector is created and before
+	// a checkpoint or pretrained weights are loaded into it. Parameters that
+	// Attach will create (a distillation adapter) must be created here, on a
+	// throwaway nn.Builder over d.Params with the same names, so that
+	// checkpoints save and restore them.
+	Init func(d *yolo.Detector) error
+	// Attach is called once for every training graph (one per input size)
+	// when it is built, after the detection loss "yolo" is attached: it may
+	// attach more losses with b.Loss (each is logged under its name in
+	// Record.Parts and added to the total) and add layers.
+	Attach func(b *nn.Builder, net *yolo.Net) error
+	// Prepare is called before every step with the iteration (0-based), the
+	// batch and the graph the step runs on, after the batch is copied into
+	// the graph's input: feed per-batch data (soft targets) to the losses
+	// Attach made. An error stops training (a context error counts as an
+	// interruption: the state before this iteration is saved).
+	Prepare func(ctx context.Context, it int, batch *dataset.Batch, net *yolo.Net) error
+}
+
+// Options configure Run.
+type Options struct {
+	// Config is the run's configuration (validated).
+	Config *config.Config
+	// OutDir is the run folder (created if needed).
+	OutDir string
+	// Resume is a checkpoint to resume from ("" starts afresh).
+	Resume string
+	// Pretrained is a checkpoint path or http(s) URL whose fitting weights
+	// initialise a fresh run ("" uses train.pretrained; ignored on resume).
+	Pretrained string
+	// CacheDir holds downloaded pretrained checkpoints (DefaultCacheDir when "").
+	CacheDir string
+	// Name prefixes progress and log lines ("detect-train").
+	Name string
+	// Stderr receives progress and messages (io.Discard when nil).
+	Stderr io.Writer
+	// Bar draws a progress bar instead of plain lines (see UseBar).
+	Bar bool
+	// Open opens the batch source (OpenLoader when nil).
+	Open OpenSource
+	// Hooks extend the loop.
+	Hooks Hooks
+	// Tool is stored in checkpoints' Meta["tool"].
+	Tool string
+}
+
+// Result summarises a finished (or interrupted) run.
+type Result struct {
+	// Iterations completed (train.max_iters after a complete run).
+	Iterations int
+	// Checkpoint is the last checkpoint written (model_final after a
+	// complete run, the interruption checkpoint after one).
+	Checkpoint string
+	// Best is best_model's path and BestScore its eval score ("" and NaN
+	// when no evaluation ran).
+	Best      string
+	BestScore float64
+	// LastLoss is the total loss of the last iteration run in this process.
+	LastLoss float64
+	// Detector is the trained model (its state is the final checkpoint's).
+	Detector *yolo.Detector
+}
+
+// NonFiniteError is returned when a step's loss is NaN or infinite. The
+// parameters are not updated by that step; LastCheckpoint (if any) is the
+// last good state on disk.
+type NonFiniteError struct {
+	Iter           int     // the 0-based iteration (metrics.jsonl "iter")
+	Loss           float64 // the offending total
+	Parts          string  // each loss part, for the message
+	LastCheckpoint string  // "" when none was written
+}
+
+func (e *NonFiniteError) Error() string {
+	last := "no checkpoint was written"
+	if e.LastCheckpoint != "" {
+		last = "the last good checkpoint is " + e.LastCheckpoint
+	}
+	return fmt.Sprintf("iteration %d: loss is %v (%s): training stopped; %s (lower train.base_lr?)", e.Iter, e.Loss, e.Parts, last)
+}
+
+// DefaultCacheDir is where downloaded checkpoints are kept:
+// $XDG_CACHE_HOME/yolodistill, else os.UserCacheDir()/yolodistill
+// (~/.cache/yolodistill on Linux), else a folder in the temp dir.
+func DefaultCacheDir() string {
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "yolodistill")
+	}
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "yolodistill")
+	}
+	return filepath.Join(os.TempDir(), "yolodistill-cache")
+}
+
+// trainer is one run's state.
+type trainer struct {
+	opt     Options
+	cfg     *config.Config
+	log     func(format string, args ...any)
+	det     *yolo.Detector
+	crit    *loss.Criterion
+	sgd     *nn.SGD
+	sched   Schedule
+	evalSp  *yolo.Split
+	gts     [][]loss.GT
+	parts   loss.Parts
+	lossErr error
+
+	lastCkpt  string
+	best      float64
+	bestPath  string
+	metricKey string
+}
+
+// Run trains the detector of opt.Config: builds the Detector with the YOLOv3
+// loss attached to every training graph (plus opt.Hooks), SGD with momentum
+// and L2 decay, the warmup + piecewise schedule; resumes from opt.Resume or
+// loads opt.Pretrained; then iterates batches from the source, logging
+// Records to OutDir/metrics.jsonl and progress to Stderr, checkpointing
+// every train.snapshot_iter iterations (model_<iters>.ckpt, the last
+// train.keep_last kept; evaluation and best_model.ckpt when data.eval_split
+// is set), and at the end model_final.ckpt and loss.png.
+//
+// A checkpoint holds the weights (params), BatchNorm statistics (bn_stats),
+// the SGD velocities (optimizer), the number of completed iterations, the
+// data-order position of the next batch (every random choice of the loader is
+// a function of train.seed and that position), the train.seed in
+// State.RNG, and the configuration's canonical YAML. Resuming from it
+// continues bit for bit as the uninterrupted run (same GOMAXPROCS and build).
+//
+// A non-finite loss stops the run with a *NonFiniteError before the update.
+// When ctx is cancelled, the state after the last completed iteration is saved
+// as model_<iters>.ckpt and an error wrapping ctx.Err() is returned
+// (errors.Is(err, context.Canceled)).
+func Run(ctx context.Context, opt Options) (*Result, error) {
+	if opt.Config == nil {
+		return nil, errors.New("train: no configuration")
+	}
+	if opt.Stderr == nil {
+		opt.Stderr = io.Discard
+	}
+	if opt.Open == nil {
+		opt.Open = OpenLoader
+	}
+	if opt.Name == "" {
+		opt.Name = "train"
+	}
+	cfg := opt.Config
+	t := &trainer{opt: opt, cfg: cfg, best: math.Inf(-1)}
+	t.log = func(format string, args ...any) {
+		fmt.Fprintf(opt.Stderr, "%s: %s\n", opt.Name, fmt.Sprintf(format, args...))
+	}
+	t.metricKey = "map"
+	if cfg.Eval.Metric == "coco" {
+		t.metricKey = "ap"
+	}
+	if err := t.setup(ctx); err != nil {
+		return nil, err
+	}
+	defer t.crit.Close()
+	start, state, err := t.restore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(opt.OutDir, 0o755); err != nil {
+		return nil, fmt.Errorf("run folder: %w", err)
+	}
+	if err := writeConfig(filepath.Join(opt.OutDir, ConfigFile), cfg); err != nil {
+		return nil, err
+	}
+	if cfg.Data.EvalSplit != "" {
+		if t.evalSp, err = yolo.OpenSplit(cfg, cfg.Data.EvalSplit, yolo.SplitOptions{}); err != nil {
+			return nil, err
+		}
+	}
+	return t.loop(ctx, start, state)
+}
+
+// setup builds the detector, loss and solver.
+func (t *trainer) setup(ctx context.Context) error {
+	cfg := t.cfg
+	det, err := yolo.NewDetector(cfg)
+	if err != nil {
+		return err
+	}
+	t.det = det
+	lc := loss.Config{
+		Path:         loss.OperatorPath,
+		Anchors:      det.Anchors,
+		Masks:        det.Masks,
+		Strides:      det.Spec.Strides,
+		NumClasses:   det.Spec.NumClasses,
+		IgnoreThresh: float32(cfg.Loss.IgnoreThresh),
+		LabelSmooth:  cfg.Loss.LabelSmooth,
+		ScaleXY:      float32(cfg.Loss.ScaleXY),
+	}
+	if cfg.Loss.UseFineGrainedLoss {
+		lc.Path = loss.FineGrainedPath
+	}
+	if t.crit, err = loss.New(lc); err != nil {
+		return err
+	}
+	det.OnBuild = t.attach
+	if t.opt.Hooks.Init != nil {
+		if err := t.opt.Hooks.Init(det); err != nil {
+			return err
+		}
+	}
+	t.sgd = nn.NewSGD(det.Params, float32(cfg.Train.Momentum), float32(cfg.Train.WeightDecay))
+	t.sched = Schedule{
+		BaseLR: cfg.Train.BaseLR, Milestones: cfg.Train.Milestones, Gamma: cfg.Train.Gamma,
+		WarmupSteps: cfg.Train.WarmupSteps, WarmupStartFactor: cfg.Train.WarmupStartFactor,
+	}
+	return nil
+}
+
+// attach adds the detection loss (and the hooks' losses) to a training graph.
+func (t *trainer) attach(b *nn.Builder, net *yolo.Net) error {
+	b.Loss("yolo", net.Built.Outputs, func(ins, grads [][]float32) float64 {
+		p, err := t.crit.Forward(ins, net.Shapes, t.gts, net.H, net.W, grads)
+		if err != nil {
+			t.lossErr = err
+			return math.NaN()
+		}
+		t.parts = p
+		return p.Total
+	})
+	if err := b.Err(); err != nil {
+		return err
+	}
+	if t.opt.Hooks.Attach != nil {
+		return t.opt.Hooks.Attach(b, net)
+	}
+	return nil
+}
+
+// restore loads the resume checkpoint or the pretrained weights; it returns
+// the number of completed iterations and the data-order state.
+func (t *trainer) restore(ctx context.Context) (int, []byte, error) {
+	cfg := t.cfg
+	if t.opt.Resume != "" {
+		c, err := checkpoint.Load(t.opt.Resume)
+		if err != nil {
+			return 0, nil, err
+		}
+		if err := t.det.LoadCheckpoint(c); err != nil {
+			return 0, nil, err
+		}
+		if err := t.loadOptimizer(c); err != nil {
+			return 0, nil, err
+		}
+		if c.Config != string(cfg.YAML()) {
+			t.log("warning: %s was written with another configuration (%s); the resumed run will not repeat the original exactly",
+				t.opt.Resume, firstDiff(c.Config, string(cfg.YAML())))
+		}
+		it := int(c.State.Iteration)
+		if it < 0 || it > cfg.Train.MaxIters {
+			return 0, nil, fmt.Errorf("%s: checkpoint is at iteration %d, outside 0..train.max_iters (%d)", t.opt.Resume, it, cfg.Train.MaxIters)
+		}
+		if s, ok := c.Meta["best_score"]; ok {
+			if v, err := strconv.ParseFloat(s, 64); err == nil {
+				t.best = v
+				if _, err := os.Stat(filepath.Join(t.opt.OutDir, BestFile)); err == nil {
+					t.bestPath = filepath.Join(t.opt.OutDir, BestFile)
+				}
+			}
+		}
+		t.lastCkpt = t.opt.Resume
+		t.log("resumed from %s at iteration %d", t.opt.Resume, it)
+		return it, c.State.DataOrder, nil
+	}
+	src := t.opt.Pretrained
+	if src == "" {
+		src = cfg.Train.Pretrained
+	}
+	if src != "" {
+		cache := t.opt.CacheDir
+		if cache == "" {
+			cache = DefaultCacheDir()
+		}
+		c, err := checkpoint.Open(ctx, src, cache)
+		if err != nil {
+			return 0, nil, fmt.Errorf("pretrained weights: %w", err)
+		}
+		if c.Path == "" || checkpoint.IsURL(src) {
+			c.Path = src
+		}
+		miss, err := t.det.LoadPretrained(c)
+		if err != nil {
+			return 0, nil, fmt.Errorf("pretrained weights: %w", err)
+		}
+		var missing, unexpected []string
+		for _, m := range miss {
+			if m.Kind == checkpoint.Missing {
+				missing = append(missing, m.Name)
+			} else {
+				unexpected = append(unexpected, m.Name)
+			}
+		}
+		n := len(t.det.Tensors()) - len(missing)
+		t.log("pretrained %s: loaded %d tensors", src, n)
+		if len(missing) > 0 {
+			t.log("pretrained %s: %d model tensors not in the checkpoint keep their initial values: %s", src, len(missing), listNames(missing))
+		}
+		if len(unexpected) > 0 {
+			t.log("pretrained %s: %d checkpoint tensors not in the model were skipped: %s", src, len(unexpected), listNames(unexpected))
+		}
+	}
+	return 0, nil, nil
+}
+
+func listNames(names []string) string {
+	const shown = 8
+	if len(names) <= shown {
+		return strings.Join(names, ", ")
+	}
+	return strings.Join(names[:shown], ", ") + fmt.Sprintf(", ... (%d more)", len(names)-shown)
+}
+
+// firstDiff describes the first differing line of two YAML texts.
+func firstDiff(a, b string) string {
+	la, lb := strings.Split(a, "\n"), strings.Split(b, "\n")
+	for i := 0; i < max(len(la), len(lb)); i++ {
+		var x, y string
+		if i < len(la) {
+			x = la[i]
+		}
+		if i < len(lb) {
+			y = lb[i]
+		}
+		if x != y {
+			return fmt.Sprintf("line %d: checkpoint %q, now %q", i+1, strings.TrimSpace(x), strings.TrimSpace(y))
+		}
+	}
+	return "no difference"
+}
+
+func (t *trainer) loadOptimizer(c *checkpoint.Checkpoint) error {
+	vel := t.sgd.State()
+	targets := make([]checkpoint.Target, len(vel))
+	for i, v := range vel {
+		targets[i] = checkpoint.Target{Section: checkpoint.SectionOptimizer, Name: v.Name, Shape: v.Shape, Dst: v.Data}
+	}
+	_, err := c.LoadInto(targets, true)
+	return err
+}
+
+// snapshot builds the checkpoint of the current state after iters iterations.
+func (t *trainer) snapshot(iters int, dataState []byte) *checkpoint.Checkpoint {
+	c := t.det.ToCheckpoint()
+	for _, v := range t.sgd.State() {
+		// names are unique and lengths match: Add cannot fail
+		if err := c.Add(checkpoint.SectionOptimizer, v.Name, v.Shape, slices.Clone(v.Data)); err != nil {
+			panic(err)
+		}
+	}
+	seed := binary.LittleEndian.AppendUint64(nil, uint64(t.cfg.Train.Seed))
+	c.State = checkpoint.State{
+		Iteration: int64(iters),
+		// Every random choice of the run derives from train.seed: parameter
+		// initialisation (per parameter name) and the loader (per position).
+		RNG:       map[string][]byte{"init": seed, "data": seed},
+		DataOrder: slices.Clone(dataState),
+	}
+	if t.opt.Tool != "" {
+		c.Meta["tool"] = t.opt.Tool
+	}
+	if !math.IsInf(t.best, -1) {
+		c.Meta["best_score"] = strconv.FormatFloat(t.best, 'g', -1, 64)
+	}
+	c.Meta["metric"] = t.cfg.Eval.Metric
+	return c
+}
+
+// save writes a checkpoint atomically.
+func (t *trainer) save(path string, iters int, dataState []byte) error {
+	if err := checkpoint.Save(path, t.snapshot(iters, dataState)); err != nil {
+		return fmt.Errorf("saving checkpoint: %w", err)
+	}
+	return nil
+}
+
+// prune removes the periodic checkpoints of iterations <= done beyond the
+// last train.keep_last. Later ones (left by an earlier run in the same
+// folder) are not touched: this run overwrites them when it gets there.
+func (t *trainer) prune(done int) {
+	ents, err := os.ReadDir(t.opt.OutDir)
+	if err != nil {
+		return
+	}
+	var iters []int
+	for _, e := range ents {
+		if m := snapshotRE.FindStringSubmatch(e.Name()); m != nil {
+			if n, err := strconv.Atoi(m[1]); err == nil && n <= done {
+				iters = append(iters, n)
+			}
+		}
+	}
+	sort.Ints(iters)
+	keep := t.cfg.Train.KeepLast
+	for len(iters) > keep {
+		os.Remove(SnapshotPath(t.opt.OutDir, iters[0]))
+		iters = iters[1:]
+	}
+}
+
+// evaluate scores the current model on the eval split.
+func (t *trainer) evaluate(ctx context.Context) (float64, error) {
+	r, err := yolo.Evaluate(ctx, t.det, t.evalSp, yolo.EvalOptions{})
+	if err != nil {
+		return 0, err
+	}
+	return r.Score, nil
+}
+
+func (t *trainer) loop(ctx context.Context, start int, state []byte) (*Result, error) {
+	cfg, opt := t.cfg, t.opt
+	maxIters := cfg.Train.MaxIters
+	res := &Result{Iterations: start, BestScore: math.NaN(), Detector: t.det}
+	metrics, err := OpenMetrics(filepath.Join(opt.OutDir, MetricsFile), start)
+	if err != nil {
+		return nil, err
+	}
+	defer metrics.Close()
+
+	var src Source
+	if start < maxIters {
+		if src, err = opt.Open(ctx, cfg, state); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, err
+		}
+		defer func() { src.Close() }()
+		state = src.State()
+	}
+	prog := Progress{W: opt.Stderr, Name: opt.Name, Total: maxIters, Bar: opt.Bar, Every: cfg.Train.LogIter}
+	prog.Start(start)
+	interrupted := func(done int, cause error) (*Result, error) {
+		if opt.Bar {
+			fmt.Fprintln(opt.Stderr)
+		}
+		p := SnapshotPath(opt.OutDir, done)
+		if err := t.save(p, done, state); err != nil {
+			return nil, errors.Join(cause, err)
+		}
+		t.log("interrupted after %d iterations; saved %s (resume with -r %s)", done, p, p)
+		res.Iterations, res.Checkpoint = done, p
+		return res, fmt.Errorf("training interrupted: %w", cause)
+	}
+
+	logStart, logImages := time.Now(), 0
+	for it := start; it < maxIters; it++ {
+		if err := ctx.Err(); err != nil {
+			return interrupted(it, err)
+		}
+		batch, err := src.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return interrupted(it, ctx.Err())
+			}
+			return nil, err
+		}
+		n := len(batch.Items)
+		net, err := t.det.Net(n, batch.Size, batch.Size, true)
+		if err != nil {
+			return nil, err
+		}
+		if err := net.Graph.SetInput(batch.Images); err != nil {
+			return nil, err
+		}
+		t.setTargets(batch)
+		if opt.Hooks.Prepare != nil {
+			if err := opt.Hooks.Prepare(ctx, it, batch, net); err != nil {
+				if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+					return interrupted(it, err)
+				}
+				return nil, fmt.Errorf("iteration %d: %w", it, err)
+			}
+		}
+		t.lossErr = nil
+		vals, err := net.Graph.Step()
+		if err != nil {
+			return nil, fmt.Errorf("iteration %d: %w", it, err)
+		}
+		if t.lossErr != nil {
+			return nil, fmt.Errorf("iteration %d: loss: %w", it, t.lossErr)
+		}
+		rec := Record{Iter: it, LR: t.sched.At(it), Parts: map[string]float64{
+			"xy": t.parts.XY, "wh": t.parts.WH, "obj": t.parts.Obj, "cls": t.parts.Cls}}
+		total := 0.0
+		for i, name := range net.Graph.LossNames() {
+			total += vals[i]
+			if i > 0 {
+				rec.Parts[name] = vals[i]
+			}
+		}
+		rec.Loss = total
+		if math.IsNaN(total) || math.IsInf(total, 0) {
+			if opt.Bar {
+				fmt.Fprintln(opt.Stderr)
+			}
+			return nil, &NonFiniteError{Iter: it, Loss: total, Parts: partsString(rec.Parts), LastCheckpoint: t.lastCkpt}
+		}
+		t.sgd.Step(float32(rec.LR))
+		state = src.State()
+		done := it + 1
+		res.LastLoss = total
+
+		logImages += n
+		el := time.Since(logStart).Seconds()
+		ips := 0.0
+		if el > 0 {
+			ips = float64(logImages) / el
+		}
+		rec.ImagesPerS = ips
+		prog.Update(it, total, ips)
+
+		snap := done%cfg.Train.SnapshotIter == 0 && done < maxIters
+		if snap && t.evalSp != nil {
+			score, err := t.evaluate(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return interrupted(done, ctx.Err())
+				}
+				return nil, fmt.Errorf("evaluation after %d iterations: %w", done, err)
+			}
+			rec.Eval = map[string]float64{t.metricKey: score}
+			if opt.Bar {
+				fmt.Fprintln(opt.Stderr)
+			}
+			t.log("evaluation after %d iterations: %s %.4f", done, t.metricKey, score)
+			if err := t.maybeBest(score, done, state); err != nil {
+				return nil, err
+			}
+		}
+		if done%cfg.Train.LogIter == 0 || rec.Eval != nil || done == maxIters {
+			if err := metrics.Write(rec); err != nil {
+				return nil, fmt.Errorf("%s: %w", MetricsFile, err)
+			}
+			logStart, logImages = time.Now(), 0
+		}
+		if snap {
+			p := SnapshotPath(opt.OutDir, done)
+			if err := t.save(p, done, state); err != nil {
+				return nil, err
+			}
+			t.lastCkpt = p
+			t.prune(done)
+		}
+	}
+
+	// The end: evaluation, model_final, the loss plot.
+	if t.evalSp != nil {
+		score, err := t.evaluate(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return interrupted(maxIters, ctx.Err())
+			}
+			return nil, fmt.Errorf("final evaluation: %w", err)
+		}
+		t.log("evaluation after %d iterations: %s %.4f", maxIters, t.metricKey, score)
+		if err := metrics.Write(Record{Iter: maxIters - 1, LR: t.sched.At(maxIters - 1), Eval: map[string]float64{t.metricKey: score}}); err != nil {
+			return nil, err
+		}
+		if err := t.maybeBest(score, maxIters, state); err != nil {
+			return nil, err
+		}
+	}
+	final := filepath.Join(opt.OutDir, FinalFile)
+	if err := t.save(final, maxIters, state); err != nil {
+		return nil, err
+	}
+	t.lastCkpt = final
+	res.Iterations, res.Checkpoint = maxIters, final
+	if t.bestPath != "" {
+		res.Best, res.BestScore = t.bestPath, t.best
+	}
+	if err := metrics.Close(); err != nil {
+		return nil, err
+	}
+	if err := t.plot(); err != nil {
+		t.log("warning: loss plot: %v", err)
+	}
+	t.log("saved %s", final)
+	return res, nil
+}
+
+// maybeBest saves best_model when score beats the best so far.
+func (t *trainer) maybeBest(score float64, iters int, state []byte) error {
+	if !(score > t.best) {
+		return nil
+	}
+	t.best = score
+	t.bestPath = filepath.Join(t.opt.OutDir, BestFile)
+	c := t.snapshot(iters, state)
+	c.Meta["best_iteration"] = strconv.Itoa(iters)
+	if err := checkpoint.Save(t.bestPath, c); err != nil {
+		return fmt.Errorf("saving checkpoint: %w", err)
+	}
+	return nil
+}
+
+func (t *trainer) plot() error {
+	f, err := os.Open(filepath.Join(t.opt.OutDir, MetricsFile))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	recs, err := ReadMetrics(f)
+	if err != nil {
+		return err
+	}
+	var withLoss []Record
+	for _, r := range recs {
+		if r.Eval == nil || r.Loss != 0 {
+			withLoss = append(withLoss, r)
+		}
+	}
+	if len(withLoss) == 0 {
+		return nil
+	}
+	return PlotLosses(withLoss, t.cfg.Model.Backbone+" YOLOv3 training loss", filepath.Join(t.opt.OutDir, LossPlotFile))
+}
+
+// setTargets converts the batch's boxes to the loss's normalised GTs:
+// centre and size divided by the input size, at most data.augment.max_boxes
+// per image (PaddleDetection's PadBox), score = mixup weight.
+func (t *trainer) setTargets(b *dataset.Batch) {
+	n := len(b.Items)
+	if cap(t.gts) < n {
+		t.gts = make([][]loss.GT, n)
+	}
+	t.gts = t.gts[:n]
+	maxBoxes := t.cfg.Data.Augment.MaxBoxes
+	for i, item := range b.Items {
+		g := t.gts[i][:0]
+		for j, tg := range item.Targets {
+			if maxBoxes > 0 && j == maxBoxes {
+				break
+			}
+			v := tg.NormCXCYWH(b.Size)
+			g = append(g, loss.GT{CX: v[0], CY: v[1], W: v[2], H: v[3], Label: tg.Label, Score: float32(tg.Score)})
+		}
+		t.gts[i] = g
+	}
+}
+
+func partsString(p map[string]float64) string {
+	keys := make([]string, 0, len(p))
+	for k := range p {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteString(" ")
+		}
+		fmt.Fprintf(&b, "%s=%.6g", k, p[k])
+	}
+	return b.String()
+}
+
+func writeConfig(path string, cfg *config.Config) error {
+	return atomicfile.WriteBytes(path, cfg.YAML())
+}

@@ -1,0 +1,262 @@
+package train
+
+import (
+	"context"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"yolodistill/pkg/checkpoint"
+	"yolodistill/pkg/config"
+	"yolodistill/pkg/dataset"
+	"yolodistill/pkg/nn"
+	"yolodistill/pkg/yolo"
+)
+
+// tinyOverrides shrink the synthetic-set student preset to a CPU test size.
+var tinyOverrides = []string{
+	"model.head_width=0.125",
+	"data.synth.num_images=40",
+	"data.synth.image_size=64",
+	"data.augment.multi_scale=[64]",
+	"data.workers=1",
+	"eval.size=64",
+	"train.batch_size=2",
+	"train.warmup_steps=0",
+	"train.log_iter=1",
+	`data.eval_split=""`,
+}
+
+func tinyConfig(t *testing.T, extra ...string) *config.Config {
+	t.Helper()
+	cfg, err := config.Load(filepath.Join("..", "..", "pipelines", "configs", "synth_student.yml"), append(append([]string(nil), tinyOverrides...), extra...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// fixedSource returns the same batch forever.
+type fixedSource struct{ b *dataset.Batch }
+
+func (s fixedSource) Next(ctx context.Context) (*dataset.Batch, error) { return s.b, ctx.Err() }
+func (s fixedSource) State() []byte                                    { return nil }
+func (s fixedSource) Close()                                           {}
+
+// fixedBatch is the first two training images of the synthetic set at 64 px,
+// without augmentation.
+func fixedBatch(t *testing.T, cfg *config.Config) *dataset.Batch {
+	t.Helper()
+	sp, err := yolo.OpenSplit(cfg, cfg.Data.TrainSplit, yolo.SplitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 64
+	aug := AugmentFromConfig(cfg)
+	b := &dataset.Batch{Size: size, Images: make([]float32, 2*3*size*size)}
+	for i := 0; i < 2; i++ {
+		img, tg, err := sp.Source.Load(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := dataset.EvalRecord(int64(i), size, dataset.InterpLinear)
+		v, err := aug.Apply(&rec, img, tg, nil, nil, b.Images[i*3*size*size:(i+1)*3*size*size])
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Items = append(b.Items, dataset.BatchItem{Index: i, Record: rec, Targets: v.Targets})
+	}
+	return b
+}
+
+func readRecords(t *testing.T, path string) []Record {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := ReadMetrics(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
+}
+
+// TestLossFallsOnFixedBatch: 30 SGD steps on one fixed batch must fit it.
+func TestLossFallsOnFixedBatch(t *testing.T) {
+	cfg := tinyConfig(t, "train.max_iters=30", "train.snapshot_iter=100", "train.base_lr=0.002")
+	b := fixedBatch(t, cfg)
+	dir := t.TempDir()
+	res, err := Run(context.Background(), Options{
+		Config: cfg, OutDir: dir,
+		Open: func(context.Context, *config.Config, []byte) (Source, error) { return fixedSource{b}, nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := readRecords(t, filepath.Join(dir, MetricsFile))
+	if len(recs) != 30 {
+		t.Fatalf("%d records, want 30", len(recs))
+	}
+	mean := func(rs []Record) float64 {
+		s := 0.0
+		for _, r := range rs {
+			s += r.Loss
+		}
+		return s / float64(len(rs))
+	}
+	first, last := mean(recs[:3]), mean(recs[len(recs)-3:])
+	t.Logf("loss: first 3 mean %.3f, last 3 mean %.3f", first, last)
+	if !(last < 0.5*first) {
+		t.Errorf("loss did not halve on a fixed batch: first %.3f, last %.3f", first, last)
+	}
+	if res.Iterations != 30 || res.Checkpoint != filepath.Join(dir, FinalFile) {
+		t.Errorf("result %+v", res)
+	}
+	c, err := checkpoint.Load(res.Checkpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.State.Iteration != 30 || c.NumParams(checkpoint.SectionOptimizer) != c.NumParams(checkpoint.SectionParams) ||
+		c.NumParams(checkpoint.SectionBNStats) == 0 || !strings.Contains(c.Config, "max_iters: 30") {
+		t.Errorf("final checkpoint: iteration %d, %d optimizer values for %d params, %d bn stats",
+			c.State.Iteration, c.NumParams(checkpoint.SectionOptimizer), c.NumParams(checkpoint.SectionParams), c.NumParams(checkpoint.SectionBNStats))
+	}
+	if _, err := os.Stat(filepath.Join(dir, LossPlotFile)); err != nil {
+		t.Errorf("no loss plot: %v", err)
+	}
+}
+
+// TestHooksAndCancel: an extra loss attached by a hook is logged and added to
+// the total; cancelling during Prepare saves the state before that iteration.
+func TestHooksAndCancel(t *testing.T) {
+	cfg := tinyConfig(t, "train.max_iters=10", "train.snapshot_iter=100")
+	b := fixedBatch(t, cfg)
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var prepared []int
+	_, err := Run(ctx, Options{
+		Config: cfg, OutDir: dir,
+		Open: func(context.Context, *config.Config, []byte) (Source, error) { return fixedSource{b}, nil },
+		Hooks: Hooks{
+			Init: func(d *yolo.Detector) error {
+				// the adapter's parameters exist before any checkpoint is read
+				c := d.Spec.AnchorsPerScale[0] * (5 + d.Spec.NumClasses)
+				bd := nn.NewBuilder(d.Params, []int{1, c, 1, 1})
+				bd.Conv("distill.adapter", bd.Input(), nn.ConvSpec{Out: 4, K: 1}, false)
+				return bd.Err()
+			},
+			Attach: func(bd *nn.Builder, net *yolo.Net) error {
+				a := bd.Conv("distill.adapter", net.Built.Outputs[0], nn.ConvSpec{Out: 4, K: 1}, false)
+				bd.Loss("extra", []*nn.Tensor{a}, func(ins, grads [][]float32) float64 { return 1.5 })
+				return bd.Err()
+			},
+			Prepare: func(ctx context.Context, it int, _ *dataset.Batch, _ *yolo.Net) error {
+				prepared = append(prepared, it)
+				if it == 3 {
+					cancel()
+					return ctx.Err()
+				}
+				return nil
+			},
+		},
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("error %v, want context.Canceled", err)
+	}
+	c, err := checkpoint.Load(SnapshotPath(dir, 3))
+	if err != nil {
+		t.Fatalf("no interruption checkpoint: %v", err)
+	}
+	if c.State.Iteration != 3 {
+		t.Errorf("interruption checkpoint at iteration %d, want 3", c.State.Iteration)
+	}
+	if c.Tensor(checkpoint.SectionParams, "distill.adapter.weight") == nil || c.Tensor(checkpoint.SectionOptimizer, "distill.adapter.weight") == nil {
+		t.Error("the hook's adapter is not in the checkpoint")
+	}
+	recs := readRecords(t, filepath.Join(dir, MetricsFile))
+	if len(recs) != 3 {
+		t.Fatalf("%d records, want 3", len(recs))
+	}
+	for _, r := range recs {
+		sum := r.Parts["xy"] + r.Parts["wh"] + r.Parts["obj"] + r.Parts["cls"] + r.Parts["extra"]
+		if r.Parts["extra"] != 1.5 || math.Abs(sum-r.Loss) > 1e-9*r.Loss {
+			t.Errorf("iter %d: parts %v do not add up to %g with extra 1.5", r.Iter, r.Parts, r.Loss)
+		}
+	}
+}
+
+// TestNonFiniteLossStops: a hook that poisons the loss at iteration 2 stops
+// the run with an error naming it and the last checkpoint, which stays valid.
+func TestNonFiniteLossStops(t *testing.T) {
+	cfg := tinyConfig(t, "train.max_iters=10", "train.snapshot_iter=1", "train.keep_last=1")
+	b := fixedBatch(t, cfg)
+	dir := t.TempDir()
+	poison := false
+	_, err := Run(context.Background(), Options{
+		Config: cfg, OutDir: dir,
+		Open: func(context.Context, *config.Config, []byte) (Source, error) { return fixedSource{b}, nil },
+		Hooks: Hooks{
+			Attach: func(bd *nn.Builder, net *yolo.Net) error {
+				bd.Loss("poison", net.Built.Outputs[:1], func(ins, grads [][]float32) float64 {
+					if poison {
+						return math.NaN()
+					}
+					return 0
+				})
+				return bd.Err()
+			},
+			Prepare: func(_ context.Context, it int, _ *dataset.Batch, _ *yolo.Net) error {
+				poison = it == 2
+				return nil
+			},
+		},
+	})
+	var nf *NonFiniteError
+	if !errors.As(err, &nf) {
+		t.Fatalf("error %v, want *NonFiniteError", err)
+	}
+	want := SnapshotPath(dir, 2)
+	if nf.Iter != 2 || nf.LastCheckpoint != want || !strings.Contains(err.Error(), "iteration 2") || !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q (iter %d, last %q), want iteration 2 and %s", err, nf.Iter, nf.LastCheckpoint, want)
+	}
+	c, err := checkpoint.Load(want)
+	if err != nil || c.State.Iteration != 2 {
+		t.Fatalf("last good checkpoint: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, FinalFile)); err == nil {
+		t.Error("model_final written after a non-finite loss")
+	}
+}
+
+// TestKeepLast: periodic checkpoints beyond train.keep_last are removed, the
+// newest kept; a later-numbered file of an earlier run is left alone.
+func TestKeepLast(t *testing.T) {
+	cfg := tinyConfig(t, "train.max_iters=5", "train.snapshot_iter=1", "train.keep_last=2")
+	b := fixedBatch(t, cfg)
+	dir := t.TempDir()
+	stale := SnapshotPath(dir, 100)
+	if err := os.WriteFile(stale, []byte("old run"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(context.Background(), Options{
+		Config: cfg, OutDir: dir,
+		Open: func(context.Context, *config.Config, []byte) (Source, error) { return fixedSource{b}, nil },
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for it, want := range map[int]bool{1: false, 2: false, 3: true, 4: true, 100: true} {
+		_, err := os.Stat(SnapshotPath(dir, it))
+		if got := err == nil; got != want {
+			t.Errorf("model_%d.ckpt exists: %v, want %v", it, got, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, FinalFile)); err != nil {
+		t.Error(err)
+	}
+}

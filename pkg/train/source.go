@@ -1,0 +1,97 @@
+package train
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"yolodistill/pkg/config"
+	"yolodistill/pkg/dataset"
+	"yolodistill/pkg/yolo"
+)
+
+// Source yields the training batches in a fixed order. Every batch of a run
+// has the same number of images (the input size may change per batch).
+// Batch.Items[i].Targets are in input pixels (half-open xyxy) with the mixup
+// weight as Score.
+type Source interface {
+	// Next returns the next batch; ctx's error when ctx ends first.
+	Next(ctx context.Context) (*dataset.Batch, error)
+	// State is the position of the batch Next returns next, as opaque bytes
+	// (checkpoints store it in State.DataOrder); opening the source again at
+	// this state continues exactly where this one stands.
+	State() []byte
+	// Close stops the source's goroutines.
+	Close()
+}
+
+// OpenSource opens a run's Source at a state saved by Source.State (nil:
+// the beginning).
+type OpenSource func(ctx context.Context, cfg *config.Config, state []byte) (Source, error)
+
+// loaderSource is the default Source: the configuration's training split
+// through a shuffling, augmenting dataset.Loader.
+type loaderSource struct {
+	l *dataset.Loader
+}
+
+// loaderState is the JSON form of a loader position in checkpoints.
+type loaderState struct {
+	Epoch int `json:"epoch"`
+	Batch int `json:"batch"`
+}
+
+// OpenLoader is the default OpenSource: data.train_split of the
+// configuration's dataset (yolo.OpenSplit) through a dataset.Loader with the
+// training augmentation (AugmentFromConfig), a new shuffled order every epoch,
+// the last partial batch dropped, and every random choice derived from
+// train.seed and the position, so a state restores it exactly.
+func OpenLoader(ctx context.Context, cfg *config.Config, state []byte) (Source, error) {
+	sp, err := yolo.OpenSplit(cfg, cfg.Data.TrainSplit, yolo.SplitOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var pos dataset.Position
+	if len(state) > 0 {
+		var st loaderState
+		if err := json.Unmarshal(state, &st); err != nil {
+			return nil, fmt.Errorf("data order position %q: %w", state, err)
+		}
+		pos = dataset.Position{Epoch: st.Epoch, Batch: st.Batch}
+	}
+	l, err := dataset.NewLoader(dataset.LoaderConfig{
+		Source:      sp.Source,
+		Augment:     AugmentFromConfig(cfg),
+		BatchSize:   cfg.Train.BatchSize,
+		Seed:        uint64(cfg.Train.Seed),
+		Shuffle:     true,
+		DropLast:    true,
+		Train:       true,
+		MixupEpochs: mixupEpochs(cfg),
+		Workers:     cfg.Data.Workers,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("data: split %q of %s: %w", cfg.Data.TrainSplit, sp.Where, err)
+	}
+	if err := l.Start(ctx, pos); err != nil {
+		return nil, fmt.Errorf("data: split %q of %s: %w", cfg.Data.TrainSplit, sp.Where, err)
+	}
+	return loaderSource{l}, nil
+}
+
+func mixupEpochs(cfg *config.Config) int {
+	if !cfg.Data.Augment.Mixup.Enabled {
+		return 0
+	}
+	return cfg.Data.Augment.Mixup.Epochs
+}
+
+func (s loaderSource) Next(ctx context.Context) (*dataset.Batch, error) { return s.l.Next(ctx) }
+
+func (s loaderSource) State() []byte {
+	p := s.l.Position()
+	b, _ := json.Marshal(loaderState{Epoch: p.Epoch, Batch: p.Batch})
+	return b
+}
+
+func (s loaderSource) Close() { s.l.Close() }

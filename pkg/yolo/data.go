@@ -1,0 +1,223 @@
+package yolo
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"yolodistill/pkg/config"
+	"yolodistill/pkg/dataset"
+)
+
+// Split is one split of a configuration's dataset: its samples (ground truth,
+// pixel boxes as pkg/dataset reads them) and the source that decodes or
+// renders their images, in the same order.
+type Split struct {
+	Name   string           // the split's name ("test", "val", ...)
+	DS     *dataset.Dataset // Classes are data.classes
+	Source dataset.Source   // Source.Load(i) is DS.Samples[i]'s image and targets
+	// Problems are what the reader found (warnings about repaired or dropped
+	// boxes, errors about samples left out). OpenSplit fails when there is
+	// an error-severity problem unless AllowErrors was set.
+	Problems dataset.Problems
+	// Where says where the split came from, for messages: a folder or file,
+	// or "synthetic (in memory)".
+	Where string
+}
+
+// SplitOptions tune OpenSplit.
+type SplitOptions struct {
+	// Root replaces data.root when not empty.
+	Root string
+	// AllowErrors keeps going when the reader reports errors (the samples in
+	// error are left out of DS); otherwise they make OpenSplit fail.
+	AllowErrors bool
+	// Images is how far image files are checked when the split is read
+	// (dataset.ImageHeader by default).
+	Images dataset.ImageCheck
+}
+
+// MaxPixels is the image pixel limit a configuration implies: data.max_image_side
+// squared, or dataset.DefaultMaxPixels when it is 0.
+func MaxPixels(cfg *config.Config) int {
+	if s := cfg.Data.MaxImageSide; s > 0 {
+		return s * s
+	}
+	return dataset.DefaultMaxPixels
+}
+
+// OpenSplit opens split (e.g. cfg.Data.EvalSplit) of the configuration's
+// dataset (data.format):
+//
+//   - "voc": a Pascal VOC folder, ImageSets/Main/<split>.txt;
+//   - "coco": root/annotations/instances_<split>.json with images in
+//     root/<split>/ (COCO's layout), or root/<split>/annotations.json with
+//     root/<split>/images/ (what `dataset synth --format coco` writes), or
+//     root itself when it holds annotations.json (one folder, the split name
+//     is then not used);
+//   - "synth": with an empty root, the built-in synthetic set rendered in
+//     memory from data.synth (split "train", "val" or "test", see
+//     dataset.SynthSplit; deterministic); with a root, the folder `dataset
+//     synth` wrote (VOC layout when root/Annotations exists, else COCO).
+//
+// Class names are data.classes (label i is data.classes[i]). Errors name the
+// folder or file.
+func OpenSplit(cfg *config.Config, split string, opt SplitOptions) (*Split, error) {
+	root := cfg.Data.Root
+	if opt.Root != "" {
+		root = opt.Root
+	}
+	if split == "" {
+		return nil, errors.New("data: no split name given")
+	}
+	maxPx := MaxPixels(cfg)
+	format := cfg.Data.Format
+	if format == "synth" {
+		if root == "" {
+			return synthSplit(cfg, split)
+		}
+		format = "coco"
+		if st, err := os.Stat(filepath.Join(root, dataset.VOCAnnotations)); err == nil && st.IsDir() {
+			format = "voc"
+		}
+	}
+	if root == "" {
+		return nil, fmt.Errorf("data: data.root is empty for format %q (set it, or pass a dataset path)", format)
+	}
+	if _, err := os.Stat(root); err != nil {
+		return nil, fmt.Errorf("data: dataset %s: %w", root, err)
+	}
+	var ds *dataset.Dataset
+	var ps dataset.Problems
+	where := root
+	switch format {
+	case "voc":
+		ds, ps = dataset.ReadVOC(root, dataset.VOCOptions{Classes: cfg.Data.Classes, Split: split, Images: opt.Images, MaxPixels: maxPx})
+	case "coco":
+		copt := dataset.COCOOptions{Classes: cfg.Data.Classes, Images: opt.Images, MaxPixels: maxPx}
+		official := filepath.Join(root, "annotations", "instances_"+split+".json")
+		perSplit := filepath.Join(root, split, dataset.COCOAnnotationFile)
+		switch {
+		case fileExists(official):
+			where = official
+			copt.ImageRoot = filepath.Join(root, split)
+			ds, ps = dataset.ReadCOCO(official, copt)
+		case fileExists(perSplit):
+			where = filepath.Join(root, split)
+			ds, ps = dataset.ReadCOCO(where, copt)
+		case fileExists(filepath.Join(root, dataset.COCOAnnotationFile)):
+			ds, ps = dataset.ReadCOCO(root, copt)
+		default:
+			return nil, fmt.Errorf("data: %s: no COCO annotations for split %q (looked for %s, %s and %s)", root, split,
+				official, perSplit, filepath.Join(root, dataset.COCOAnnotationFile))
+		}
+	default:
+		return nil, fmt.Errorf("data: format %q is not supported (want voc, coco or synth)", cfg.Data.Format)
+	}
+	if err := ps.Err(); err != nil && !opt.AllowErrors {
+		return nil, fmt.Errorf("data: split %q of %s: %w", split, where, err)
+	}
+	if len(cfg.Data.Classes) > 0 && !slices.Equal(ds.Classes, cfg.Data.Classes) {
+		return nil, fmt.Errorf("data: split %q of %s has classes %v, the configuration %v", split, where, ds.Classes, cfg.Data.Classes)
+	}
+	return &Split{Name: split, DS: ds, Source: dataset.DatasetSource{DS: ds, MaxPixels: maxPx}, Problems: ps, Where: where}, nil
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
+}
+
+// SynthOptions converts data.synth and data.classes to pkg/dataset's options.
+func SynthOptions(cfg *config.Config) dataset.SynthOptions {
+	s := cfg.Data.Synth
+	return dataset.SynthOptions{
+		Images: s.NumImages, Size: s.ImageSize, Seed: uint64(s.Seed),
+		Classes:    slices.Clone(cfg.Data.Classes),
+		MinObjects: s.MinObjects, MaxObjects: s.MaxObjects,
+		MinObject: s.MinObject, MaxObject: s.MaxObject,
+	}
+}
+
+// SynthCacheBytes bounds the pixels of an in-memory synthetic split kept
+// after OpenSplit renders it: a split whose images fit is served from memory,
+// a larger one is rendered again (deterministically) on every Load. Set it
+// before OpenSplit (tests set 0 to exercise rendering on Load).
+var SynthCacheBytes int64 = 512 << 20
+
+// synthSplit renders one split of the synthetic set, on GOMAXPROCS
+// goroutines, for its samples (and its images, kept when they fit
+// SynthCacheBytes).
+func synthSplit(cfg *config.Config, split string) (*Split, error) {
+	if !slices.Contains(dataset.SynthSplits, split) {
+		return nil, fmt.Errorf("data: synthetic split %q: want one of %s", split, strings.Join(dataset.SynthSplits, ", "))
+	}
+	opts := SynthOptions(cfg)
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("data.synth: %w", err)
+	}
+	ds := &dataset.Dataset{Classes: slices.Clone(opts.Classes)}
+	if len(ds.Classes) == 0 {
+		ds.Classes = slices.Clone(dataset.DefaultSynthClasses)
+	}
+	var idx []int
+	for i := 0; i < opts.Images; i++ {
+		if dataset.SynthSplit(i) == split {
+			idx = append(idx, i)
+		}
+	}
+	if len(idx) == 0 {
+		return nil, fmt.Errorf("data: synthetic split %q has no images (data.synth.num_images = %d)", split, opts.Images)
+	}
+	size := opts.Size
+	if size == 0 {
+		size = 416 // SynthOptions' default
+	}
+	keep := int64(len(idx))*int64(3*size*size) <= SynthCacheBytes
+	ds.Samples = make([]dataset.Sample, len(idx))
+	var imgs []*dataset.Image
+	if keep {
+		imgs = make([]*dataset.Image, len(idx))
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := int(next.Add(1) - 1); k < len(idx); k = int(next.Add(1) - 1) {
+				s, img := dataset.SynthImage(opts, idx[k])
+				ds.Samples[k] = s
+				if keep {
+					imgs[k] = img
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return &Split{Name: split, DS: ds, Source: synthSource{opts: opts, idx: idx, ds: ds, imgs: imgs}, Where: "synthetic (in memory)"}, nil
+}
+
+// synthSource serves synthetic images from memory, or renders them on demand.
+type synthSource struct {
+	opts dataset.SynthOptions
+	idx  []int // global image index of each sample
+	ds   *dataset.Dataset
+	imgs []*dataset.Image // rendered images (nil: render on Load); read-only
+}
+
+func (s synthSource) Len() int { return len(s.idx) }
+
+func (s synthSource) Load(i int) (*dataset.Image, []dataset.Target, error) {
+	if s.imgs != nil {
+		return s.imgs[i], dataset.TargetsOf(s.ds.Samples[i].Objects), nil
+	}
+	_, img := dataset.SynthImage(s.opts, s.idx[i])
+	return img, dataset.TargetsOf(s.ds.Samples[i].Objects), nil
+}

@@ -1,0 +1,165 @@
+package main
+
+// The model-running mode:
+//
+//	detect-eval -c CONFIG --weights CKPT [-o KEY=VALUE] [--dataset PATH] [--size N]
+//	            [--results FILE] [--json FILE] [--pr-dir DIR] [--metric coco|voc]
+//	            [--map-type 11point|integral] [--evaluate-difficult]
+//
+// runs the detector over the configuration's eval split (data.eval_split of
+// data.format: a VOC folder, a COCO set, or the synthetic set; --dataset
+// replaces data.root), each image stretched to N x N pixels (--size, default
+// eval.size; cubic interpolation, data.augment mean/std) and decoded with
+// eval.nms, and scores the detections with eval.metric (and eval.map_type) unless
+// --metric/--map-type say otherwise. stdout, --json and --pr-dir are as in the
+// --gt/--dets mode: the numbers are the ones `detect-eval --gt DATASET --dets
+// RESULTS` gives on the results file this mode writes. The results file (a
+// COCO results array; image_id = the dataset's image id, for VOC the position
+// in the split list; category_id = label + 1) goes to --results FILE, by
+// default bbox.json beside --json FILE, else beside the checkpoint.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"time"
+
+	"yolodistill/pkg/atomicfile"
+	"yolodistill/pkg/cli"
+	"yolodistill/pkg/config"
+	"yolodistill/pkg/dataset"
+	"yolodistill/pkg/metrics"
+	"yolodistill/pkg/yolo"
+)
+
+// modelFlags are the flags of the model-running mode (embedded in grammar).
+type modelFlags struct {
+	Config   string   `short:"c" placeholder:"FILE" help:"Model mode: configuration (YAML); run the model over its eval split and score it."`
+	Override []string `short:"o" sep:"none" placeholder:"KEY=VALUE" help:"Model mode: override a configuration key (repeatable)."`
+	Weights  string   `placeholder:"CKPT" help:"Model mode: checkpoint with the model's weights."`
+	Dataset  string   `placeholder:"PATH" help:"Model mode: dataset folder, replacing data.root."`
+	Size     int      `placeholder:"N" help:"Model mode: square input size, a multiple of 32 (default: eval.size)."`
+	Results  string   `placeholder:"FILE" help:"Model mode: write the detections (COCO results JSON) here (default: bbox.json beside --json FILE, else beside the checkpoint)."`
+}
+
+// usageError is a model-mode error that exits with code 2.
+type usageError struct{ error }
+
+// resultsPath is where the model mode writes its COCO results file.
+func resultsPath(f *modelFlags, jsonOut string) string {
+	switch {
+	case f.Results != "":
+		return f.Results
+	case jsonOut != "" && jsonOut != "-":
+		return filepath.Join(filepath.Dir(jsonOut), "bbox.json")
+	}
+	return filepath.Join(filepath.Dir(f.Weights), "bbox.json")
+}
+
+// cocoResult is one record of a COCO results file.
+type cocoResult struct {
+	ImageID    int64      `json:"image_id"`
+	CategoryID int64      `json:"category_id"`
+	BBox       [4]float64 `json:"bbox"`
+	Score      float64    `json:"score"`
+}
+
+// marshalResults encodes detections as a COCO results array, one record per
+// line (float64 values round-trip exactly).
+func marshalResults(dets []metrics.Detection) ([]byte, error) {
+	out := []byte("[")
+	for i, d := range dets {
+		b, err := json.Marshal(cocoResult{d.ImageID, d.CategoryID, d.BBox, d.Score})
+		if err != nil {
+			return nil, fmt.Errorf("detection %d: %w", i, err)
+		}
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, '\n')
+		out = append(out, b...)
+	}
+	return append(out, "\n]\n"...), nil
+}
+
+// modelDetections runs the model mode up to the detections: configuration,
+// checkpoint, eval split, inference, results file. It returns the split's
+// ground truth in COCO form, the detections, the metric and VOC map type
+// the configuration asks for.
+func modelDetections(ctx context.Context, f *modelFlags, jsonOut string, log cli.Logger) (*metrics.GroundTruth, []metrics.Detection, *config.Config, error) {
+	if f.Weights == "" {
+		return nil, nil, nil, usageError{errors.New("-c needs --weights CKPT")}
+	}
+	if f.Size != 0 {
+		if err := yolo.CheckInputSize(f.Size, f.Size); err != nil {
+			return nil, nil, nil, usageError{fmt.Errorf("--size: %w", err)}
+		}
+	}
+	cfg, err := config.Load(f.Config, f.Override)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	det, _, warn, err := yolo.LoadDetector(cfg, f.Weights)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if warn != "" {
+		log.Printf("warning: %s", warn)
+	}
+	sp, err := yolo.OpenSplit(cfg, cfg.Data.EvalSplit, yolo.SplitOptions{Root: f.Dataset})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if n := sp.Problems.Count(dataset.Warning); n > 0 {
+		log.Printf("%s: %d warnings (boxes repaired or dropped; `dataset check` lists them)", sp.Where, n)
+	}
+	size := f.Size
+	if size == 0 {
+		size = cfg.Eval.Size
+	}
+	log.Printf("evaluating %s on split %q of %s: %d images at %d px", f.Weights, sp.Name, sp.Where, len(sp.DS.Samples), size)
+	start := time.Now()
+	lastTenth := 0
+	dets, err := yolo.DetectSplit(ctx, det, sp, yolo.EvalOptions{Size: size, Progress: func(done, total int) {
+		if tenth := done * 10 / total; tenth > lastTenth && done < total {
+			lastTenth = tenth
+			log.Printf("%d/%d images", done, total)
+		}
+	}})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	el := time.Since(start).Seconds()
+	log.Printf("%d images, %d detections in %.1f s (%.1f images/s)", len(sp.DS.Samples), len(dets), el, float64(len(sp.DS.Samples))/max(el, 1e-9))
+	data, err := marshalResults(dets)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	rp := resultsPath(f, jsonOut)
+	if err := atomicfile.WriteBytes(rp, data); err != nil {
+		return nil, nil, nil, err
+	}
+	log.Printf("wrote %s", rp)
+	return metrics.GroundTruthFromDataset(sp.DS), dets, cfg, nil
+}
+
+// runModel is the model mode: detections (modelDetections), then the same
+// report as the --gt/--dets mode, with eval.metric and eval.map_type unless
+// --metric/--map-type were given.
+func runModel(ctx context.Context, g *grammar, stdout io.Writer, log cli.Logger) error {
+	gt, dets, cfg, err := modelDetections(ctx, &g.modelFlags, g.JSON, log)
+	if err != nil {
+		return err
+	}
+	if g.Metric == "" {
+		g.Metric = cfg.Eval.Metric
+	}
+	if g.MapType == "" {
+		g.MapType = cfg.Eval.MapType
+	}
+	g.Dets = resultsPath(&g.modelFlags, g.JSON) // names the detections in error messages
+	return report(ctx, g, gt, dets, cfg.Eval.Metric == "voc", stdout, log)
+}

@@ -1,0 +1,269 @@
+// Command detect-infer runs a trained detector on images and draws what it
+// finds.
+//
+//	detect-infer -c CONFIG --weights CKPT (--infer-img FILE | --infer-dir DIR)
+//	             --output-dir DIR [--draw-threshold X] [--size N] [--json FILE]
+//
+// Images are JPEG or PNG of any size (up to data.max_image_side squared
+// pixels). Each is stretched to N x N pixels (--size, default eval.size) with
+// cubic interpolation and normalised with data.augment.mean/std, as
+// PaddleDetection's YOLOv3 eval reader does; the detections (eval.nms) are
+// mapped back to the image's own pixels. Boxes scoring at least the draw
+// threshold (default eval.draw_threshold) are drawn with "class score" tags and
+// the picture is written to DIR under the input's base name, in the input's
+// format. --infer-dir takes the folder's *.jpg, *.jpeg and *.png files (not sub
+// folders), in name order.
+//
+// DIR/detections.json (or --json FILE; "-" for stdout) gets the drawn
+// detections as a JSON array of COCO result records with two extra fields:
+// {"image_id": position of the image in the run (0-based), "file": the input
+// path, "category_id": label + 1, "category": class name, "bbox": [x, y, w, h]
+// in the image's pixels, "score"}. The array is sorted by image, then
+// descending score. detect-eval --dets reads it (extra fields are ignored).
+// Every file is written atomically; DIR must not be the folder of an input
+// image (inputs are never overwritten).
+//
+// An image that cannot be read or decoded is reported on stderr (naming the
+// file) and skipped; the others are still processed and written, and the exit
+// code is then 1. Other exit codes: 0 ok, 1 configuration, checkpoint or
+// output failure, 2 usage, 130 interrupted.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"yolodistill/pkg/atomicfile"
+	"yolodistill/pkg/box"
+	"yolodistill/pkg/cli"
+	"yolodistill/pkg/config"
+	"yolodistill/pkg/dataset"
+	"yolodistill/pkg/draw"
+	"yolodistill/pkg/yolo"
+)
+
+const name = "detect-infer"
+
+type grammar struct {
+	Config        string   `short:"c" required:"" placeholder:"FILE" help:"model configuration (YAML)."`
+	Override      []string `short:"o" sep:"none" placeholder:"KEY=VALUE" help:"override a configuration key of -c (repeatable)."`
+	Weights       string   `required:"" placeholder:"CKPT" help:"checkpoint with the model's weights."`
+	InferImg      string   `name:"infer-img" xor:"input" required:"" placeholder:"FILE" help:"one image (JPEG or PNG)."`
+	InferDir      string   `name:"infer-dir" xor:"input" required:"" placeholder:"DIR" help:"every *.jpg, *.jpeg and *.png image of a folder."`
+	OutputDir     string   `name:"output-dir" default:"output" placeholder:"DIR" help:"folder for the drawn images and detections.json (created)."`
+	DrawThreshold float64  `name:"draw-threshold" default:"-1" placeholder:"X" help:"draw boxes scoring at least X, in [0, 1] (default: eval.draw_threshold)."`
+	Size          int      `placeholder:"N" help:"square input size in pixels, a multiple of 32 (default: eval.size)."`
+	JSON          string   `name:"json" placeholder:"FILE" help:"write the detections JSON here instead of DIR/detections.json ('-': stdout)."`
+}
+
+func main() {
+	ctx, stop := cli.SignalContext()
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// record is one detection in the JSON output.
+type record struct {
+	ImageID    int64      `json:"image_id"`
+	File       string     `json:"file"`
+	CategoryID int64      `json:"category_id"`
+	Category   string     `json:"category"`
+	BBox       [4]float64 `json:"bbox"`
+	Score      float64    `json:"score"`
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	var g grammar
+	log := cli.Logger{Name: name, W: stderr}
+	if _, code, done := cli.Parse(name, "Detect objects in images and draw them (boxes, class names, scores).", &g, args, stderr); done {
+		return code
+	}
+	if g.Size != 0 {
+		if err := yolo.CheckInputSize(g.Size, g.Size); err != nil {
+			log.Printf("error: --size: %v", err)
+			return cli.ExitUsage
+		}
+	}
+	if g.DrawThreshold != -1 && !(g.DrawThreshold >= 0 && g.DrawThreshold <= 1) {
+		log.Printf("error: --draw-threshold %v: want a score in [0, 1]", g.DrawThreshold)
+		return cli.ExitUsage
+	}
+	cfg, err := config.Load(g.Config, g.Override)
+	if err != nil {
+		return log.Fail(err)
+	}
+	size := g.Size
+	if size == 0 {
+		size = cfg.Eval.Size
+	}
+	thresh := g.DrawThreshold
+	if thresh == -1 {
+		thresh = cfg.Eval.DrawThreshold
+	}
+	inputs, err := listInputs(g.InferImg, g.InferDir)
+	if err != nil {
+		return log.Fail(err)
+	}
+	if err := checkOutputDir(g.OutputDir, inputs); err != nil {
+		return log.Fail(err)
+	}
+	det, _, warn, err := yolo.LoadDetector(cfg, g.Weights)
+	if err != nil {
+		return log.Fail(err)
+	}
+	if warn != "" {
+		log.Printf("warning: %s", warn)
+	}
+	if err := os.MkdirAll(g.OutputDir, 0o755); err != nil {
+		return log.Fail(err)
+	}
+	maxPx := yolo.MaxPixels(cfg)
+	recs := []record{}
+	failed := 0
+	for i, in := range inputs {
+		if err := ctx.Err(); err != nil {
+			return log.Fail(err)
+		}
+		n, err := inferOne(det, in, int64(i), size, thresh, maxPx, g.OutputDir, &recs)
+		if err != nil {
+			var ie *dataset.ImageError
+			if !errors.As(err, &ie) {
+				return log.Fail(err) // output or model failure: stop
+			}
+			log.Printf("error: %v (skipped)", err)
+			failed++
+			continue
+		}
+		log.Printf("%s: %d detections at score >= %.2f -> %s", in, n, thresh, filepath.Join(g.OutputDir, filepath.Base(in)))
+	}
+	data, err := json.MarshalIndent(recs, "", "  ")
+	if err != nil {
+		return log.Fail(err)
+	}
+	data = append(data, '\n')
+	switch g.JSON {
+	case "-":
+		if _, err := stdout.Write(data); err != nil {
+			return log.Fail(err)
+		}
+	default:
+		p := g.JSON
+		if p == "" {
+			p = filepath.Join(g.OutputDir, "detections.json")
+		}
+		if err := atomicfile.WriteBytes(p, data); err != nil {
+			return log.Fail(err)
+		}
+	}
+	if failed > 0 {
+		log.Printf("error: %d of %d images could not be read", failed, len(inputs))
+		return cli.ExitFailure
+	}
+	return cli.ExitOK
+}
+
+// inferOne detects, draws and saves one image; it appends the drawn
+// detections to recs and returns their number. Image decoding errors are
+// *dataset.ImageError.
+func inferOne(det *yolo.Detector, path string, id int64, size int, thresh float64, maxPx int, outDir string, recs *[]record) (int, error) {
+	img, err := dataset.DecodeImage(path, maxPx)
+	if err != nil {
+		return 0, err
+	}
+	res, err := det.DetectImages([]*dataset.Image{img}, size)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	var keep []box.Scored
+	for _, d := range res[0] {
+		if d.Score >= thresh {
+			keep = append(keep, d)
+		}
+	}
+	classes := det.Config.Data.Classes
+	canvas := img.RGBA()
+	if err := draw.Detections(canvas, keep, classes, draw.Style{}); err != nil {
+		return 0, err
+	}
+	if err := draw.Save(filepath.Join(outDir, filepath.Base(path)), canvas); err != nil {
+		return 0, err
+	}
+	for _, d := range keep {
+		name := fmt.Sprintf("class%d", d.Label)
+		if d.Label < len(classes) {
+			name = classes[d.Label]
+		}
+		*recs = append(*recs, record{ImageID: id, File: path, CategoryID: int64(d.Label + 1), Category: name,
+			BBox: [4]float64{d.Box.X0, d.Box.Y0, d.Box.W(), d.Box.H()}, Score: d.Score})
+	}
+	return len(keep), nil
+}
+
+// imageExt reports whether a file name has an extension detect-infer reads.
+func imageExt(p string) bool {
+	switch strings.ToLower(filepath.Ext(p)) {
+	case ".jpg", ".jpeg", ".png":
+		return true
+	}
+	return false
+}
+
+// listInputs returns the images to process: the one file, or the folder's
+// image files in name order.
+func listInputs(img, dir string) ([]string, error) {
+	if img != "" {
+		st, err := os.Stat(img)
+		if err != nil {
+			return nil, fmt.Errorf("--infer-img: %w", err)
+		}
+		if st.IsDir() {
+			return nil, fmt.Errorf("--infer-img %s is a folder (use --infer-dir)", img)
+		}
+		if !imageExt(img) {
+			return nil, fmt.Errorf("--infer-img %s: extension %q is not .jpg, .jpeg or .png", img, filepath.Ext(img))
+		}
+		return []string{img}, nil
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("--infer-dir: %w", err)
+	}
+	var out []string
+	for _, e := range ents {
+		if e.Type().IsRegular() && imageExt(e.Name()) && !strings.HasPrefix(e.Name(), ".") {
+			out = append(out, filepath.Join(dir, e.Name()))
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("--infer-dir %s: no .jpg, .jpeg or .png files", dir)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// checkOutputDir refuses an output folder that holds an input image (the
+// drawing would replace it).
+func checkOutputDir(out string, inputs []string) error {
+	ao, err := filepath.Abs(out)
+	if err != nil {
+		return err
+	}
+	for _, in := range inputs {
+		ai, err := filepath.Abs(filepath.Dir(in))
+		if err != nil {
+			return err
+		}
+		if ai == ao {
+			return fmt.Errorf("--output-dir %s is the folder of the input %s: the drawings would overwrite the inputs; choose another folder", out, in)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,129 @@
+// Command detect-train trains a YOLOv3 detector (teacher or baseline
+// student) from a configuration, PaddleDetection style:
+//
+//	detect-train -c CONFIG [-o key=value ...] [-r CHECKPOINT] [--out DIR] [--pretrained PATH|URL]
+//
+// -o overrides any configuration key (type-checked; an unknown key is an
+// error suggesting the nearest one). -r resumes from a checkpoint of an
+// earlier run exactly: the resumed run's losses are bit for bit those of an
+// uninterrupted run (same configuration, build and GOMAXPROCS). With -r and
+// no -c, the configuration stored in the checkpoint is used. --pretrained
+// loads the weights that fit from a checkpoint file or an http(s) URL
+// (downloaded once into $XDG_CACHE_HOME/yolodistill, ~/.cache/yolodistill by
+// default); model tensors it lacks keep their initial values and are listed,
+// tensors of another shape are an error naming them.
+//
+// The run folder (--out, default output/<config name>) receives config.yml,
+// metrics.jsonl (one JSON record per train.log_iter iterations: iter, lr,
+// loss, parts, images_per_s, and eval scores), model_<N>.ckpt every
+// train.snapshot_iter iterations (the last train.keep_last kept),
+// best_model.ckpt (when data.eval_split is set), model_final.ckpt and
+// loss.png. Progress goes to stderr: a bar on a terminal (NO_COLOR unset),
+// plain lines otherwise. stdout is not used.
+//
+// Exit codes: 0 done, 1 failure (bad configuration or checkpoint, non-finite
+// loss: the message names the iteration and the last good checkpoint), 2
+// usage, 130 interrupted (SIGINT/SIGTERM: a checkpoint of the last completed
+// iteration is saved first).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"yolodistill/pkg/checkpoint"
+	"yolodistill/pkg/cli"
+	"yolodistill/pkg/config"
+	"yolodistill/pkg/train"
+)
+
+const name = "detect-train"
+
+type grammar struct {
+	Config     string   `short:"c" placeholder:"CONFIG" help:"configuration (YAML); optional with -r (the checkpoint's own configuration is used)."`
+	Override   []string `short:"o" sep:"none" placeholder:"KEY=VALUE" help:"override a configuration key (repeatable)."`
+	Resume     string   `short:"r" placeholder:"CHECKPOINT" help:"resume exactly from a checkpoint of an earlier run."`
+	Out        string   `name:"out" placeholder:"DIR" help:"run folder (default output/<config name>)."`
+	Pretrained string   `name:"pretrained" placeholder:"PATH|URL" help:"initialise from the fitting weights of a checkpoint file or http(s) URL (overrides train.pretrained)."`
+	CacheDir   string   `name:"cache-dir" placeholder:"DIR" help:"download cache for --pretrained URLs (default $XDG_CACHE_HOME/yolodistill or ~/.cache/yolodistill)."`
+}
+
+// testHooks lets this package's tests pause a child process at a chosen
+// iteration; it is never set outside tests.
+var testHooks train.Hooks
+
+func main() {
+	ctx, stop := cli.SignalContext()
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	var g grammar
+	if _, code, done := cli.Parse(name, "Train a YOLOv3 detector from a configuration; resume exactly with -r.", &g, args, stderr); done {
+		return code
+	}
+	log := cli.Logger{Name: name, W: stderr}
+	if g.Config == "" && g.Resume == "" {
+		log.Printf("error: -c CONFIG is required (or -r CHECKPOINT to continue a run with its own configuration)")
+		return cli.ExitUsage
+	}
+	cfg, err := loadConfig(&g)
+	if err != nil {
+		return log.Fail(err)
+	}
+	out := g.Out
+	if out == "" {
+		base := g.Config
+		if base == "" {
+			base = filepath.Dir(g.Resume)
+		}
+		out = filepath.Join("output", strings.TrimSuffix(filepath.Base(base), filepath.Ext(base)))
+	}
+	res, err := train.Run(ctx, train.Options{
+		Config:     cfg,
+		OutDir:     out,
+		Resume:     g.Resume,
+		Pretrained: g.Pretrained,
+		CacheDir:   g.CacheDir,
+		Name:       name,
+		Stderr:     stderr,
+		Bar:        train.UseBar(stderr),
+		Hooks:      testHooks,
+		Tool:       name,
+	})
+	if err != nil {
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			// the loop already said where the checkpoint is
+			return cli.ExitInterrupted
+		}
+		return log.Fail(err)
+	}
+	if res.Best != "" {
+		log.Printf("best %s %.4f: %s", cfg.Eval.Metric, res.BestScore, res.Best)
+	}
+	log.Printf("done: %d iterations, final loss %.4f, run folder %s", res.Iterations, res.LastLoss, out)
+	return cli.ExitOK
+}
+
+// loadConfig loads -c with the overrides, or the configuration stored in the
+// -r checkpoint when -c is absent.
+func loadConfig(g *grammar) (*config.Config, error) {
+	if g.Config != "" {
+		return config.Load(g.Config, g.Override)
+	}
+	c, err := checkpoint.LoadHeader(g.Resume)
+	if err != nil {
+		return nil, err
+	}
+	if c.Config == "" {
+		return nil, fmt.Errorf("%s: the checkpoint holds no configuration; pass -c CONFIG", g.Resume)
+	}
+	return config.Parse([]byte(c.Config), g.Resume+" (stored configuration)", g.Override)
+}
