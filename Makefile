@@ -6,7 +6,9 @@ SHELL := bash
 
 # OpenBLAS is used when its library is installed (pipelines/setup.sh installs it
 # as root); otherwise the pure-Go kernels. Evaluated when a recipe runs, after setup.
-GOTAGS = $(shell ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so ' && echo openblas || echo purego)
+# Evaluated once, on first use (after setup ran). grep reads all of ldconfig's
+# output (no -q) so that pipefail never sees a SIGPIPE.
+GOTAGS = $(eval GOTAGS := $(shell ldconfig -p 2>/dev/null | grep 'libopenblas\.so ' >/dev/null && echo openblas || echo purego))$(GOTAGS)
 GO = $(if $(filter openblas,$(GOTAGS)),CGO_LDFLAGS=-lopenblas,CGO_ENABLED=0) go
 TOOLS := $(notdir $(wildcard tools/*))
 # Packages that must never import gorgonia (DESIGN.md layout rules).
@@ -31,7 +33,7 @@ vet: setup ## go vet, gofmt check, and the no-gorgonia rule for plain packages
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@for p in $(PLAIN_PKGS); do \
 	  [ -d pkg/$$p ] || continue; \
-	  if $(GO) list -tags '$(GOTAGS)' -deps ./pkg/$$p | grep -q '^gorgonia.org/'; then \
+	  if $(GO) list -tags '$(GOTAGS)' -deps ./pkg/$$p | grep '^gorgonia.org/' >/dev/null; then \
 	    echo "pkg/$$p imports gorgonia (forbidden by DESIGN.md)"; exit 1; fi; \
 	done
 

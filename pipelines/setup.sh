@@ -7,7 +7,7 @@ if ! command -v go >/dev/null 2>&1; then
   echo "setup: Go is not on PATH (need Go >= 1.26: https://go.dev/dl/)" >&2
   exit 1
 fi
-if ! ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so '; then
+if ! ldconfig -p 2>/dev/null | grep 'libopenblas\.so ' >/dev/null; then
   need_apt+=(libopenblas-dev)
 fi
 if ! command -v gcc >/dev/null 2>&1; then

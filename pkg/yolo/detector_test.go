@@ -216,3 +216,36 @@ func TestDetectorCheckpointMismatch(t *testing.T) {
 		t.Errorf("LoadPretrained reported %v, want %s missing", miss, dropped)
 	}
 }
+
+// TestLoadDetectorIgnoresAdapters: a student-train checkpoint holding learned
+// distillation adapters loads for inference; any other extra tensor does not.
+func TestLoadDetectorIgnoresAdapters(t *testing.T) {
+	cfg := tinyConfig(t)
+	d, err := NewDetector(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		extra   string
+		wantErr bool
+	}{
+		{"adapter", TrainingOnlyPrefix + "pair.0.adapter.0.weight", false},
+		{"unknown tensor", "head.9.out.weight", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := d.ToCheckpoint()
+			if err := c.Add(checkpoint.SectionParams, tc.extra, []int{2, 2, 1, 1}, make([]float32, 4)); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(t.TempDir(), "s.ckpt")
+			if err := checkpoint.Save(path, c); err != nil {
+				t.Fatal(err)
+			}
+			_, _, _, err := LoadDetector(cfg, path)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("LoadDetector: %v, want error %v", err, tc.wantErr)
+			}
+		})
+	}
+}

@@ -2,6 +2,8 @@ package yolo
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	"yolodistill/pkg/checkpoint"
 	"yolodistill/pkg/config"
@@ -29,6 +31,7 @@ func LoadDetector(cfg *config.Config, path string) (*Detector, *checkpoint.Check
 	if err != nil {
 		return nil, nil, "", err
 	}
+	dropTrainingOnly(ck)
 	if err := d.LoadCheckpoint(ck); err != nil {
 		return nil, nil, "", err
 	}
@@ -37,4 +40,18 @@ func LoadDetector(cfg *config.Config, path string) (*Detector, *checkpoint.Check
 		warn = fmt.Sprintf("%s: the checkpoint was made with another model configuration (model hash %s, the configuration's %s); its weights fit, but anchors or decoding settings may differ", path, h, cfg.ModelHash())
 	}
 	return d, ck, warn, nil
+}
+
+// TrainingOnlyPrefix names the tensors a checkpoint may hold that belong to
+// training, not to the detector: student-train's learned distillation
+// adapters ("distill.pair.<i>.adapter.<j>.weight"). Inference ignores them.
+const TrainingOnlyPrefix = "distill."
+
+// dropTrainingOnly removes the TrainingOnlyPrefix tensors from every section of c.
+func dropTrainingOnly(c *checkpoint.Checkpoint) {
+	for i := range c.Sections {
+		c.Sections[i].Tensors = slices.DeleteFunc(c.Sections[i].Tensors, func(t checkpoint.Tensor) bool {
+			return strings.HasPrefix(t.Name, TrainingOnlyPrefix)
+		})
+	}
 }
