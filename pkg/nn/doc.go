@@ -75,7 +75,12 @@
 //
 // sgemm is OpenBLAS through cgo under the build tag openblas (forced to one
 // thread: its spinning threads would steal cores from our goroutines), and
-// gonum's pure-Go Sgemm otherwise (CGO_ENABLED=0 works). BLASName says which.
+// gonum's pure-Go Sgemm otherwise (CGO_ENABLED=0 works). BLASName and
+// BLASCore say which. OpenBLAS picks its kernels when it is loaded, from
+// OPENBLAS_CORETYPE or by detection; SetBLASCore switches them afterwards
+// (on this project's machines OPENBLAS_CORETYPE=Haswell is set in the
+// environment, and the AVX-512 kernels, SkylakeX or Cooperlake, run sgemm
+// about twice as fast).
 //
 // A Graph is not safe for concurrent use, and graphs sharing a ParamSet must
 // not run at the same time. Graphs on different ParamSets (a teacher and a

@@ -90,6 +90,10 @@ func gradCases() []gradCase {
 			a := b.Conv("a", x, ConvSpec{Out: 4, K: 1}, false)
 			return []*Tensor{b.AddAct("op", x, a, ActNone)}
 		}},
+		{"losses on an intermediate tensor and on its consumer", s, func(b *Builder, x *Tensor) []*Tensor {
+			f := b.ConvBNAct("feat", x, ConvSpec{Out: 4, K: 3, Pad: 1}, ActLeaky) // feature-distillation style
+			return []*Tensor{f, b.Conv("head", f, ConvSpec{Out: 3, K: 1}, true)}
+		}},
 		{"small yolo-like graph, fan-out, two losses", []int{2, 3, 8, 8}, func(b *Builder, x *Tensor) []*Tensor {
 			s1 := b.ConvBNAct("s1", x, ConvSpec{Out: 4, K: 3, Stride: 2, Pad: 1}, ActReLU)
 			s2 := b.ConvBNAct("s2.dw", s1, ConvSpec{Out: 4, K: 3, Stride: 2, Pad: 1, Groups: 4}, ActReLU)
