@@ -113,6 +113,7 @@ func benchNetwork(b *testing.B, backbone, mode string, size, batch int) {
 			"gflop_per_image_fwd": float64(inf.FLOPs) / 1e9, "step_s_median": med,
 			"step_s_min": times[0], "step_s_max": times[len(times)-1],
 			"images_per_s": float64(batch) / med, "gflops_per_s": work / med / 1e9,
+			"blas": nn.BLASName + ":" + nn.BLASCore(),
 		})
 		f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 		if err != nil {
