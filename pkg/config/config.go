@@ -167,7 +167,7 @@ type SynthConfig struct {
 // TrainConfig is the optimiser and loop: SGD with momentum and L2 weight
 // decay; the learning rate ramps linearly from BaseLR*WarmupStartFactor to
 // BaseLR over WarmupSteps iterations and is multiplied by Gamma at each
-// milestone (PaddleDetection's LinearWarmup + PiecewiseDecay).
+// milestone (PaddleDetection's LinearWarmup + PiecewiseDecay; pkg/train.Schedule computes it).
 type TrainConfig struct {
 	MaxIters          int     `yaml:"max_iters"`
 	BatchSize         int     `yaml:"batch_size"`
@@ -190,23 +190,6 @@ type TrainConfig struct {
 	// Pretrained is a checkpoint path or http(s) URL whose matching weights
 	// initialise the model ("" = none); the --pretrained flag overrides it.
 	Pretrained string `yaml:"pretrained"`
-}
-
-// LR returns the learning rate at iteration it (0-based): linear warmup,
-// then piecewise-constant decay by Gamma at each milestone (a milestone m
-// applies from iteration m on, as PaddleDetection's piecewise_decay).
-func (t TrainConfig) LR(it int) float64 {
-	lr := t.BaseLR
-	for _, m := range t.Milestones {
-		if it >= m {
-			lr *= t.Gamma
-		}
-	}
-	if it < t.WarmupSteps {
-		alpha := float64(it) / float64(t.WarmupSteps)
-		lr = t.BaseLR * (t.WarmupStartFactor*(1-alpha) + alpha)
-	}
-	return lr
 }
 
 // EvalConfig is evaluation and inference.

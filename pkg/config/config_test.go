@@ -522,26 +522,6 @@ func TestLevenshtein(t *testing.T) {
 	}
 }
 
-func TestLR(t *testing.T) {
-	tr := TrainConfig{BaseLR: 0.001, WarmupSteps: 1000, WarmupStartFactor: 0, Milestones: []int{55000, 62000}, Gamma: 0.1}
-	cases := []struct {
-		it   int
-		want float64
-	}{
-		{0, 0}, {1, 1e-6}, {500, 0.0005}, {999, 0.000999}, {1000, 0.001}, {54999, 0.001},
-		{55000, 0.0001}, {61999, 0.0001}, {62000, 0.00001}, {69999, 0.00001},
-	}
-	for _, tc := range cases {
-		if got := tr.LR(tc.it); math.Abs(got-tc.want) > 1e-12 {
-			t.Errorf("LR(%d) = %g, want %g", tc.it, got, tc.want)
-		}
-	}
-	tr.WarmupStartFactor = 0.5
-	if got := tr.LR(500); math.Abs(got-0.00075) > 1e-12 {
-		t.Errorf("LR(500) with start factor 0.5 = %g, want 0.00075", got)
-	}
-}
-
 func TestTeacherPath(t *testing.T) {
 	c := mustLoad(t, filepath.Join(presetDir, "bccd_student.yml"))
 	if got, want := c.TeacherPath(), filepath.Join(presetDir, "bccd_teacher.yml"); got != want {
