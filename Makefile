@@ -16,8 +16,11 @@ PLAIN_PKGS := box dataset metrics softtarget draw
 
 .PHONY: help setup build test vet bench demo clean
 
+# The pipelines: make demo, voc-distill, coco-distill, bccd-bench.
+include pipelines/demo.mk pipelines/recipes.mk pipelines/bccd.mk
+
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
 
 setup: ## install what is missing (OpenBLAS via apt-get when root), or say what falls back
 	@bash pipelines/setup.sh
@@ -43,8 +46,9 @@ test: vet ## run every test (tiny sizes; under ~15 minutes on 2 cores)
 bench: build ## benchmarks as JSON lines, beside PyTorch's when python3-torch is installed
 	@GOTAGS=$(GOTAGS) $(if $(filter openblas,$(GOTAGS)),CGO_LDFLAGS=-lopenblas,CGO_ENABLED=0) bash pipelines/bench.sh
 
-demo: build ## the main job on the built-in synthetic data
-	@bash pipelines/demo.sh
+demo: build ## teacher, soft targets, baseline and distilled student on the synthetic set; table (~10 min)
+	@$(MAKE) --no-print-directory demo-results
+	@bash pipelines/demo.sh $(DEMO)
 
 clean: ## remove build outputs
 	rm -rf bin

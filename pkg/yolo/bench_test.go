@@ -29,6 +29,7 @@ func BenchmarkInferResNet34YOLOv3(b *testing.B) {
 }
 
 func benchNetwork(b *testing.B, backbone, mode string, size, batch int) {
+	nn.TuneGC() // as the tools run
 	const classes = 20
 	spec, err := New(Config{Backbone: backbone, NumClasses: classes})
 	if err != nil {

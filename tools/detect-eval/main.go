@@ -46,6 +46,7 @@ import (
 	"yolodistill/pkg/cli"
 	"yolodistill/pkg/dataset"
 	"yolodistill/pkg/metrics"
+	"yolodistill/pkg/nn"
 )
 
 const name = "detect-eval"
@@ -68,6 +69,7 @@ type grammar struct {
 }
 
 func main() {
+	nn.TuneGC()
 	ctx, stop := cli.SignalContext()
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()

@@ -46,6 +46,7 @@ import (
 	"yolodistill/pkg/config"
 	"yolodistill/pkg/dataset"
 	"yolodistill/pkg/draw"
+	"yolodistill/pkg/nn"
 	"yolodistill/pkg/yolo"
 )
 
@@ -64,6 +65,7 @@ type grammar struct {
 }
 
 func main() {
+	nn.TuneGC()
 	ctx, stop := cli.SignalContext()
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()

@@ -39,6 +39,7 @@ import (
 	"yolodistill/pkg/checkpoint"
 	"yolodistill/pkg/cli"
 	"yolodistill/pkg/config"
+	"yolodistill/pkg/nn"
 	"yolodistill/pkg/train"
 )
 
@@ -58,6 +59,7 @@ type grammar struct {
 var testHooks train.Hooks
 
 func main() {
+	nn.TuneGC()
 	ctx, stop := cli.SignalContext()
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()

@@ -70,6 +70,7 @@ import (
 	"yolodistill/pkg/config"
 	"yolodistill/pkg/dataset"
 	"yolodistill/pkg/distill"
+	"yolodistill/pkg/nn"
 	"yolodistill/pkg/softtarget"
 	"yolodistill/pkg/train"
 	"yolodistill/pkg/yolo"
@@ -91,6 +92,7 @@ type grammar struct {
 }
 
 func main() {
+	nn.TuneGC()
 	ctx, stop := cli.SignalContext()
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()

@@ -1,0 +1,89 @@
+# make bccd-bench BCCD=../shared/datasets/bccd: the headline table on real data
+# (issue 7). One teacher (bccd_teacher.yml, ResNet18 x0.5, its train.seed),
+# then per seed in SEEDS: the baseline student (bccd_student.yml, MobileNetV1
+# x0.25, detect-train) and two distilled students (student-train, L2 weight 100
+# and fine-grained weight 1000) with train.seed=SEED. For one seed all three
+# students start from the same initial weights and see the same batches in the
+# same order: the soft targets are dumped with --seed SEED from the student's
+# own loader, enough views for all train.max_iters batches (pipelines/views.sh),
+# so the distilled students replay exactly the baseline's batches. The dump
+# (dense float32, ~1.5 GB per seed at 900 iterations) is an intermediate file,
+# deleted once both distilled students of its seed exist.
+# Every model is evaluated on the test split at each of BCCD_SIZES;
+# pipelines/bccd_results.sh writes $(BCCD_OUT)/results.json (mean, std over
+# seeds, paired differences distilled - baseline per seed with their standard
+# error) and $(BCCD_OUT)/results.md.
+# Outputs depend on the configuration files, not on ITERS/SIZE/RECIPE_O: use
+# another BCCD_OUT after changing those.
+# Smoke run (~5 minutes): make bccd-bench BCCD=../shared/datasets/bccd ITERS=5 SEEDS=1 BCCD_SIZES=320 BCCD_OUT=out/bccd-smoke
+
+BCCD ?=
+BCCD_OUT ?= out/bccd
+SEEDS ?= 1 2 3
+BCCD_SIZES ?= 608 416 320
+BCCD_TEACHER := pipelines/configs/bccd_teacher.yml
+BCCD_STUDENT := pipelines/configs/bccd_student.yml
+# data.root, and ITERS / SIZE / RECIPE_O as for the recipes (pipelines/recipes.mk).
+bccd_kv = data.root=$(BCCD) $(recipe_kv)
+bccd_o = $(foreach kv,$(bccd_kv),-o $(kv))
+# Distilled variants: name and the overrides that choose the loss.
+BCCD_DISTILL := l2 fine_grained
+bccd_loss_l2 := distill.loss=l2 distill.weight=100
+bccd_loss_fine_grained := distill.loss=fine_grained distill.weight=1000
+
+.PHONY: bccd-bench bccd-check
+
+bccd-check:
+	@[ -n "$(BCCD)" ] || { echo "bccd-bench: set BCCD=DIR, e.g. BCCD=../shared/datasets/bccd" >&2; exit 2; }
+	@[ -d "$(BCCD)" ] || { echo "bccd-bench: BCCD=$(BCCD): no such folder" >&2; exit 2; }
+
+$(BCCD_OUT)/teacher/model_final.ckpt: $(BCCD_TEACHER) | bccd-check
+	rm -rf $(@D)
+	bin/detect-train -c $(BCCD_TEACHER) $(bccd_o) --out $(@D)
+
+$(BCCD_OUT)/eval/teacher-%.json: $(BCCD_OUT)/teacher/model_final.ckpt
+	bash pipelines/evaluate.sh teacher $(BCCD_TEACHER) $< $@ $* $(bccd_kv)
+
+# bccd_seed SEED: the students of one seed and their evaluations.
+define bccd_seed
+$(BCCD_OUT)/s$(1)/baseline/model_final.ckpt: $(BCCD_STUDENT) | bccd-check
+	rm -rf $$(@D)
+	bin/detect-train -c $(BCCD_STUDENT) $$(bccd_o) -o train.seed=$(1) --out $$(@D)
+
+$(BCCD_OUT)/s$(1)/soft.arrow: $(BCCD_OUT)/teacher/model_final.ckpt $(BCCD_STUDENT) | bccd-check
+	views=$$$$(bash pipelines/views.sh $(BCCD_STUDENT) $$(bccd_o)); \
+	bin/teacher-dump -c $(BCCD_TEACHER) --weights $$< $$(bccd_o) \
+	  --student-config $(BCCD_STUDENT) $$(foreach kv,$$(bccd_kv),--student-override $$(kv)) \
+	  --seed $(1) --views $$$$views --out $$@
+.INTERMEDIATE: $(BCCD_OUT)/s$(1)/soft.arrow
+
+$(BCCD_OUT)/eval/baseline-s$(1)-%.json: $(BCCD_OUT)/s$(1)/baseline/model_final.ckpt
+	bash pipelines/evaluate.sh baseline $(BCCD_STUDENT) $$< $$@ $$* $$(bccd_kv)
+endef
+
+# bccd_distilled SEED, NAME: one distilled student of one seed.
+define bccd_distilled
+$(BCCD_OUT)/s$(1)/$(2)/model_final.ckpt: $(BCCD_OUT)/s$(1)/soft.arrow $(BCCD_STUDENT)
+	rm -rf $$(@D)
+	bin/student-train -c $(BCCD_STUDENT) $$(bccd_o) -o train.seed=$(1) $$(foreach kv,$$(bccd_loss_$(2)),-o $$(kv)) \
+	  --soft-targets $$< --out $$(@D)
+
+$(BCCD_OUT)/eval/$(2)-s$(1)-%.json: $(BCCD_OUT)/s$(1)/$(2)/model_final.ckpt
+	bash pipelines/evaluate.sh $(2) $(BCCD_STUDENT) $$< $$@ $$* $$(bccd_kv) $$(bccd_loss_$(2))
+endef
+
+$(foreach s,$(SEEDS),$(eval $(call bccd_seed,$(s))))
+$(foreach s,$(SEEDS),$(foreach d,$(BCCD_DISTILL),$(eval $(call bccd_distilled,$(s),$(d)))))
+
+bccd_evals = $(foreach z,$(BCCD_SIZES),$(BCCD_OUT)/eval/teacher-$(z).json \
+  $(foreach s,$(SEEDS),$(foreach r,baseline $(BCCD_DISTILL),$(BCCD_OUT)/eval/$(r)-s$(s)-$(z).json)))
+
+$(BCCD_OUT)/results.json: $(bccd_evals)
+	bash pipelines/bccd_results.sh json "$(SEEDS)" "$(BCCD_SIZES)" "$(BCCD_DISTILL)" $(BCCD_OUT)/eval >$@
+
+$(BCCD_OUT)/results.md: $(BCCD_OUT)/results.json
+	bash pipelines/bccd_results.sh md "$(SEEDS)" "$(BCCD_SIZES)" "$(BCCD_DISTILL)" $(BCCD_OUT)/eval >$@
+
+bccd-bench: build | bccd-check ## BCCD=DIR: teacher, baseline, L2 and fine-grained students over SEEDS, table at 608/416/320 (hours)
+	@$(MAKE) --no-print-directory $(BCCD_OUT)/results.md
+	@cat $(BCCD_OUT)/results.md
