@@ -320,6 +320,11 @@ func (l *Loader) Next(ctx context.Context) (*Batch, error) {
 	if l.failed != nil {
 		return nil, l.failed
 	}
+	// A cancelled context wins over a batch that is already waiting (select
+	// would pick between them at random).
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	var p *pending
 	var ok bool
 	select {
