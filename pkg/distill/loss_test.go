@@ -76,6 +76,11 @@ func TestRegister(t *testing.T) {
 	if err := RegisterPair("dot_test", func(o Options) (Loss, error) { return scaled{o.Weight}, nil }); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { // leave the registry as other tests (and -count=N reruns) expect it
+		registry.Lock()
+		delete(registry.kinds, "pair:dot_test")
+		registry.Unlock()
+	})
 	if err := RegisterPair("dot_test", func(o Options) (Loss, error) { return scaled{}, nil }); err == nil {
 		t.Error("second RegisterPair of the same kind succeeded")
 	}
