@@ -33,6 +33,14 @@ import (
 // (merge() sets stop_gradient on every teacher variable). Gradients:
 // d BCE(z, p)/dz = sig(z) - p; d|w_s - w_t|/dw_s = sign(w_s - w_t), 0 at
 // equality (Paddle's AbsGradFunctor, dout * x.sign()).
+//
+// Sparse teachers: SetMask restricts the regression and class terms to the
+// cells where the teacher's box and class logits are known (sparse soft
+// targets store them only where sig(obj_t) >= threshold). At a masked-out
+// cell the x, y, w, h and class terms contribute 0 loss and 0 gradient; the
+// objectness term is kept. The means keep the dense denominators M and M*C
+// (not the count of stored cells), so a mask that keeps every cell gives the
+// unmasked loss bit for bit and a dropped cell only removes its own terms.
 type FineGrained struct {
 	pairState
 	classes int
@@ -41,7 +49,17 @@ type FineGrained struct {
 	wts     []float64    // per span: sig(obj_t) of its cells, at off[span]
 	off     []int
 	last    [3]float64
+	mask    [][]bool // per scale, [N*A*H*W]; nil: every cell stored
 }
+
+// SetMask sets the per-scale masks of stored teacher cells used by the next
+// Forward calls: masks[k] is [N*A*H*W] of scale k, index (n*A+a)*H*W + h*W + w
+// (the cell order of the [N, A*(5+C), H, W] head output), false where the
+// teacher's box and class logits are unknown (see FineGrained). nil (or
+// SetMask(nil)) means every cell is stored. The slices are kept, not copied:
+// the caller must not change them during a Forward. Forward returns an error
+// when the masks do not match the tensors' scales or cell counts.
+func (f *FineGrained) SetMask(masks [][]bool) { f.mask = masks }
 
 // NewFineGrained returns the fine-grained loss for C = classes.
 func NewFineGrained(classes int, weight float64, workers int) (*FineGrained, error) {
@@ -69,6 +87,16 @@ func (f *FineGrained) Forward(student, teacher []Tensor, grads [][]float32) (flo
 			return 0, fmt.Errorf("distill: fine_grained: %s has shape %v, need [N, A*(5+%d), H, W]", s.label("student", i), s.Shape, f.classes)
 		}
 		f.anchors = append(f.anchors, s.Shape[1]/per)
+	}
+	if f.mask != nil {
+		if len(f.mask) != len(student) {
+			return 0, fmt.Errorf("distill: fine_grained: %d masks for %d scales", len(f.mask), len(student))
+		}
+		for i, s := range student {
+			if cells := s.Shape[0] * f.anchors[i] * s.Shape[2] * s.Shape[3]; len(f.mask[i]) != cells {
+				return 0, fmt.Errorf("distill: fine_grained: mask of %s has %d cells, need N*A*H*W = %d", s.label("student", i), len(f.mask[i]), cells)
+			}
+		}
 	}
 	f.student, f.teacher, f.grads = student, teacher, grads
 	defer f.release()
@@ -146,20 +174,21 @@ func (f *FineGrained) chunk(ci int) {
 		G = f.grads[sp.t]
 	}
 	wts := f.wts[f.off[ci] : f.off[ci]+hw]
+	var mask []bool
+	if f.mask != nil {
+		mask = f.mask[sp.t]
+	}
 	var reg, cls, obj float64
 	for a := 0; a < A; a++ {
 		base := (n*A + a) * per * hw
+		var m []bool // this anchor's cells; nil: all stored
+		if mask != nil {
+			m = mask[(n*A+a)*hw : (n*A+a+1)*hw]
+		}
 		xo, yo, wo, ho, oo := base, base+hw, base+2*hw, base+3*hw, base+4*hw
 		// box and objectness, cell by cell
 		for p := 0; p < hw; p++ {
 			to := float64(T[oo+p])
-			wt := sigmoid(to)
-			wts[p] = wt
-			lx, gx := bce(float64(S[xo+p]), sigmoid(float64(T[xo+p])))
-			ly, gy := bce(float64(S[yo+p]), sigmoid(float64(T[yo+p])))
-			dw := float64(S[wo+p]) - float64(T[wo+p])
-			dh := float64(S[ho+p]) - float64(T[ho+p])
-			reg += (lx + ly + math.Abs(dw) + math.Abs(dh)) * wt
 			ot := 0.0
 			if to > 0 {
 				ot = 1
@@ -167,12 +196,25 @@ func (f *FineGrained) chunk(ci int) {
 			lo, gobj := bce(float64(S[oo+p]), ot)
 			obj += lo
 			if G != nil {
+				G[oo+p] += float32(sReg * gobj)
+			}
+			if m != nil && !m[p] {
+				wts[p] = 0 // no box or class terms at this cell
+				continue
+			}
+			wt := sigmoid(to)
+			wts[p] = wt
+			lx, gx := bce(float64(S[xo+p]), sigmoid(float64(T[xo+p])))
+			ly, gy := bce(float64(S[yo+p]), sigmoid(float64(T[yo+p])))
+			dw := float64(S[wo+p]) - float64(T[wo+p])
+			dh := float64(S[ho+p]) - float64(T[ho+p])
+			reg += (lx + ly + math.Abs(dw) + math.Abs(dh)) * wt
+			if G != nil {
 				g := sReg * wt
 				G[xo+p] += float32(g * gx)
 				G[yo+p] += float32(g * gy)
 				G[wo+p] += float32(g * sign(dw))
 				G[ho+p] += float32(g * sign(dh))
-				G[oo+p] += float32(sReg * gobj)
 			}
 		}
 		// classes, channel by channel (contiguous)
@@ -180,6 +222,9 @@ func (f *FineGrained) chunk(ci int) {
 			co := base + (5+c)*hw
 			sc, tc := S[co:co+hw], T[co:co+hw]
 			for p, wt := range wts {
+				if m != nil && !m[p] {
+					continue
+				}
 				lc, gc := bce(float64(sc[p]), sigmoid(float64(tc[p])))
 				cls += lc * wt
 				if G != nil {

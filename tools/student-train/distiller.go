@@ -32,6 +32,71 @@ type distiller struct {
 	cur    map[string]*distill.Tensor
 	curSeq int // batches prepared
 	infer  map[[2]int]*yolo.Inference
+	// sparse (offline, a sparse soft-target input): each batch's stored-cell
+	// masks go to the fine-grained terms (masks[ti][i] for teacher ref i of
+	// term ti: [N*A*H*W], the cell order of the batched head output).
+	sparse  bool
+	anchors []int // anchors per head (model.anchor_masks)
+	masks   [][][]bool
+}
+
+// checkSparse refuses the recipes that read every head logit of the
+// teacher: every term on head outputs except fine_grained, which skips the
+// box and class terms where the teacher's logits were not stored.
+func checkSparse(rec *distill.Recipe) error {
+	for _, t := range rec.Terms {
+		if _, ok := t.Loss.(*distill.FineGrained); ok {
+			continue
+		}
+		for _, r := range t.Teacher {
+			if r.Head >= 0 {
+				return fmt.Errorf("distill.loss %s: sparse soft targets carry box and class logits only where the teacher is confident; the %s loss reads every logit: dump dense (optionally --fp16)", rec.Kind, rec.Kind)
+			}
+		}
+	}
+	return nil
+}
+
+// prepareMasks lays out the current views' Stored masks like the batched
+// head outputs ([N, A*(5+C), H, W] -> N*A*H*W cells per scale, view after
+// view) and hands them to the fine-grained terms. A view without masks (from
+// a dense input) counts as stored everywhere.
+func (d *distiller) prepareMasks() error {
+	if d.masks == nil {
+		d.masks = make([][][]bool, len(d.recipe.Terms))
+	}
+	for ti, term := range d.recipe.Terms {
+		f, ok := term.Loss.(*distill.FineGrained)
+		if !ok {
+			continue
+		}
+		if d.masks[ti] == nil {
+			d.masks[ti] = make([][]bool, len(term.Teacher))
+		}
+		for i, r := range term.Teacher {
+			t := d.cur[refKey(r)]
+			if r.Head < 0 || r.Head >= len(d.anchors) || t == nil || len(t.Shape) != 4 {
+				return fmt.Errorf("%s: teacher %s is not a head output", term.Name, r)
+			}
+			cells := d.anchors[r.Head] * t.Shape[2] * t.Shape[3] // per view
+			m := d.masks[ti][i][:0]
+			for _, v := range d.views {
+				if v.Stored == nil {
+					for range cells {
+						m = append(m, true)
+					}
+					continue
+				}
+				if r.Head >= len(v.Stored) || len(v.Stored[r.Head]) != cells {
+					return fmt.Errorf("soft targets of %s: the stored-cell mask of %s does not match its %d anchor cells", viewName(v), r, cells)
+				}
+				m = append(m, v.Stored[r.Head]...)
+			}
+			d.masks[ti][i] = m
+		}
+		f.SetMask(d.masks[ti])
+	}
+	return nil
 }
 
 func refKey(r distill.Ref) string {
@@ -317,6 +382,11 @@ func (d *distiller) prepareOffline() error {
 				return fmt.Errorf("soft targets of %s: %s has shape %v, the batch's first view %v", viewName(v), r, x.Shape, first.Shape)
 			}
 			copy(t.Data[i*per:(i+1)*per], x.Data)
+		}
+	}
+	if d.sparse {
+		if err := d.prepareMasks(); err != nil {
+			return err
 		}
 	}
 	d.curSeq++

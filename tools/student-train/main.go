@@ -289,6 +289,17 @@ func (s *session) setup(ctx context.Context, inputs []string, online bool) (trai
 		if err := r.CheckCompatible(want); err != nil {
 			return opts, err
 		}
+		if r.Meta().Encoding.Kind == softtarget.Sparse {
+			if err := checkSparse(rec); err != nil {
+				return opts, fmt.Errorf("%s: %w", path, err)
+			}
+			s.d.sparse = true
+		}
+	}
+	if s.d.sparse {
+		for _, m := range cfg.Model.AnchorMasks {
+			s.d.anchors = append(s.d.anchors, len(m))
+		}
 	}
 	split, err := yolo.OpenSplit(cfg, cfg.Data.TrainSplit, yolo.SplitOptions{})
 	if err != nil {
