@@ -157,6 +157,24 @@ func viewAt(shape []int, axis int) axisView {
 
 // axisSpans fills p.spans with ranges of outer indices of about chunkElems
 // elements, for every pair, the reduction axis of pair k being axes[k].
+// runAxis runs the loss's chunk method over the spans of views for one
+// Forward call and returns the summed loss.
+func (p *pairState) runAxis(student, teacher []Tensor, grads [][]float32, views []axisView) float64 {
+	p.student, p.teacher, p.grads = student, teacher, grads
+	defer p.release()
+	total := p.axisSpans(views)
+	p.r.run(len(p.spans), total, p.fn)
+	return p.sum()
+}
+
+// channelViews appends to dst the channel-axis (axis 1) view of every tensor.
+func channelViews(dst []axisView, ts []Tensor) []axisView {
+	for _, t := range ts {
+		dst = append(dst, viewAt(t.Shape, 1))
+	}
+	return dst
+}
+
 func (p *pairState) axisSpans(views []axisView) int {
 	p.spans = p.spans[:0]
 	total := 0
@@ -206,15 +224,8 @@ func (c *Cosine) Forward(student, teacher []Tensor, grads [][]float32) (float64,
 	if err := checkChannelPairs(c.kind, student, teacher, grads); err != nil {
 		return 0, err
 	}
-	c.student, c.teacher, c.grads = student, teacher, grads
-	defer c.release()
-	c.views = c.views[:0]
-	for _, s := range student {
-		c.views = append(c.views, viewAt(s.Shape, 1))
-	}
-	total := c.axisSpans(c.views)
-	c.r.run(len(c.spans), total, c.fn)
-	return c.sum(), nil
+	c.views = channelViews(c.views[:0], student)
+	return c.runAxis(student, teacher, grads, c.views), nil
 }
 
 func (c *Cosine) chunk(ci int) {
@@ -293,15 +304,8 @@ func (k *KL) Forward(student, teacher []Tensor, grads [][]float32) (float64, err
 	if err := checkChannelPairs(k.kind, student, teacher, grads); err != nil {
 		return 0, err
 	}
-	k.student, k.teacher, k.grads = student, teacher, grads
-	defer k.release()
-	k.views = k.views[:0]
-	for _, s := range student {
-		k.views = append(k.views, viewAt(s.Shape, 1))
-	}
-	total := k.axisSpans(k.views)
-	k.r.run(len(k.spans), total, k.fn)
-	return k.sum(), nil
+	k.views = channelViews(k.views[:0], student)
+	return k.runAxis(student, teacher, grads, k.views), nil
 }
 
 func (k *KL) chunk(ci int) {

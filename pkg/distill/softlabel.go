@@ -68,11 +68,7 @@ func (l *SoftLabel) Forward(student, teacher []Tensor, grads [][]float32) (float
 		}
 		l.views = append(l.views, viewAt(s.Shape, a))
 	}
-	l.student, l.teacher, l.grads = student, teacher, grads
-	defer l.release()
-	total := l.axisSpans(l.views)
-	l.r.run(len(l.spans), total, l.fn)
-	return l.sum(), nil
+	return l.runAxis(student, teacher, grads, l.views), nil
 }
 
 func (l *SoftLabel) chunk(ci int) {

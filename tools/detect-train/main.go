@@ -30,15 +30,12 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
-	"yolodistill/pkg/checkpoint"
 	"yolodistill/pkg/cli"
-	"yolodistill/pkg/config"
 	"yolodistill/pkg/nn"
 	"yolodistill/pkg/train"
 )
@@ -76,7 +73,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		log.Printf("error: -c CONFIG is required (or -r CHECKPOINT to continue a run with its own configuration)")
 		return cli.ExitUsage
 	}
-	cfg, err := loadConfig(&g)
+	cfg, err := train.LoadRunConfig(g.Config, g.Resume, g.Override)
 	if err != nil {
 		return log.Fail(err)
 	}
@@ -112,20 +109,4 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	log.Printf("done: %d iterations, final loss %.4f, run folder %s", res.Iterations, res.LastLoss, out)
 	return cli.ExitOK
-}
-
-// loadConfig loads -c with the overrides, or the configuration stored in the
-// -r checkpoint when -c is absent.
-func loadConfig(g *grammar) (*config.Config, error) {
-	if g.Config != "" {
-		return config.Load(g.Config, g.Override)
-	}
-	c, err := checkpoint.LoadHeader(g.Resume)
-	if err != nil {
-		return nil, err
-	}
-	if c.Config == "" {
-		return nil, fmt.Errorf("%s: the checkpoint holds no configuration; pass -c CONFIG", g.Resume)
-	}
-	return config.Parse([]byte(c.Config), g.Resume+" (stored configuration)", g.Override)
 }

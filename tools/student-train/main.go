@@ -129,7 +129,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		log.Printf("error: - (stdin) is given %d times", n)
 		return cli.ExitUsage
 	}
-	cfg, err := loadConfig(&g)
+	cfg, err := train.LoadRunConfig(g.Config, g.Resume, g.Override)
 	if err != nil {
 		return log.Fail(err)
 	}
@@ -173,22 +173,6 @@ func countStdin(inputs []string) int {
 		}
 	}
 	return n
-}
-
-// loadConfig loads -c with the overrides, or the configuration stored in the
-// -r checkpoint when -c is absent (as detect-train does).
-func loadConfig(g *grammar) (*config.Config, error) {
-	if g.Config != "" {
-		return config.Load(g.Config, g.Override)
-	}
-	c, err := checkpoint.LoadHeader(g.Resume)
-	if err != nil {
-		return nil, err
-	}
-	if c.Config == "" {
-		return nil, fmt.Errorf("%s: the checkpoint holds no configuration; pass -c CONFIG", g.Resume)
-	}
-	return config.Parse([]byte(c.Config), g.Resume+" (stored configuration)", g.Override)
 }
 
 // session is one student-train run's distillation side.
