@@ -50,6 +50,12 @@ func emitStruct(b *strings.Builder, v reflect.Value, depth int) {
 			continue
 		}
 		f := v.Field(i)
+		if f.IsZero() && strings.Contains(t.Field(i).Tag.Get("yaml"), ",omitempty") {
+			// Keys added after files were pinned (model.layout) are left out at
+			// their default, so that the text and ModelHash of every earlier
+			// configuration stay the same.
+			continue
+		}
 		b.WriteString(ind)
 		b.WriteString(name)
 		b.WriteString(":")

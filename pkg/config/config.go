@@ -59,6 +59,13 @@ type ModelConfig struct {
 	// to this logit (e.g. logit(0.01) = -4.59512); nil keeps the layer's
 	// default initialisation.
 	ObjBiasInit *float64 `yaml:"obj_bias_init"`
+	// Layout chooses between the two published builds of the same networks:
+	// "torch" (the default; stored as "", and left out of the canonical text
+	// and ModelHash: the feature taps and shortcuts of
+	// ../shared/bench/torch_reference.py) or "paddle" (PaddleDetection's
+	// static-graph build: MobileNetV1 taps conv3_2/conv4_2, ResNet res2a with
+	// a 1x1 shortcut). Parameter counts and checkpoints differ between them.
+	Layout string `yaml:"layout,omitempty"`
 }
 
 // LossConfig is the YOLOv3 detection loss (PaddleDetection's YOLOv3Loss).

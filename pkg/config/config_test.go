@@ -358,6 +358,7 @@ func TestValidation(t *testing.T) {
 		{"synth split", []string{"data.eval_split=eval"}, []string{"-o data.eval_split=eval: data.eval_split: \"eval\" is not a synthetic split (train, val, test)"}},
 		{"synth objects", []string{"data.synth.max_objects=2"}, []string{"-o data.synth.max_objects=2: data.synth.max_objects: 2 is below data.synth.min_objects 3"}},
 		{"synth image size", []string{"data.synth.image_size=32"}, []string{"-o data.synth.image_size=32: data.synth.image_size: must be in 64..8192, got 32"}},
+		{"layout", []string{"model.layout=caffe"}, []string{"-o model.layout=caffe: model.layout: \"caffe\" is not one of torch, paddle"}},
 		{"negative seed", []string{"train.seed=-1"}, []string{"-o train.seed=-1: train.seed: must be >= 0, got -1"}},
 		{"masks count", []string{"model.anchor_masks=[[0],[1]]"}, []string{"-o model.anchor_masks=[[0],[1]]: model.anchor_masks: want 3 masks (strides 32, 16, 8), got 2"}},
 		{"mask repeat", []string{"model.anchor_masks=[[0,0],[1],[2]]"}, []string{"-o model.anchor_masks=[[0,0],[1],[2]]: model.anchor_masks.0.1: anchor index 0 repeated in the mask"}},
@@ -418,6 +419,9 @@ func TestModelHash(t *testing.T) {
 		{"model.anchors.0=[11, 13]", true},
 		{"model.anchor_masks=[[6, 8, 7], [3, 4, 5], [0, 1, 2]]", true},
 		{"model.obj_bias_init=-4.6", true},
+		{"model.layout=paddle", true},
+		{"model.layout=torch", false}, // the default
+		{"model.layout=", false},      // empty means the default
 		{"data.classes.0=airplane", true},
 	}
 	for _, tc := range cases {

@@ -11,6 +11,7 @@ import (
 // Allowed values of the enumerated keys.
 var (
 	Backbones    = []string{"mobilenet_v1", "resnet34", "resnet18"}
+	Layouts      = []string{"torch", "paddle"}
 	DataFormats  = []string{"voc", "coco", "synth"}
 	Metrics      = []string{"voc", "coco"}
 	MapTypes     = []string{"11point", "integral"}
@@ -96,6 +97,12 @@ func (c *Config) validate(byKey map[string]string) error {
 		v.add("model.architecture", "%q is not supported; want YOLOv3", m.Architecture)
 	}
 	v.oneOf("model.backbone", m.Backbone, Backbones)
+	if m.Layout == "torch" {
+		m.Layout = "" // the default has one spelling, so ModelHash cannot tell them apart
+	}
+	if m.Layout != "" {
+		v.oneOf("model.layout", m.Layout, Layouts)
+	}
 	v.positive("model.backbone_width", m.BackboneWidth)
 	v.positive("model.head_width", m.HeadWidth)
 	v.atLeast("model.num_classes", m.NumClasses, 1)

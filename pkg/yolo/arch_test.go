@@ -326,6 +326,15 @@ func TestFromModelConfig(t *testing.T) {
 	if l, _ := s.Layer("head.0.route"); l.Conv.Out != 128 {
 		t.Errorf("head width 0.25: route has %d channels", l.Conv.Out)
 	}
+	// model.layout reaches the builder: PaddleDetection's MobileNetV1 taps.
+	pm := config.Defaults().Model
+	pm.Layout = LayoutPaddle
+	if s, err = FromModelConfig(pm); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Resolve("backbone.c3"); got != "backbone.conv3_2.sep" {
+		t.Errorf("layout paddle: backbone.c3 is %s, want backbone.conv3_2.sep", got)
+	}
 	bad := config.Defaults().Model
 	bad.Architecture = "SSD"
 	if _, err := FromModelConfig(bad); err == nil || !strings.Contains(err.Error(), "SSD") {

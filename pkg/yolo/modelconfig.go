@@ -20,6 +20,7 @@ func ConfigFrom(m config.ModelConfig) Config {
 		HeadWidth:     m.HeadWidth,
 		NumClasses:    m.NumClasses,
 		AnchorMasks:   masks,
+		Layout:        m.Layout,
 	}
 }
 
