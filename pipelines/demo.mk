@@ -29,9 +29,10 @@ demo-clean: ## remove the demo outputs (out/demo)
 
 # The data: data.format synth in the demo configurations: every tool
 # generates the same images in process from data.synth (pkg/dataset's
-# generator, deterministic), so there is no data step. (`dataset synth` writes
-# the same generator's images to disk, but without the object-size options the
-# demo uses: see the configurations' header.)
+# generator, deterministic), so there is no data step. To look at the images,
+# `bin/dataset synth --out DIR --format voc --images 600 --size 128
+# --classes circle,square --min-objects 1 --max-objects 3 --min-object 20
+# --max-object 48` writes the same images and boxes to disk (JPEG).
 
 $(DEMO)/teacher/model_final.ckpt: $(DEMO_TEACHER)
 	rm -rf $(@D)

@@ -22,6 +22,8 @@ type synthCmd struct {
 	Classes    string `placeholder:"A,B,..." help:"shapes to use, in label order (default: circle,ring,hexagon,square,diamond,triangle,cross,star; also: x)."`
 	MinObjects int    `default:"3" placeholder:"N" help:"objects per image, at least."`
 	MaxObjects int    `default:"14" placeholder:"N" help:"objects per image, at most."`
+	MinObject  int    `default:"0" placeholder:"PX" help:"smallest object side in pixels (0: max(8, size/40)); data.synth.min_object of a configuration."`
+	MaxObject  int    `default:"0" placeholder:"PX" help:"largest object side in pixels (0: size/4; at most size/2); data.synth.max_object of a configuration."`
 	Workers    int    `default:"0" placeholder:"N" help:"rendering goroutines (0: one per CPU); does not change the output."`
 }
 
@@ -31,12 +33,16 @@ func (c *synthCmd) Run(e *env) error {
 	opts := dataset.SynthOptions{
 		Images: c.Images, Size: c.Size, Seed: c.Seed, Classes: splitClasses(c.Classes),
 		MinObjects: c.MinObjects, MaxObjects: c.MaxObjects,
+		MinObject: c.MinObject, MaxObject: c.MaxObject,
 	}
 	if c.Images <= 0 {
 		return usageError{fmt.Errorf("--images must be positive, got %d", c.Images)}
 	}
 	if c.MinObjects < 0 || c.MaxObjects < max(1, c.MinObjects) {
 		return usageError{fmt.Errorf("--min-objects %d / --max-objects %d is not a range", c.MinObjects, c.MaxObjects)}
+	}
+	if c.MinObject < 0 || c.MaxObject < 0 {
+		return usageError{fmt.Errorf("--min-object %d / --max-object %d: object sides cannot be negative", c.MinObject, c.MaxObject)}
 	}
 	if err := opts.Validate(); err != nil {
 		return usageError{err}

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -11,6 +13,7 @@ import (
 	"testing"
 
 	"yolodistill/pkg/cli"
+	"yolodistill/pkg/dataset"
 )
 
 func synthEnv() (*env, *bytes.Buffer, *bytes.Buffer) {
@@ -117,5 +120,57 @@ func TestSynthCLI(t *testing.T) {
 	}
 	if code, _, _ := runTool(t, "synth", "--out", out, "--format", "yolo", "--images", "4"); code != 2 {
 		t.Errorf("--format yolo: exit %d, want 2", code)
+	}
+}
+
+// TestSynthObjectSizes: --min-object/--max-object reach the generator, so the
+// files equal what a configuration's data.synth.min_object/max_object renders
+// in process (the demo's 20..48 px objects on 128 px images).
+func TestSynthObjectSizes(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "o")
+	c := &synthCmd{Out: out, Format: "voc", Images: 10, Size: 128, Seed: 1, Classes: "circle,square",
+		MinObjects: 1, MaxObjects: 3, MinObject: 20, MaxObject: 48}
+	e, _, errb := synthEnv()
+	if err := c.Run(e); err != nil {
+		t.Fatalf("%v\n%s", err, errb)
+	}
+	ds, ps := dataset.ReadVOC(out, dataset.VOCOptions{Classes: []string{"circle", "square"}})
+	if err := ps.Err(); err != nil {
+		t.Fatalf("reading the written set: %v", err)
+	}
+	if len(ds.Samples) != 10 {
+		t.Fatalf("%d samples, want 10", len(ds.Samples))
+	}
+	opts := dataset.SynthOptions{Images: 10, Size: 128, Seed: 1, Classes: []string{"circle", "square"},
+		MinObjects: 1, MaxObjects: 3, MinObject: 20, MaxObject: 48}
+	small := opts
+	small.MinObject, small.MaxObject = 0, 0
+	differs := false
+	for _, s := range ds.Samples {
+		i := 0
+		fmt.Sscanf(strings.TrimPrefix(s.Name, "synth_"), "%d", &i)
+		want, _ := dataset.SynthImage(opts, i)
+		def, _ := dataset.SynthImage(small, i)
+		if len(s.Objects) != len(want.Objects) {
+			t.Fatalf("%s: %d objects, generator %d", s.Name, len(s.Objects), len(want.Objects))
+		}
+		for k, o := range s.Objects {
+			w := want.Objects[k]
+			if o.Label != w.Label || math.Abs(o.Box.X0-w.Box.X0) > 1 || math.Abs(o.Box.Y0-w.Box.Y0) > 1 ||
+				math.Abs(o.Box.X1-w.Box.X1) > 1 || math.Abs(o.Box.Y1-w.Box.Y1) > 1 {
+				t.Errorf("%s object %d: file %v label %d, generator %v label %d", s.Name, k, o.Box, o.Label, w.Box, w.Label)
+			}
+		}
+		if len(def.Objects) != len(want.Objects) || (len(def.Objects) > 0 && def.Objects[0].Box != want.Objects[0].Box) {
+			differs = true
+		}
+	}
+	if !differs {
+		t.Error("the object-size flags changed nothing against the defaults")
+	}
+	e, _, _ = synthEnv()
+	bad := &synthCmd{Out: filepath.Join(t.TempDir(), "b"), Format: "voc", Images: 2, Size: 128, MaxObjects: 3, MinObject: 20, MaxObject: 80}
+	if err := bad.Run(e); err == nil || !strings.Contains(err.Error(), "do not fit") {
+		t.Errorf("--max-object 80 on 128 px: error %v, want one saying the sizes do not fit", err)
 	}
 }
