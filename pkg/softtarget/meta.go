@@ -35,7 +35,8 @@
 //
 // The schema metadata carries the format name and version, the teacher's
 // config hash, class list, anchors and masks, channel counts per scale, the
-// encoding and the feature names (see the Key* constants).
+// encoding, the feature names and the augmentation settings the views' replay
+// depends on (see the Key* constants and Meta.Replay).
 //
 // # End marker
 //
@@ -91,6 +92,7 @@ const (
 	KeyEncoding   = "softtarget.encoding"   // dense32 | dense16 | sparse32 | sparse16
 	KeyThreshold  = "softtarget.threshold"  // sparse: objectness probability threshold
 	KeyFeatures   = "softtarget.features"   // JSON array of feature names
+	KeyReplay     = "softtarget.replay"     // JSON object, setting name -> value text (Meta.Replay); absent in older files
 	KeyTrailer    = "softtarget.trailer"    // trailer batch: number of views
 	KeyBatchRows  = "softtarget.batch_rows" // trailer batch: rows per data batch, comma-separated
 	KeyIndex      = "softtarget.index"      // trailer batch: "id:view" per row, space-separated
@@ -178,6 +180,13 @@ type Meta struct {
 	Masks             [][]int      // per scale, deepest (stride 32) first: indices into Anchors
 	Encoding          Encoding
 	Features          []string // names of stored feature maps, in column order
+	// Replay holds the settings, outside each view's augmentation record,
+	// that rebuilding the views' pixels depends on (pkg/dataset's
+	// AugmentConfig.ReplaySettings): setting name -> canonical value text,
+	// compared as strings. nil: not recorded (files written before the key
+	// existed; the key is absent). Writers record every setting their views
+	// can depend on, and only those.
+	Replay map[string]string
 }
 
 // NumScales is len(Masks).
@@ -201,6 +210,11 @@ func (m *Meta) validate() error {
 			if a < 0 || a >= len(m.Anchors) {
 				return fmt.Errorf("scale %d mask names anchor %d of %d", s, a, len(m.Anchors))
 			}
+		}
+	}
+	for k := range m.Replay {
+		if k == "" {
+			return errors.New("empty replay setting name")
 		}
 	}
 	seen := map[string]bool{}
@@ -235,6 +249,9 @@ func (m *Meta) metadata() (keys, vals []string) {
 	keys = []string{KeyFormat, KeyVersion, KeyTeacher, KeyClasses, KeyAnchors, KeyMasks, KeyChannels, KeyEncoding, KeyThreshold, KeyFeatures}
 	vals = []string{FormatName, strconv.Itoa(Version), m.TeacherConfigHash, js(m.Classes), js(m.Anchors), js(m.Masks), js(ch),
 		m.Encoding.String(), strconv.FormatFloat(m.Encoding.Threshold, 'g', -1, 64), js(feats)}
+	if m.Replay != nil {
+		keys, vals = append(keys, KeyReplay), append(vals, js(m.Replay)) // encoding/json sorts map keys
+	}
 	return keys, vals
 }
 
@@ -281,6 +298,14 @@ func parseMeta(get func(string) (string, bool)) (Meta, error) {
 	if len(m.Features) == 0 {
 		m.Features = nil
 	}
+	if s, ok := get(KeyReplay); ok {
+		if err := json.Unmarshal([]byte(s), &m.Replay); err != nil {
+			return m, fmt.Errorf("schema metadata %s: %v", KeyReplay, err)
+		}
+		if m.Replay == nil { // "null"
+			return m, fmt.Errorf("schema metadata %s: %q is not a JSON object", KeyReplay, s)
+		}
+	}
 	enc, err := must(KeyEncoding)
 	if err != nil {
 		return m, err
@@ -320,10 +345,33 @@ func parseMeta(get func(string) (string, bool)) (Meta, error) {
 
 // CheckCompatible reports, in one error, every way m differs from what a
 // consumer expects. Fields of want left empty are not checked: an empty
-// TeacherConfigHash, nil Classes, nil Anchors, nil Masks. Every name in
-// want.Features must be stored. The encoding is never checked.
+// TeacherConfigHash, nil Classes, nil Anchors, nil Masks, nil Replay. Every
+// name in want.Features must be stored. The encoding is never checked.
+//
+// With want.Replay, every setting m.Replay records must be in want.Replay with
+// the same value (settings m does not record are ones its views do not depend
+// on). When m.Replay is nil (a file from before the settings were recorded)
+// nothing can be compared and nothing is reported: the caller decides (see
+// Meta.Replay).
 func (m Meta) CheckCompatible(want Meta) error {
-	var errs []error
+	var errs, replay []error
+	if want.Replay != nil && m.Replay != nil {
+		names := make([]string, 0, len(m.Replay))
+		for k := range m.Replay {
+			names = append(names, k)
+		}
+		slices.Sort(names)
+		for _, k := range names {
+			v := m.Replay[k]
+			w, ok := want.Replay[k]
+			switch {
+			case !ok:
+				replay = append(replay, fmt.Errorf("the views were made with replay setting %s = %s, which this program does not know (dumped by a newer teacher-dump?)", k, v))
+			case v != w:
+				replay = append(replay, fmt.Errorf("%s was %s for the dump, this configuration has %s", k, v, w))
+			}
+		}
+	}
 	if want.TeacherConfigHash != "" && want.TeacherConfigHash != m.TeacherConfigHash {
 		errs = append(errs, fmt.Errorf("teacher config hash is %q, expected %q (dumped with another teacher config)", m.TeacherConfigHash, want.TeacherConfigHash))
 	}
@@ -362,10 +410,14 @@ func (m Meta) CheckCompatible(want Meta) error {
 			errs = append(errs, fmt.Errorf("feature map %q is not stored (stored: %s)", f, quoteList(m.Features)))
 		}
 	}
-	if len(errs) == 0 {
-		return nil
+	var out []error
+	if len(replay) > 0 {
+		out = append(out, fmt.Errorf("soft targets were dumped with other augmentation settings (their views would be rebuilt with other pixels than the teacher saw): %w", errors.Join(replay...)))
 	}
-	return fmt.Errorf("soft targets do not match the expected teacher: %w", errors.Join(errs...))
+	if len(errs) > 0 {
+		out = append(out, fmt.Errorf("soft targets do not match the expected teacher: %w", errors.Join(errs...)))
+	}
+	return errors.Join(out...)
 }
 
 func quoteList(s []string) string {

@@ -2,6 +2,7 @@ package softtarget
 
 import (
 	"bytes"
+	"maps"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -155,5 +156,144 @@ func TestReaderCheckCompatible(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), s) {
 			t.Errorf("error %v lacks %q", err, s)
 		}
+	}
+}
+
+// replayMeta is testMeta with recorded replay settings.
+func replayMeta() Meta {
+	m := testMeta(3, Encoding{})
+	m.Replay = map[string]string{
+		"data.augment.mean":        "[0.485,0.456,0.406]",
+		"data.augment.std":         "[0.229,0.224,0.225]",
+		"data.augment.expand.fill": "[123,116,103]",
+	}
+	return m
+}
+
+// TestReplayRoundTrip: the replay settings survive a file and a stream
+// exactly; nil (not recorded) and an empty map stay apart; the writer keeps
+// its own copy of the map.
+func TestReplayRoundTrip(t *testing.T) {
+	cases := []struct {
+		name   string
+		replay map[string]string
+	}{
+		{"recorded", replayMeta().Replay},
+		{"empty", map[string]string{}},
+		{"not recorded", nil},
+		{"odd text", map[string]string{"a.b": `"quoted" \ [1,2]`, "é": ""}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m := testMeta(3, Encoding{})
+			m.Replay = maps.Clone(tc.replay)
+			path := filepath.Join(t.TempDir(), "st.arrow")
+			w, err := CreateFile(path, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var stream bytes.Buffer
+			sw, err := NewStreamWriter(&stream, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k := range m.Replay {
+				m.Replay[k] = "changed after NewWriter"
+			}
+			for _, w := range []*Writer{w, sw} {
+				if err := w.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			fr, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer fr.Close()
+			sr, err := NewReader(&stream, "-")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sr.Close()
+			for _, got := range []Meta{fr.Meta(), sr.Meta()} {
+				if (got.Replay == nil) != (tc.replay == nil) || !maps.Equal(got.Replay, tc.replay) {
+					t.Errorf("replay %#v, want %#v", got.Replay, tc.replay)
+				}
+			}
+		})
+	}
+}
+
+// TestOldFileHasNoReplay: a file without the replay key (written before it
+// existed) reads with Replay nil, and CheckCompatible leaves the decision to
+// the caller; a bad value is an error naming the key.
+func TestOldFileHasNoReplay(t *testing.T) {
+	m := replayMeta()
+	r, err := NewReader(bytes.NewReader(writeRawStream(t, m, map[string]string{KeyReplay: ""})), "old.arrows")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Meta().Replay != nil {
+		t.Errorf("replay %v from a file without %s", r.Meta().Replay, KeyReplay)
+	}
+	if err := r.CheckCompatible(m); err != nil {
+		t.Errorf("old file: %v", err)
+	}
+	for _, bad := range []string{"[1,2]", "null", `{"a":1}`, `{"":"x"}`} {
+		_, err := NewReader(bytes.NewReader(writeRawStream(t, m, map[string]string{KeyReplay: bad})), "x.arrows")
+		if err == nil || !strings.Contains(err.Error(), "x.arrows: ") || !(strings.Contains(err.Error(), KeyReplay) || strings.Contains(err.Error(), "replay setting")) {
+			t.Errorf("%s = %s: %v", KeyReplay, bad, err)
+		}
+	}
+}
+
+func TestCheckCompatibleReplay(t *testing.T) {
+	cases := []struct {
+		name string
+		got  func(m *Meta) // the file's
+		want func(w *Meta) // the consumer's
+		errs []string      // substrings of the error; none: compatible
+	}{
+		{"same", nil, nil, nil},
+		{"consumer does not check", nil, func(w *Meta) { w.Replay = nil }, nil},
+		{"file predates the check", func(m *Meta) { m.Replay = nil }, nil, nil},
+		{"file needs fewer settings", func(m *Meta) { delete(m.Replay, "data.augment.expand.fill") }, func(w *Meta) { w.Replay["data.augment.expand.fill"] = "[0,0,0]" }, nil},
+		{"other mean", nil, func(w *Meta) { w.Replay["data.augment.mean"] = "[0.5,0.5,0.5]" },
+			[]string{"other augmentation settings", "data.augment.mean was [0.485,0.456,0.406] for the dump, this configuration has [0.5,0.5,0.5]"}},
+		{"two settings differ, sorted", nil, func(w *Meta) {
+			w.Replay["data.augment.std"] = "[1,1,1]"
+			w.Replay["data.augment.expand.fill"] = "[0,0,0]"
+		},
+			[]string{"data.augment.expand.fill was [123,116,103] for the dump, this configuration has [0,0,0]\ndata.augment.std was [0.229,0.224,0.225]"}},
+		{"setting unknown here", func(m *Meta) { m.Replay["data.augment.gamma"] = "2.2" }, nil,
+			[]string{"replay setting data.augment.gamma = 2.2, which this program does not know"}},
+		{"with another teacher", nil, func(w *Meta) { w.Replay["data.augment.mean"] = "[0,0,0]"; w.TeacherConfigHash = "sha256:other" },
+			[]string{"data.augment.mean was", "do not match the expected teacher: teacher config hash"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, want := replayMeta(), replayMeta()
+			if tc.got != nil {
+				tc.got(&got)
+			}
+			if tc.want != nil {
+				tc.want(&want)
+			}
+			err := got.CheckCompatible(want)
+			if tc.errs == nil {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, s := range tc.errs {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q lacks %q", err, s)
+				}
+			}
+		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -99,6 +100,7 @@ func CreateFile(path string, meta Meta, opts ...Option) (*Writer, error) {
 
 func newWriter(meta Meta, opts []Option) (*Writer, error) {
 	meta.Version = Version
+	meta.Replay = maps.Clone(meta.Replay) // the caller may change its map later
 	if err := meta.validate(); err != nil {
 		return nil, fmt.Errorf("soft-target metadata: %w", err)
 	}

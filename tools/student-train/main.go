@@ -35,7 +35,11 @@
 // config hash must equal the model hash of -t (or of distill.teacher when -t is
 // not given), their class list the student's data.classes, their anchors and
 // masks the student's (for losses over head outputs), and they must hold the
-// teacher feature maps the distill pairs name. Any difference is a clear error.
+// teacher feature maps the distill pairs name. The views are rebuilt with the
+// student's data.augment, so the settings the replay reads from it rather than
+// from the records (mean, std and expand fill; dataset.AugmentConfig.ReplaySettings)
+// must be those teacher-dump recorded. Any difference is a clear error. Files
+// from before teacher-dump recorded those settings are accepted with a warning.
 // Without -t and distill.teacher the teacher is not checked (a warning says so).
 //
 // # Online
@@ -259,6 +263,10 @@ func (s *session) setup(ctx context.Context, inputs []string, online bool) (trai
 	if teacherPath == "" {
 		s.log.Printf("warning: no teacher configuration (-t or distill.teacher): the soft targets' teacher is not checked")
 	}
+	// The views are rebuilt with this configuration's augmentation: the
+	// settings the records do not carry must be the dump's.
+	aug := train.AugmentFromConfig(cfg)
+	want.Replay = aug.ReplaySettings(false)
 	for _, path := range inputs {
 		var r *softtarget.Reader
 		if path == "-" {
@@ -272,6 +280,11 @@ func (s *session) setup(ctx context.Context, inputs []string, online bool) (trai
 		s.ins = append(s.ins, input{name: path, r: r})
 		if err := r.CheckCompatible(want); err != nil {
 			return opts, err
+		}
+		if r.Meta().Replay == nil {
+			s.log.Printf("warning: %s predates the augmentation-settings check (no %s in its metadata): "+
+				"cannot verify that it was dumped with this configuration's data.augment mean, std and expand fill; re-dump it with this teacher-dump to have them checked",
+				path, softtarget.KeyReplay)
 		}
 		if r.Meta().Encoding.Kind == softtarget.Sparse {
 			if err := checkSparse(rec); err != nil {

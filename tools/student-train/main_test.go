@@ -19,6 +19,7 @@ import (
 	"yolodistill/pkg/config"
 	"yolodistill/pkg/distill"
 	"yolodistill/pkg/nn"
+	"yolodistill/pkg/softtarget"
 	"yolodistill/pkg/yolo"
 )
 
@@ -451,5 +452,126 @@ func TestSparseSoftTargets(t *testing.T) {
 	}
 	if !(s[0].Parts[ks[0]] < d[0].Parts[ks[0]]) {
 		t.Errorf("first %s: sparse 0.5 %v, dense %v; want below", ks[0], s[0].Parts[ks[0]], d[0].Parts[ks[0]])
+	}
+}
+
+// TestRefusesOtherAugmentation: the student rebuilds each view with its own
+// data.augment, so soft targets dumped with another normalisation or expand
+// fill are refused (exit 1, naming the file, the setting and both values)
+// before training. Settings the records carry (flip_prob) or that give the
+// same pixels (a fill truncating to the same integers) are accepted, and a
+// file without recorded settings (older teacher-dump) trains with a warning.
+func TestRefusesOtherAugmentation(t *testing.T) {
+	needBins(t)
+	dir := t.TempDir()
+	halfMean := filepath.Join(dir, "half_mean.arrow")
+	if code, stderr := sh(t, fmt.Sprintf("teacher-dump -c %s --weights %s --student-config %s --student-override 'data.augment.mean=[0.5, 0.5, 0.5]' --out %s",
+		teacherYML, teacherCk, studentYML, halfMean)); code != 0 {
+		t.Fatalf("dump: exit %d\n%s", code, stderr)
+	}
+	zeroFill := filepath.Join(dir, "zero_fill.arrow")
+	if code, stderr := sh(t, fmt.Sprintf("teacher-dump -c %s --weights %s --student-config %s --student-override 'data.augment.expand.fill=[0, 0, 0]' --out %s",
+		teacherYML, teacherCk, studentYML, zeroFill)); code != 0 {
+		t.Fatalf("dump: exit %d\n%s", code, stderr)
+	}
+	refused := []struct {
+		name   string
+		args   []string
+		stderr []string
+	}{
+		{"other mean", []string{"-c", studentYML, "--soft-targets", halfMean},
+			[]string{"student-train: error: " + halfMean + ": soft targets were dumped with other augmentation settings",
+				"data.augment.mean was [0.5,0.5,0.5] for the dump, this configuration has [0.485,0.456,0.406]"}},
+		{"other expand fill", []string{"-c", studentYML, "--soft-targets", zeroFill},
+			[]string{zeroFill + ": ", "data.augment.expand.fill was [0,0,0] for the dump, this configuration has [123,116,103]"}},
+		{"second file differs", []string{"-c", studentYML, "-o", "data.augment.mean=[0.5, 0.5, 0.5]", "--soft-targets", halfMean + "," + zeroFill},
+			[]string{zeroFill + ": ", "data.augment.mean was [0.485,0.456,0.406] for the dump, this configuration has [0.5,0.5,0.5]"}},
+	}
+	for _, tt := range refused {
+		t.Run(tt.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "run")
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), append(tt.args, "--out", out), strings.NewReader(""), &stdout, &stderr)
+			if code != 1 || stdout.Len() != 0 {
+				t.Errorf("exit %d, stdout %q", code, stdout.String())
+			}
+			t.Logf("stderr: %s", stderr.String())
+			for _, s := range tt.stderr {
+				if !strings.Contains(stderr.String(), s) {
+					t.Errorf("stderr %q lacks %q", stderr.String(), s)
+				}
+			}
+			if exists(filepath.Join(out, "metrics.jsonl")) || exists(filepath.Join(out, "model_final.ckpt")) {
+				t.Error("trained on mismatched soft targets")
+			}
+		})
+	}
+
+	t.Run("same pixels", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "run")
+		var stderr bytes.Buffer
+		args := []string{"-c", studentYML, "-o", "data.augment.mean=[0.5, 0.5, 0.5]", "-o", "data.augment.flip_prob=0.1",
+			"-o", "data.augment.expand.fill=[123.2, 116.9, 103.1]", "--soft-targets", halfMean, "--out", out}
+		if code := run(context.Background(), args, strings.NewReader(""), io0{}, &stderr); code != 0 {
+			t.Fatalf("exit %d\n%s", code, stderr.String())
+		}
+		if strings.Contains(stderr.String(), "warning") || !exists(filepath.Join(out, "model_final.ckpt")) {
+			t.Errorf("stderr %s", stderr.String())
+		}
+	})
+
+	t.Run("file predates the check", func(t *testing.T) {
+		old := filepath.Join(t.TempDir(), "old.arrow")
+		copyWithoutReplay(t, halfMean, old)
+		out := filepath.Join(t.TempDir(), "run")
+		var stderr bytes.Buffer
+		if code := run(context.Background(), []string{"-c", studentYML, "--soft-targets", old, "--out", out}, strings.NewReader(""), io0{}, &stderr); code != 0 {
+			t.Fatalf("exit %d\n%s", code, stderr.String())
+		}
+		want := "student-train: warning: " + old + " predates the augmentation-settings check"
+		t.Logf("stderr: %s", stderr.String())
+		if !strings.Contains(stderr.String(), want) || !exists(filepath.Join(out, "model_final.ckpt")) {
+			t.Errorf("stderr %q lacks %q", stderr.String(), want)
+		}
+	})
+}
+
+// copyWithoutReplay copies a soft-target file row by row into one whose
+// metadata has no replay settings, as teacher-dump wrote before it recorded them.
+func copyWithoutReplay(t *testing.T, src, dst string) {
+	t.Helper()
+	r, err := softtarget.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	m := r.Meta()
+	if m.Replay == nil {
+		t.Fatalf("%s has no replay settings to drop", src)
+	}
+	m.Replay = nil
+	w, err := softtarget.CreateFile(dst, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v softtarget.View
+	for i := 0; i < r.Len(); i++ {
+		if err := r.ReadRow(i, &v); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Write(&v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := softtarget.Open(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Meta().Replay != nil || c.Len() != r.Len() {
+		t.Fatalf("copy: replay %v, %d rows of %d", c.Meta().Replay, c.Len(), r.Len())
 	}
 }

@@ -37,7 +37,11 @@
 // input size, the teacher's raw head outputs per scale ([A*(5+C), H, W],
 // deepest first) and the requested feature maps ([C, H, W]). The schema
 // metadata carries the format version, the teacher's config hash
-// (config.ModelHash), classes, anchors and masks. --out FILE is written
+// (config.ModelHash), classes, anchors and masks, and the augmentation
+// settings that rebuilding the views' pixels reads from the configuration
+// rather than from the records (data.augment mean, std and, when expand is on,
+// fill: dataset.AugmentConfig.ReplaySettings); student-train refuses soft
+// targets whose settings differ from its own. --out FILE is written
 // atomically (nothing at FILE until the dump is complete); --out - (the
 // default) streams to stdout, ending with an end marker so that a reader
 // tells a truncated stream from a complete one.
@@ -243,6 +247,8 @@ func (d *dumper) setup(ctx context.Context) error {
 		enc.Kind, enc.Threshold = softtarget.Sparse, *g.Sparse
 	}
 	d.meta = MetaFor(d.teacher, enc, d.features)
+	aug := train.AugmentFromConfig(d.data)
+	d.meta.Replay = aug.ReplaySettings(true)
 	return nil
 }
 

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -111,6 +113,10 @@ func TestDumpFileStreamDeterministic(t *testing.T) {
 	if m.TeacherConfigHash != teacher.ModelHash() || !slices.Equal(m.Classes, teacher.Data.Classes) ||
 		!slices.Equal(m.Features, []string{"backbone.c4", "head.0.out"}) {
 		t.Errorf("meta %+v", m)
+	}
+	aug := train.AugmentFromConfig(student)
+	if want := aug.ReplaySettings(true); !maps.Equal(m.Replay, want) || m.Replay["data.augment.expand.fill"] != "[123,116,103]" {
+		t.Errorf("replay settings %v, want the student's %v", m.Replay, want)
 	}
 	// The file holds, batch by batch, the student's own training loader.
 	sp, err := yolo.OpenSplit(student, "train", yolo.SplitOptions{})
@@ -344,5 +350,48 @@ func TestInterruptedLeavesNoFile(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(outDir); len(ents) != 0 {
 		t.Errorf("left %v", ents)
+	}
+}
+
+// TestDumpRecordsReplaySettings: the recorded replay settings are those of
+// the configuration whose augmentation made the views (the student's, with
+// its overrides; the teacher's without --student-config), and the expand
+// fill only when expansion is on.
+func TestDumpRecordsReplaySettings(t *testing.T) {
+	dir := t.TempDir()
+	ck := teacherCkpt(t, dir, teacherYML)
+	defaults := map[string]string{
+		"data.augment.mean":        "[0.485,0.456,0.406]",
+		"data.augment.std":         "[0.229,0.224,0.225]",
+		"data.augment.expand.fill": "[123,116,103]",
+	}
+	tests := []struct {
+		name string
+		args []string
+		want map[string]string
+	}{
+		{"teacher's data section", nil, defaults},
+		{"student overrides", []string{"--student-config", studentYML, "--student-override", "data.augment.mean=[0.5, 0.25, 0.125]",
+			"--student-override", "data.augment.std=[1, 2, 3]", "--student-override", "data.augment.expand.fill=[0.9, 255, 7.5]"},
+			map[string]string{"data.augment.mean": "[0.5,0.25,0.125]", "data.augment.std": "[1,2,3]", "data.augment.expand.fill": "[0,255,7]"}},
+		{"no expansion, no fill", []string{"--student-config", studentYML, "--student-override", "data.augment.expand.enabled=false"},
+			map[string]string{"data.augment.mean": defaults["data.augment.mean"], "data.augment.std": defaults["data.augment.std"]}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := filepath.Join(dir, fmt.Sprintf("d%d.arrow", i))
+			args := append([]string{"-c", teacherYML, "--weights", ck, "--shard", "0/8", "--out", out}, tt.args...)
+			if code, _, stderr := runTool(t, args...); code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
+			}
+			r, err := softtarget.Open(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			if got := r.Meta().Replay; !maps.Equal(got, tt.want) {
+				t.Errorf("replay settings %v, want %v", got, tt.want)
+			}
+		})
 	}
 }
