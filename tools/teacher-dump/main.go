@@ -4,7 +4,7 @@
 //
 //	teacher-dump -c TEACHER --weights T [--student-config S] [-o KEY=VALUE]...
 //	    [--dataset PATH] [--views K] [--seed S] [--batch B] [--fp16]
-//	    [--sparse THRESH] [--shard i/n] [--out FILE|-]
+//	    [--sparse THRESH] [--shard i/n] [--cache-mb MB] [--out FILE|-]
 //
 // # Which views
 //
@@ -51,6 +51,11 @@
 // files) gives every batch of the unsharded dump (with --views 1, in the
 // same order).
 //
+// Views whose pixels repeat an earlier view's (flips as the only
+// augmentation at one input size give each image two distinct views, however
+// many epochs) are written from memory instead of running the teacher again
+// (--cache-mb, default 1024; 0 turns it off); the file is the same bytes.
+//
 // The output depends only on the configurations, the weights, the seed and
 // the flags (and, as all float32 kernels here, on GOMAXPROCS and the build):
 // two runs write the same bytes. Progress lines go to stderr.
@@ -61,6 +66,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -101,6 +107,7 @@ type grammar struct {
 	Shard           string   `default:"0/1" placeholder:"i/n" help:"keep the i-th of n contiguous ranges of batches of every epoch."`
 	Out             string   `default:"-" placeholder:"FILE|-" help:"output Arrow IPC file, or - for an Arrow IPC stream on stdout."`
 	CacheDir        string   `name:"cache-dir" placeholder:"DIR" help:"where downloaded weights are kept."`
+	CacheMB         int      `name:"cache-mb" default:"1024" placeholder:"MB" help:"memory for the teacher's outputs of views already run: a view whose pixels repeat an earlier one's (e.g. flips as the only augmentation) is written from memory, the file unchanged; 0 turns it off."`
 }
 
 func main() {
@@ -134,11 +141,18 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		log.Printf("error: --batch %d", g.Batch)
 		return cli.ExitUsage
 	}
+	if g.CacheMB < 0 {
+		log.Printf("error: --cache-mb %d: want 0 (off) or more", g.CacheMB)
+		return cli.ExitUsage
+	}
 	if f, ok := stdout.(*os.File); ok && g.Out == "-" && term.IsTerminal(int(f.Fd())) {
 		log.Printf("error: refusing to write an Arrow stream to a terminal: give --out FILE, or pipe stdout into student-train --soft-targets -")
 		return cli.ExitUsage
 	}
 	d := &dumper{g: &g, log: log, shard: shard, nShards: nShards}
+	if g.CacheMB > 0 {
+		d.cache = newViewCache(int64(g.CacheMB) << 20)
+	}
 	if err := d.setup(ctx); err != nil {
 		return log.Fail(err)
 	}
@@ -176,6 +190,9 @@ type dumper struct {
 	meta     softtarget.Meta
 	seed     int64
 	batch    int
+
+	cache            *viewCache // nil: --cache-mb 0
+	computed, reused int        // views the teacher ran on / written from the cache
 }
 
 // setup loads the configurations, the teacher and the split, and checks what
@@ -389,7 +406,11 @@ func (d *dumper) dump(ctx context.Context, stdout io.Writer) (err error) {
 			return fmt.Errorf("stdout: %w", err)
 		}
 	}
-	d.log.Printf("wrote %d views to %s", w.Count(), where)
+	if d.reused > 0 {
+		d.log.Printf("wrote %d views to %s (teacher run on %d; %d repeated earlier views' pixels and came from memory)", w.Count(), where, d.computed, d.reused)
+	} else {
+		d.log.Printf("wrote %d views to %s", w.Count(), where)
+	}
 	return nil
 }
 
@@ -401,18 +422,37 @@ func mixupEpochs(cfg *config.Config) int {
 }
 
 // writeBatch runs the teacher on one batch (inference mode: BatchNorm running
-// statistics) and writes one row per image.
+// statistics) and writes one row per image. When every image of the batch is
+// in the view cache, the teacher does not run.
 func (d *dumper) writeBatch(w *softtarget.Writer, b *dataset.Batch, epoch int) error {
 	n, s := len(b.Items), b.Size
 	net, err := d.det.Net(n, s, s, false)
 	if err != nil {
 		return err
 	}
-	if err := net.Graph.SetInput(b.Images); err != nil {
-		return err
+	// b.Images: [n, 3, s, s]
+	pix := len(b.Images) / n
+	keys := make([][sha256.Size]byte, n)
+	cached := make([]*cachedView, n)
+	allCached := d.cache != nil
+	if d.cache != nil {
+		for i := range n {
+			keys[i] = viewKey(s, b.Images[i*pix:(i+1)*pix])
+			if cached[i] = d.cache.get(keys[i]); cached[i] == nil {
+				allCached = false
+			}
+		}
 	}
-	if err := net.Graph.Forward(false); err != nil {
-		return err
+	if !allCached {
+		if err := net.Graph.SetInput(b.Images); err != nil {
+			return err
+		}
+		if err := net.Graph.Forward(false); err != nil {
+			return err
+		}
+		d.computed += n
+	} else {
+		d.reused += n
 	}
 	outs := net.Outputs()
 	feats := make([][]float32, len(d.features))
@@ -430,14 +470,29 @@ func (d *dumper) writeBatch(w *softtarget.Writer, b *dataset.Batch, epoch int) e
 		if err != nil {
 			return err
 		}
+		var ov, fo [][]float32 // this image's slice of every output and feature map
+		if allCached {
+			ov, fo = cached[i].outs, cached[i].feats
+		} else {
+			ov, fo = make([][]float32, len(outs)), make([][]float32, len(d.features))
+			for k, sh := range net.Shapes {
+				per := sh[1] * sh[2] * sh[3]
+				ov[k] = outs[k][i*per : (i+1)*per]
+			}
+			for k := range d.features {
+				per := len(feats[k]) / n
+				fo[k] = feats[k][i*per : (i+1)*per]
+			}
+			if cached[i] == nil {
+				d.cache.put(keys[i], ov, fo)
+			}
+		}
 		v.ImageID, v.File, v.ViewIndex, v.Aug = sm.ID, sm.File, epoch, aug
 		for k, sh := range net.Shapes {
-			per := sh[1] * sh[2] * sh[3]
-			v.Outputs[k] = softtarget.Tensor{Shape: []int{sh[1], sh[2], sh[3]}, Data: outs[k][i*per : (i+1)*per]}
+			v.Outputs[k] = softtarget.Tensor{Shape: []int{sh[1], sh[2], sh[3]}, Data: ov[k]}
 		}
 		for k, f := range d.features {
-			per := len(feats[k]) / n
-			v.Features[f] = softtarget.Tensor{Shape: slices.Clone(fshape[k][1:]), Data: feats[k][i*per : (i+1)*per]}
+			v.Features[f] = softtarget.Tensor{Shape: slices.Clone(fshape[k][1:]), Data: fo[k]}
 		}
 		if err := w.Write(&v); err != nil {
 			return err

@@ -395,3 +395,48 @@ func TestDumpRecordsReplaySettings(t *testing.T) {
 		})
 	}
 }
+
+// TestViewCacheSameBytes: with flips as the only augmentation at one input
+// size, views repeat from the third epoch on (at most two per image); the
+// cache writes them from memory, and the file (outputs and feature maps) is
+// byte-identical to the one written with --cache-mb 0, where the teacher runs
+// on every view.
+func TestViewCacheSameBytes(t *testing.T) {
+	dir := t.TempDir()
+	ck := teacherCkpt(t, dir, teacherYML)
+	flipsOnly := []string{"data.augment.mixup.enabled=false", "data.augment.color_distort=false",
+		"data.augment.expand.enabled=false", "data.augment.crop=false", "data.augment.multi_scale=[64]",
+		"data.augment.random_interp=false"}
+	args := []string{"-c", teacherYML, "--weights", ck, "--student-config", studentPairsYML, "--views", "6"}
+	for _, o := range flipsOnly {
+		args = append(args, "--student-override", o)
+	}
+	files := map[string]string{}
+	logs := map[string]string{}
+	for _, mb := range []string{"0", "1024"} {
+		f := filepath.Join(dir, "c"+mb+".arrow")
+		code, _, stderr := runTool(t, append(slices.Clone(args), "--cache-mb", mb, "--out", f)...)
+		if code != 0 {
+			t.Fatalf("--cache-mb %s: exit %d: %s", mb, code, stderr)
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[mb], logs[mb] = string(b), stderr
+	}
+	if files["1024"] != files["0"] {
+		t.Error("the dump with the view cache differs from the one without")
+	}
+	// 32 training images, batches of 4, 6 epochs: 192 views of at most 64
+	// distinct pixel sets; from the third epoch on, most batches repeat whole.
+	if !strings.Contains(logs["1024"], "teacher-dump: wrote 192 views") || !strings.Contains(logs["1024"], "came from memory") {
+		t.Errorf("cached dump's summary: %s", logs["1024"])
+	}
+	if strings.Contains(logs["0"], "came from memory") {
+		t.Errorf("--cache-mb 0 reused views: %s", logs["0"])
+	}
+	if code, _, stderr := runTool(t, append(slices.Clone(args), "--cache-mb=-1", "--out", filepath.Join(dir, "x.arrow"))...); code != 2 || !strings.Contains(stderr, "--cache-mb -1") {
+		t.Errorf("--cache-mb -1: exit %d, %s", code, stderr)
+	}
+}
