@@ -364,7 +364,10 @@ func diffNorm(a, b [][]float32) float64 {
 
 // TestSparseErrorReal measures, on real teacher-dump files, the relative
 // error of the fine_grained and l2 losses (weight 1) and of their gradients
-// for every encoding against dense32. Gated: YOLODISTILL_SPARSE_ERROR=DIR,
+// for every encoding against dense32. For sparse files the fine_grained loss
+// gets the file's stored-cell masks (FineGrained.SetMask), as student-train
+// gives them; the l2 column shows what l2 would do with sparse files, which
+// student-train refuses. Gated: YOLODISTILL_SPARSE_ERROR=DIR,
 // where DIR holds dense32.arrow and any of dense16.arrow,
 // sparse32_THR.arrow, sparse16_THR.arrow, all dumped with the same teacher,
 // views and seed. The student outputs are the baseline student's head
@@ -441,7 +444,12 @@ func TestSparseErrorReal(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				if li == 0 && enc.views[i].Stored != nil {
+					// As student-train does: box and class terms only at stored cells.
+					fg.SetMask(enc.views[i].Stored)
+				}
 				le, err := loss.Forward(students[i], asBatch(enc.views[i].Outputs), ge)
+				fg.SetMask(nil)
 				if err != nil {
 					t.Fatal(err)
 				}
