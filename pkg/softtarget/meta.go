@@ -68,6 +68,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -356,12 +357,7 @@ func parseMeta(get func(string) (string, bool)) (Meta, error) {
 func (m Meta) CheckCompatible(want Meta) error {
 	var errs, replay []error
 	if want.Replay != nil && m.Replay != nil {
-		names := make([]string, 0, len(m.Replay))
-		for k := range m.Replay {
-			names = append(names, k)
-		}
-		slices.Sort(names)
-		for _, k := range names {
+		for _, k := range slices.Sorted(maps.Keys(m.Replay)) {
 			v := m.Replay[k]
 			w, ok := want.Replay[k]
 			switch {

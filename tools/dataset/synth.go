@@ -41,9 +41,6 @@ func (c *synthCmd) Run(e *env) error {
 	if c.MinObjects < 0 || c.MaxObjects < max(1, c.MinObjects) {
 		return usageError{fmt.Errorf("--min-objects %d / --max-objects %d is not a range", c.MinObjects, c.MaxObjects)}
 	}
-	if c.MinObject < 0 || c.MaxObject < 0 {
-		return usageError{fmt.Errorf("--min-object %d / --max-object %d: object sides cannot be negative", c.MinObject, c.MaxObject)}
-	}
 	if err := opts.Validate(); err != nil {
 		return usageError{err}
 	}

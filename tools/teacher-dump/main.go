@@ -183,7 +183,8 @@ type dumper struct {
 	shard, nShards int
 
 	teacher  *config.Config
-	data     *config.Config // the configuration whose data section and batch size make the views
+	data     *config.Config        // the configuration whose data section and batch size make the views
+	aug      dataset.AugmentConfig // data's augmentation: the views, and the settings their replay reads
 	det      *yolo.Detector
 	split    *yolo.Split
 	features []string
@@ -264,8 +265,8 @@ func (d *dumper) setup(ctx context.Context) error {
 		enc.Kind, enc.Threshold = softtarget.Sparse, *g.Sparse
 	}
 	d.meta = MetaFor(d.teacher, enc, d.features)
-	aug := train.AugmentFromConfig(d.data)
-	d.meta.Replay = aug.ReplaySettings(true)
+	d.aug = train.AugmentFromConfig(d.data)
+	d.meta.Replay = d.aug.ReplaySettings(true)
 	return nil
 }
 
@@ -364,7 +365,7 @@ func (d *dumper) dump(ctx context.Context, stdout io.Writer) (err error) {
 		}
 		l, err := dataset.NewLoader(dataset.LoaderConfig{
 			Source:      d.split.Source,
-			Augment:     train.AugmentFromConfig(d.data),
+			Augment:     d.aug,
 			BatchSize:   d.batch,
 			Seed:        uint64(d.seed),
 			Shuffle:     true,
