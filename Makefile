@@ -14,7 +14,7 @@ TOOLS := $(notdir $(wildcard tools/*))
 # Packages that must never import gorgonia (DESIGN.md layout rules).
 PLAIN_PKGS := box dataset metrics softtarget draw
 
-.PHONY: help setup build test vet bench demo clean
+.PHONY: help setup build test race vet bench demo clean
 
 # The pipelines: make demo, voc-distill, coco-distill, bccd-bench.
 include pipelines/demo.mk pipelines/recipes.mk pipelines/bccd.mk
@@ -24,14 +24,17 @@ help: ## list the targets
 
 setup: ## install what is missing (OpenBLAS via apt-get when root), or say what falls back
 	@bash pipelines/setup.sh
-	@[ "$(GOTAGS)" = openblas ] || echo "yolodistill: OpenBLAS not found; using the pure-Go kernels (slower)" >&2
+	@# Not $(GOTAGS): make expands a whole recipe before running it, so that
+	@# would be decided before setup.sh installed anything.
+	@ldconfig -p 2>/dev/null | grep 'libopenblas\.so ' >/dev/null || echo "yolodistill: OpenBLAS not found; using the pure-Go kernels (slower)" >&2
 
 build: setup ## build every tool into bin/
 	@mkdir -p bin
 	$(GO) build -tags '$(GOTAGS)' -o bin/ ./tools/...
 
-vet: setup ## go vet, gofmt check, and the no-gorgonia rule for plain packages
+vet: setup ## go vet, gofmt, go.mod tidy, and the no-gorgonia rule for plain packages
 	$(GO) vet -tags '$(GOTAGS)' ./...
+	@$(GO) mod tidy -diff >/dev/null 2>&1 || { echo "go.mod/go.sum are not tidy: run 'go mod tidy'"; $(GO) mod tidy -diff; exit 1; }
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@for p in $(PLAIN_PKGS); do \
@@ -42,6 +45,15 @@ vet: setup ## go vet, gofmt check, and the no-gorgonia rule for plain packages
 
 test: vet ## run every test (tiny sizes; under ~15 minutes on 2 cores)
 	$(GO) test -tags '$(GOTAGS)' -timeout 30m ./...
+
+# The packages that start goroutines (kernels, loader, losses, metrics,
+# downloads, the soft-target source) and the tools that drive them.
+RACE_PKGS := ./pkg/nn ./pkg/dataset ./pkg/yolo/... ./pkg/distill ./pkg/metrics ./pkg/checkpoint ./pkg/train \
+	./tools/detect-train ./tools/student-train ./tools/teacher-dump
+
+race: setup ## the goroutine-starting packages under the race detector (cgo: needs gcc)
+	@if ! command -v gcc >/dev/null; then echo "make race: the race detector needs cgo and gcc" >&2; exit 1; fi
+	$(if $(filter openblas,$(GOTAGS)),CGO_LDFLAGS=-lopenblas,) CGO_ENABLED=1 go test -race -tags '$(GOTAGS)' -timeout 30m $(RACE_PKGS)
 
 bench: build ## benchmarks as JSON lines, beside PyTorch's when python3-torch is installed
 	@GOTAGS=$(GOTAGS) $(if $(filter openblas,$(GOTAGS)),CGO_LDFLAGS=-lopenblas,CGO_ENABLED=0) bash pipelines/bench.sh

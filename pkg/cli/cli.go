@@ -84,14 +84,60 @@ func (l Logger) Printf(format string, args ...any) {
 }
 
 // Fail reports err and returns the exit code for it: ExitInterrupted when the
-// error comes from a cancelled context, ExitFailure otherwise.
+// error comes from a cancelled context, ExitUsage when IsUsage(err),
+// ExitFailure otherwise.
 func (l Logger) Fail(err error) int {
 	if errors.Is(err, context.Canceled) {
 		l.Printf("interrupted")
 		return ExitInterrupted
 	}
 	l.Printf("error: %v", err)
+	if IsUsage(err) {
+		return ExitUsage
+	}
 	return ExitFailure
+}
+
+// UsageError marks a misuse of the command line that kong cannot see (a bad
+// combination of flags, a flag value out of range): the tool exits with
+// ExitUsage.
+type UsageError struct{ Err error }
+
+func (e UsageError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the wrapped error.
+func (e UsageError) Unwrap() error { return e.Err }
+
+// IsUsage marks UsageError as a usage error (see IsUsage).
+func (e UsageError) IsUsage() bool { return true }
+
+// Usagef returns a UsageError with a formatted message (%w wraps).
+func Usagef(format string, args ...any) error {
+	return UsageError{fmt.Errorf(format, args...)}
+}
+
+// IsUsage reports whether err, or any error it wraps (errors.Join lists
+// included), says it is a usage error through a method IsUsage() bool
+// returning true: a UsageError, or a configuration error blamed on a -o
+// override (config.Error).
+func IsUsage(err error) bool {
+	if err == nil {
+		return false
+	}
+	if u, ok := err.(interface{ IsUsage() bool }); ok && u.IsUsage() {
+		return true
+	}
+	switch w := err.(type) {
+	case interface{ Unwrap() error }:
+		return IsUsage(w.Unwrap())
+	case interface{ Unwrap() []error }:
+		for _, e := range w.Unwrap() {
+			if IsUsage(e) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // SignalContext returns a context cancelled on SIGINT or SIGTERM, for main.

@@ -102,6 +102,13 @@ type DataConfig struct {
 	// MaxImageSide rejects images whose width or height exceeds it (pixels),
 	// a guard against decoding absurd files. 0 means no limit.
 	MaxImageSide int `yaml:"max_image_side"`
+	// SkipLimit is the share of a split's images that may fail to load
+	// (missing, truncated or corrupt files) and be skipped, each with one
+	// warning, rounded up: the default 0.01 lets 1 image in 100 be skipped,
+	// and at least one in any split; 0 skips none. Past it training stops
+	// (exit 1) after saving a checkpoint to resume from, and evaluation,
+	// teacher-dump and inference fail.
+	SkipLimit float64 `yaml:"skip_limit"`
 	// Workers is the number of goroutines decoding and augmenting images.
 	Workers int `yaml:"workers"`
 	// Augment is the training-view augmentation.
@@ -302,6 +309,7 @@ func Defaults() Config {
 			TrainSplit:   "trainval",
 			EvalSplit:    "test",
 			MaxImageSide: 8192,
+			SkipLimit:    0.01,
 			Workers:      2,
 			Augment: AugmentConfig{
 				Mixup:        MixupConfig{Enabled: true, Epochs: 250, Alpha: 1.5, Beta: 1.5},

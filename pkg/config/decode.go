@@ -30,6 +30,11 @@ type Error struct {
 // Unwrap returns the underlying error.
 func (e *Error) Unwrap() error { return e.Err }
 
+// IsUsage reports whether the error is blamed on a command-line override
+// ("-o KEY=VALUE": an unknown key, a value of the wrong type, or a value the
+// validation refuses): the tools exit 2 for it, as for any usage error.
+func (e *Error) IsUsage() bool { return strings.HasPrefix(e.File, "-o ") }
+
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString(e.File)

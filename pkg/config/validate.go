@@ -162,6 +162,7 @@ func (c *Config) validate(byKey map[string]string) error {
 		seenClass[name] = i
 	}
 	v.atLeast("data.max_image_side", d.MaxImageSide, 0)
+	v.unit("data.skip_limit", d.SkipLimit)
 	v.atLeast("data.workers", d.Workers, 1)
 	a := &d.Augment
 	if a.Mixup.Enabled {

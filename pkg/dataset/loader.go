@@ -41,6 +41,7 @@ func (s DatasetSource) Load(i int) (*Image, []Target, error) {
 
 // Replay rebuilds the view rec describes from src: it loads the record's
 // sample and mixup partner and applies the record (see Apply). dst as in Apply.
+// A load error comes as a *SampleError naming the sample that failed.
 func (c *AugmentConfig) Replay(src Source, rec *ViewRecord, dst []float32) (View, error) {
 	n := src.Len()
 	if rec.Sample < 0 || rec.Sample >= int64(n) || rec.Partner >= int64(n) {
@@ -48,13 +49,13 @@ func (c *AugmentConfig) Replay(src Source, rec *ViewRecord, dst []float32) (View
 	}
 	img, t, err := src.Load(int(rec.Sample))
 	if err != nil {
-		return View{}, err
+		return View{}, &SampleError{Index: int(rec.Sample), Err: err}
 	}
 	var pimg *Image
 	var pt []Target
 	if rec.Partner >= 0 {
 		if pimg, pt, err = src.Load(int(rec.Partner)); err != nil {
-			return View{}, err
+			return View{}, &SampleError{Index: int(rec.Partner), Err: err}
 		}
 	}
 	return c.Apply(rec, img, t, pimg, pt, dst)
@@ -94,6 +95,9 @@ type BatchItem struct {
 	Index   int        // sample index in the source
 	Record  ViewRecord // how the view was made (replay with Augment.Replay)
 	Targets []Target   // input pixels, half-open xyxy; Score = mixup weight
+
+	skipped []Skip // images passed over for this slot (producer to Next)
+	dropped bool   // no image for this slot (evaluation order): Next removes it
 }
 
 // Batch is a batch of views with one input size.
@@ -103,12 +107,26 @@ type Batch struct {
 	Interp Interp    // the batch's resize interpolation
 	Images []float32 // [N, 3, S, S], normalised; N = len(Items)
 	Items  []BatchItem
+	// Skipped lists the images that could not be loaded (Skippable errors)
+	// while this batch was made, in slot order. In training order the next
+	// loadable image of the epoch's order took each one's place, so the batch
+	// is full; in evaluation order the image is left out and the batch is
+	// shorter.
+	Skipped []Skip
 }
 
 // Loader produces batches in a fixed order on worker goroutines: the output
 // for a given seed and position is the same for any Workers and any timing.
 // At most Prefetch batches are prepared ahead. Use: NewLoader, Start, Next
 // until done, Close. A Loader runs epoch after epoch; the caller stops it.
+//
+// An image that cannot be loaded (Skippable: missing, truncated, corrupt) does
+// not stop the loader: it is listed in Batch.Skipped. In training order (Train)
+// its slot is filled by the next image of the epoch's order that loads, with
+// the slot's own random choices, so batch sizes, positions and every other
+// slot stay as they were (resume and replay are unchanged); in evaluation
+// order the slot is left out. Limiting how many may be skipped is the
+// caller's (SkipTally). Any other error stops the loader.
 type Loader struct {
 	cfg     LoaderConfig
 	n       int
@@ -273,40 +291,103 @@ func (l *Loader) Start(ctx context.Context, pos Position) error {
 // into slot k of b. Its random choices come from NewRNG(Seed, streamItem,
 // epoch, pos) only.
 func (l *Loader) makeItem(b *Batch, k, epoch, pos int, order []int) error {
-	idx := order[pos]
-	img, t, err := l.cfg.Source.Load(idx)
+	it := &b.Items[k]
+	if !l.cfg.Train {
+		idx := order[pos]
+		img, t, err := l.cfg.Source.Load(idx)
+		if err != nil {
+			if !Skippable(err) {
+				return err
+			}
+			*it = BatchItem{Index: idx, dropped: true, skipped: []Skip{{Index: idx, Err: err}}}
+			return nil
+		}
+		rec := EvalRecord(int64(idx), b.Size, b.Interp)
+		plane := 3 * b.Size * b.Size
+		v, err := l.cfg.Augment.Apply(&rec, img, t, nil, nil, b.Images[k*plane:(k+1)*plane])
+		if err != nil {
+			return err
+		}
+		*it = BatchItem{Index: idx, Record: rec, Targets: v.Targets}
+		return nil
+	}
+	var skipped []Skip
+	idx, img, t, err := l.loadFrom(order, pos, -1, &skipped)
 	if err != nil {
 		return err
 	}
 	a := &l.cfg.Augment
-	var rec ViewRecord
 	var pimg *Image
 	var pt []Target
-	if l.cfg.Train {
-		r := NewRNG(l.cfg.Seed, streamItem, uint64(epoch), uint64(pos))
-		pidx := int64(-1)
-		var pg *Geometry
-		if a.Mixup && epoch < l.cfg.MixupEpochs && l.n > 1 {
-			// PaddleDetection's reader: a uniformly chosen other sample.
-			pidx = int64(order[(pos+1+r.Intn(l.n-1))%l.n])
-			if pimg, pt, err = l.cfg.Source.Load(int(pidx)); err != nil {
-				return err
-			}
-			pg = &Geometry{W: pimg.W, H: pimg.H, Targets: pt}
-		} else {
-			r.Uint64() // keep the stream aligned whether or not mixup is on
+	r := NewRNG(l.cfg.Seed, streamItem, uint64(epoch), uint64(pos))
+	pidx := int64(-1)
+	var pg *Geometry
+	if a.Mixup && epoch < l.cfg.MixupEpochs && l.n > 1 {
+		// PaddleDetection's reader: a uniformly chosen other sample.
+		var p int
+		if p, pimg, pt, err = l.loadFrom(order, (pos+1+r.Intn(l.n-1))%l.n, idx, &skipped); err != nil {
+			return err
 		}
-		rec = a.Draw(r, int64(idx), Geometry{W: img.W, H: img.H, Targets: t}, pidx, pg, b.Size, b.Interp)
+		pidx = int64(p)
+		pg = &Geometry{W: pimg.W, H: pimg.H, Targets: pt}
 	} else {
-		rec = EvalRecord(int64(idx), b.Size, b.Interp)
+		r.Uint64() // keep the stream aligned whether or not mixup is on
 	}
+	rec := a.Draw(r, int64(idx), Geometry{W: img.W, H: img.H, Targets: t}, pidx, pg, b.Size, b.Interp)
 	plane := 3 * b.Size * b.Size
 	v, err := a.Apply(&rec, img, t, pimg, pt, b.Images[k*plane:(k+1)*plane])
 	if err != nil {
 		return err
 	}
-	b.Items[k] = BatchItem{Index: idx, Record: rec, Targets: v.Targets}
+	*it = BatchItem{Index: idx, Record: rec, Targets: v.Targets, skipped: skipped}
 	return nil
+}
+
+// loadFrom loads the sample at position pos of the epoch's order or, when it
+// cannot be loaded (Skippable), the next one in the order that can, other
+// than avoid (a mixup partner is never the image itself). Images passed over
+// are appended to skipped. It fails when no image of the split loads.
+func (l *Loader) loadFrom(order []int, pos, avoid int, skipped *[]Skip) (int, *Image, []Target, error) {
+	for k := 0; k < l.n; k++ {
+		idx := order[(pos+k)%l.n]
+		if idx == avoid {
+			continue
+		}
+		img, t, err := l.cfg.Source.Load(idx)
+		if err == nil {
+			return idx, img, t, nil
+		}
+		if !Skippable(err) {
+			return 0, nil, nil, err
+		}
+		*skipped = append(*skipped, Skip{Index: idx, Err: err})
+	}
+	return 0, nil, nil, fmt.Errorf("none of the %d images could be loaded (the first: %w)", l.n, (*skipped)[0].Err)
+}
+
+// settle gathers the batch's skipped images into b.Skipped and removes the
+// slots left without an image.
+func (b *Batch) settle() {
+	if len(b.Items) == 0 {
+		return
+	}
+	plane := len(b.Images) / len(b.Items)
+	kept := 0
+	for k := range b.Items {
+		it := b.Items[k]
+		b.Skipped = append(b.Skipped, it.skipped...)
+		if it.dropped {
+			continue
+		}
+		it.skipped = nil
+		if kept != k {
+			copy(b.Images[kept*plane:(kept+1)*plane], b.Images[k*plane:(k+1)*plane])
+		}
+		b.Items[kept] = it
+		kept++
+	}
+	b.Items = b.Items[:kept]
+	b.Images = b.Images[:kept*plane]
 }
 
 // Next returns the next batch in order, waiting for it if needed. It returns
@@ -351,6 +432,7 @@ func (l *Loader) Next(ctx context.Context) (*Batch, error) {
 		l.Close()
 		return nil, l.failed
 	}
+	p.b.settle()
 	l.next = p.b.Pos
 	l.next.Batch++
 	if l.next.Batch == l.perEp {

@@ -22,7 +22,8 @@ import (
 type memSource struct {
 	imgs    []*Image
 	targets [][]Target
-	failAt  int // Load(failAt) fails; -1 never
+	failAt  int          // Load(failAt) fails; -1 never
+	damaged map[int]bool // Load fails with an *ImageError (skippable)
 }
 
 func newMemSource(n int) *memSource {
@@ -56,6 +57,9 @@ func (m *memSource) Len() int { return len(m.imgs) }
 func (m *memSource) Load(i int) (*Image, []Target, error) {
 	if i == m.failAt {
 		return nil, nil, fmt.Errorf("img%03d.jpg: corrupt jpeg", i)
+	}
+	if m.damaged[i] {
+		return nil, nil, &ImageError{File: fmt.Sprintf("img%03d.jpg", i), Kind: KindImageCorrupt, Err: errors.New("truncated jpeg")}
 	}
 	return m.imgs[i], m.targets[i], nil
 }
@@ -356,5 +360,157 @@ func TestBatchPadded(t *testing.T) {
 	}
 	if labels[0] != 2 || labels[1] != 1 || labels[2] != 0 || scores[0] != 0.25 || scores[1] != 1 || scores[2] != 0 {
 		t.Fatalf("labels %v scores %v", labels, scores)
+	}
+}
+
+// TestLoaderSkipsDamagedImages: in training order an image that fails with
+// an *ImageError is listed in Batch.Skipped and the next image of the
+// epoch's order fills its slot (batches stay full, every slot keeps its own
+// random choices, the output is the same for any worker count and every
+// batch that does not meet the image is unchanged); a mixup partner is
+// replaced the same way. In evaluation order the image is left out.
+func TestLoaderSkipsDamagedImages(t *testing.T) {
+	healthy := newMemSource(10)
+	src := newMemSource(10)
+	src.damaged = map[int]bool{3: true, 7: true}
+	collect := func(cfg LoaderConfig, n int) ([]*Batch, []string) {
+		l, err := NewLoader(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		if err := l.Start(context.Background(), Position{}); err != nil {
+			t.Fatal(err)
+		}
+		var bs []*Batch
+		var hs []string
+		for i := 0; i < n; i++ {
+			b, err := l.Next(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			bs = append(bs, b)
+			hs = append(hs, hashBatch(b)+fmt.Sprint(b.Skipped))
+		}
+		return bs, hs
+	}
+	const batches = 8 // 4 epochs of 2 batches of 4 (DropLast); mixup in epoch 0
+	ref, refHash := collect(testLoaderConfig(healthy, 2), batches)
+	got, h1 := collect(testLoaderConfig(src, 1), batches)
+	_, h4 := collect(testLoaderConfig(src, 4), batches)
+	seen := map[int]int{}
+	for i, b := range got {
+		if h1[i] != h4[i] {
+			t.Errorf("batch %d differs between 1 and 4 workers", i)
+		}
+		if len(b.Items) != 4 {
+			t.Errorf("batch %d: %d items, want 4 (a full batch)", i, len(b.Items))
+		}
+		met := false
+		for _, it := range b.Items {
+			if src.damaged[it.Index] || src.damaged[int(it.Record.Partner)] {
+				t.Errorf("batch %d: item of sample %d (partner %d) uses a damaged image", i, it.Index, it.Record.Partner)
+			}
+		}
+		for k, it := range ref[i].Items {
+			if src.damaged[it.Index] || (it.Record.Partner >= 0 && src.damaged[int(it.Record.Partner)]) {
+				met = true
+				continue
+			}
+			// A slot that did not meet a damaged image is the healthy loader's.
+			if got := b.Items[k].Record; got != it.Record {
+				t.Errorf("batch %d slot %d: record %+v, healthy %+v", i, k, got, it.Record)
+			}
+		}
+		for _, s := range b.Skipped {
+			seen[s.Index]++
+			if !src.damaged[s.Index] || !Skippable(s.Err) || s.File() != fmt.Sprintf("img%03d.jpg", s.Index) {
+				t.Errorf("batch %d: skip %+v", i, s)
+			}
+		}
+		if met != (len(b.Skipped) > 0) {
+			t.Errorf("batch %d: met a damaged image %v, skipped %v", i, met, b.Skipped)
+		}
+		if !met && h1[i] != refHash[i] {
+			t.Errorf("batch %d meets no damaged image but differs from the healthy loader's", i)
+		}
+	}
+	if seen[3] == 0 || seen[7] == 0 {
+		t.Errorf("skips seen %v, want both damaged images", seen)
+	}
+
+	// Evaluation order: left out, the batch is shorter.
+	cfg := LoaderConfig{Source: src, Augment: DefaultAugmentConfig(), BatchSize: 4, EvalSize: 32, Workers: 3}
+	l, err := NewLoader(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	l.Start(context.Background(), Position{})
+	var idx []int
+	var skipped []int
+	for b := 0; b < l.BatchesPerEpoch(); b++ {
+		batch, err := l.Next(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(batch.Images) != len(batch.Items)*3*32*32 {
+			t.Errorf("eval batch %d: %d floats for %d items", b, len(batch.Images), len(batch.Items))
+		}
+		for _, it := range batch.Items {
+			idx = append(idx, it.Index)
+		}
+		for _, s := range batch.Skipped {
+			skipped = append(skipped, s.Index)
+		}
+	}
+	if fmt.Sprint(idx) != "[0 1 2 4 5 6 8 9]" || fmt.Sprint(skipped) != "[3 7]" {
+		t.Errorf("evaluation order: items %v, skipped %v", idx, skipped)
+	}
+	// The images that did load are the healthy loader's.
+	hc := cfg
+	hc.Source = healthy
+	hl, err := NewLoader(hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hl.Close()
+	hl.Start(context.Background(), Position{})
+	first, _ := hl.Next(context.Background())
+	l2, _ := NewLoader(cfg)
+	defer l2.Close()
+	l2.Start(context.Background(), Position{})
+	b0, _ := l2.Next(context.Background())
+	plane := 3 * 32 * 32
+	for k := 0; k < 3; k++ {
+		for i := 0; i < plane; i++ {
+			if b0.Images[k*plane+i] != first.Images[k*plane+i] {
+				t.Fatalf("eval image %d differs from the healthy loader's", k)
+			}
+		}
+	}
+}
+
+func TestSkipTallyAndAllowed(t *testing.T) {
+	for _, tc := range []struct {
+		f    float64
+		n    int
+		want int
+	}{{0.01, 292, 3}, {0.01, 100, 1}, {0.01, 2, 1}, {0.01, 1, 0}, {0, 500, 0}, {0.5, 10, 5}, {1, 10, 9}, {0.03, 100, 3}} {
+		if got := AllowedSkips(tc.f, tc.n); got != tc.want {
+			t.Errorf("AllowedSkips(%v, %d) = %d, want %d", tc.f, tc.n, got, tc.want)
+		}
+	}
+	ta := SkipTally{Allowed: 1, Split: 10, Fraction: 0.1, Key: "data.skip_limit"}
+	e := func(i int) Skip { return Skip{Index: i, Err: &ImageError{File: fmt.Sprintf("f%d.jpg", i), Err: errors.New("corrupt")}} }
+	if fresh := ta.Add([]Skip{e(2), e(2)}); len(fresh) != 1 || ta.Over() || ta.Err() != nil {
+		t.Fatalf("one image twice: fresh %v, over %v", fresh, ta.Over())
+	}
+	if fresh := ta.Add([]Skip{e(2), e(5)}); len(fresh) != 1 || fresh[0].Index != 5 || !ta.Over() {
+		t.Fatalf("second image: fresh %v, over %v", fresh, ta.Over())
+	}
+	if err := ta.Err(); err == nil || !strings.Contains(err.Error(), "f2.jpg") || !strings.Contains(err.Error(), "f5.jpg") ||
+		!strings.Contains(err.Error(), "2 of 10 images") || !strings.Contains(err.Error(), "data.skip_limit=0.1") {
+		t.Errorf("Err: %v", err)
 	}
 }

@@ -63,8 +63,13 @@ func init() {
 // Cooperlake).
 func SetBLASCore(core string) error {
 	need := map[string]bool{
-		"haswell": cpu.X86.HasAVX2 && cpu.X86.HasFMA,
-		"zen":     cpu.X86.HasAVX2 && cpu.X86.HasFMA,
+		// The kernels OpenBLAS falls back to on CPUs it does not know
+		// (Prescott: SSE3, which every x86-64 CPU running Go has).
+		"prescott":    true,
+		"nehalem":     cpu.X86.HasSSE42,
+		"sandybridge": cpu.X86.HasAVX,
+		"haswell":     cpu.X86.HasAVX2 && cpu.X86.HasFMA,
+		"zen":         cpu.X86.HasAVX2 && cpu.X86.HasFMA,
 		"skylakex": cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512DQ &&
 			cpu.X86.HasAVX512VL && cpu.X86.HasAVX512CD,
 		"cooperlake": cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512DQ &&
@@ -72,7 +77,7 @@ func SetBLASCore(core string) error {
 	}
 	ok, known := need[strings.ToLower(core)]
 	if !known {
-		return fmt.Errorf("nn: BLAS core %q not supported here (Haswell, Zen, SkylakeX, Cooperlake)", core)
+		return fmt.Errorf("nn: BLAS core %q not supported here (Prescott, Nehalem, SandyBridge, Haswell, Zen, SkylakeX, Cooperlake)", core)
 	}
 	if !ok {
 		return fmt.Errorf("nn: this CPU lacks the instructions of BLAS core %s", core)

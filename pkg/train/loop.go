@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -107,6 +108,9 @@ type Result struct {
 	LastLoss float64
 	// Detector is the trained model (its state is the final checkpoint's).
 	Detector *yolo.Detector
+	// Skipped are the training images skipped because they could not be
+	// loaded, and EvalSkipped the evaluation images left out of scores.
+	Skipped, EvalSkipped []dataset.Skip
 }
 
 // NonFiniteError is returned when a step's loss is NaN or infinite. The
@@ -158,6 +162,19 @@ type trainer struct {
 	best      float64
 	bestPath  string
 	metricKey string
+
+	skips        *dataset.SkipTally // training images skipped so far
+	resumedSkips []dataset.Skip     // those a resumed checkpoint lists
+	evalSkips *dataset.SkipTally // evaluation images skipped, each reported once
+}
+
+// skippedMeta is the checkpoint Meta key that lists the training images
+// skipped so far (JSON: skippedImage), so that a resumed run counts on.
+const skippedMeta = "skipped_images"
+
+type skippedImage struct {
+	Index int    `json:"index"`
+	Error string `json:"error"`
 }
 
 // Run trains the detector of opt.Config: builds the Detector with the YOLOv3
@@ -313,6 +330,15 @@ func (t *trainer) restore(ctx context.Context) (int, []byte, error) {
 				}
 			}
 		}
+		if s, ok := c.Meta[skippedMeta]; ok {
+			var list []skippedImage
+			if err := json.Unmarshal([]byte(s), &list); err != nil {
+				return 0, nil, fmt.Errorf("%s: meta %s: %w", t.opt.Resume, skippedMeta, err)
+			}
+			for _, si := range list {
+				t.resumedSkips = append(t.resumedSkips, dataset.Skip{Index: si.Index, Err: errors.New(si.Error)})
+			}
+		}
 		t.lastCkpt = t.opt.Resume
 		t.log("resumed from %s at iteration %d", t.opt.Resume, it)
 		return it, c.State.DataOrder, nil
@@ -417,6 +443,14 @@ func (t *trainer) snapshot(iters int, dataState []byte) *checkpoint.Checkpoint {
 		c.Meta["best_score"] = strconv.FormatFloat(t.best, 'g', -1, 64)
 	}
 	c.Meta["metric"] = t.cfg.Eval.Metric
+	if t.skips != nil && t.skips.Count() > 0 {
+		list := make([]skippedImage, 0, t.skips.Count())
+		for _, s := range t.skips.Skips() {
+			list = append(list, skippedImage{Index: s.Index, Error: s.Err.Error()})
+		}
+		js, _ := json.Marshal(list) // plain structs: cannot fail
+		c.Meta[skippedMeta] = string(js)
+	}
 	return c
 }
 
@@ -453,10 +487,15 @@ func (t *trainer) prune(done int) {
 }
 
 // evaluate scores the current model on the eval split.
+// Images that cannot be loaded are left out of the score (see
+// yolo.DetectSplit) and reported once per run.
 func (t *trainer) evaluate(ctx context.Context) (float64, error) {
 	r, err := yolo.Evaluate(ctx, t.det, t.evalSp, yolo.EvalOptions{})
 	if err != nil {
 		return 0, err
+	}
+	for _, s := range t.evalSkips.Add(r.Skipped) {
+		t.log("warning: evaluation split %q: skipping an image that cannot be loaded: %v", t.evalSp.Name, s.Err)
 	}
 	return r.Score, nil
 }
@@ -481,6 +520,11 @@ func (t *trainer) loop(ctx context.Context, start int, state []byte) (*Result, e
 		}
 		defer func() { src.Close() }()
 		state = src.State()
+		t.skips = yolo.SkipTally(cfg, src.Images())
+		t.skips.Add(t.resumedSkips)
+	}
+	if t.evalSp != nil {
+		t.evalSkips = yolo.SkipTally(cfg, t.evalSp.Source.Len())
 	}
 	prog := Progress{W: opt.Stderr, Name: opt.Name, Total: maxIters, Bar: opt.Bar, Every: cfg.Train.LogIter}
 	prog.Start(start)
@@ -509,6 +553,21 @@ func (t *trainer) loop(ctx context.Context, start int, state []byte) (*Result, e
 			}
 			return nil, err
 		}
+		for _, s := range t.skips.Add(batch.Skipped) {
+			if opt.Bar {
+				fmt.Fprintln(opt.Stderr)
+			}
+			t.log("warning: skipping a training image that cannot be loaded (another image fills its place in the batch): %v", s.Err)
+		}
+		if err := t.skips.Err(); err != nil {
+			// state is still this batch's position: the saved run starts with it.
+			p := SnapshotPath(opt.OutDir, it)
+			if serr := t.save(p, it, state); serr != nil {
+				return nil, errors.Join(err, serr)
+			}
+			return nil, fmt.Errorf("training split %q: %w; stopped after %d iterations and saved %s (resume with -r %s)",
+				cfg.Data.TrainSplit, err, it, p, p)
+		}
 		n := len(batch.Items)
 		net, err := t.det.Net(n, batch.Size, batch.Size, true)
 		if err != nil {
@@ -535,7 +594,7 @@ func (t *trainer) loop(ctx context.Context, start int, state []byte) (*Result, e
 			return nil, fmt.Errorf("iteration %d: loss: %w", it, t.lossErr)
 		}
 		rec := Record{Iter: it, LR: t.sched.At(it), Parts: map[string]float64{
-			"xy": t.parts.XY, "wh": t.parts.WH, "obj": t.parts.Obj, "cls": t.parts.Cls}}
+			"xy": t.parts.XY, "wh": t.parts.WH, "obj": t.parts.Obj, "cls": t.parts.Cls}, Skipped: t.skips.Count()}
 		total := 0.0
 		for i, name := range net.Graph.LossNames() {
 			total += vals[i]
@@ -571,7 +630,12 @@ func (t *trainer) loop(ctx context.Context, start int, state []byte) (*Result, e
 				if ctx.Err() != nil {
 					return interrupted(done, ctx.Err())
 				}
-				return nil, fmt.Errorf("evaluation after %d iterations: %w", done, err)
+				// Keep the training done so far.
+				p := SnapshotPath(opt.OutDir, done)
+				if serr := t.save(p, done, state); serr != nil {
+					return nil, errors.Join(fmt.Errorf("evaluation after %d iterations: %w", done, err), serr)
+				}
+				return nil, fmt.Errorf("evaluation after %d iterations: %w (the training state is saved in %s: resume with -r %s)", done, err, p, p)
 			}
 			rec.Eval = map[string]float64{t.metricKey: score}
 			if opt.Bar {
@@ -598,14 +662,25 @@ func (t *trainer) loop(ctx context.Context, start int, state []byte) (*Result, e
 		}
 	}
 
-	// The end: evaluation, model_final, the loss plot.
+	// The end: model_final first (an evaluation failure must not discard
+	// the training), then the evaluation, best_model and the loss plot.
+	final := filepath.Join(opt.OutDir, FinalFile)
+	if err := t.save(final, maxIters, state); err != nil {
+		return nil, err
+	}
+	t.lastCkpt = final
+	res.Iterations, res.Checkpoint = maxIters, final
+	if t.skips != nil {
+		res.Skipped = t.skips.Skips()
+	}
 	if t.evalSp != nil {
 		score, err := t.evaluate(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
-				return interrupted(maxIters, ctx.Err())
+				t.log("interrupted in the final evaluation; the trained model is saved in %s", final)
+				return res, fmt.Errorf("final evaluation: %w", ctx.Err())
 			}
-			return nil, fmt.Errorf("final evaluation: %w", err)
+			return res, fmt.Errorf("final evaluation: %w (the trained model is saved in %s)", err, final)
 		}
 		t.log("evaluation after %d iterations: %s %.4f", maxIters, t.metricKey, score)
 		if err := metrics.Write(Record{Iter: maxIters - 1, LR: t.sched.At(maxIters - 1), Eval: map[string]float64{t.metricKey: score}}); err != nil {
@@ -615,12 +690,9 @@ func (t *trainer) loop(ctx context.Context, start int, state []byte) (*Result, e
 			return nil, err
 		}
 	}
-	final := filepath.Join(opt.OutDir, FinalFile)
-	if err := t.save(final, maxIters, state); err != nil {
-		return nil, err
+	if t.evalSkips != nil {
+		res.EvalSkipped = t.evalSkips.Skips()
 	}
-	t.lastCkpt = final
-	res.Iterations, res.Checkpoint = maxIters, final
 	if t.bestPath != "" {
 		res.Best, res.BestScore = t.bestPath, t.best
 	}
@@ -712,4 +784,15 @@ func partsString(p map[string]float64) string {
 
 func writeConfig(path string, cfg *config.Config) error {
 	return atomicfile.WriteBytes(path, cfg.YAML())
+}
+
+// ReportSkips writes the end-of-run summary of the images a run skipped
+// because they could not be loaded (nothing when there were none).
+func ReportSkips(printf func(format string, args ...any), res *Result) {
+	if n := len(res.Skipped); n > 0 {
+		printf("warning: %d training image(s) could not be loaded and were skipped (metrics.jsonl skipped_images); the first: %v", n, res.Skipped[0].Err)
+	}
+	if n := len(res.EvalSkipped); n > 0 {
+		printf("warning: %d evaluation image(s) could not be loaded and were left out of the scores; the first: %v", n, res.EvalSkipped[0].Err)
+	}
 }

@@ -44,6 +44,7 @@ type fixedSource struct{ b *dataset.Batch }
 
 func (s fixedSource) Next(ctx context.Context) (*dataset.Batch, error) { return s.b, ctx.Err() }
 func (s fixedSource) State() []byte                                    { return nil }
+func (s fixedSource) Images() int                                      { return len(s.b.Items) }
 func (s fixedSource) Close()                                           {}
 
 // fixedBatch is the first two training images of the synthetic set at 64 px,

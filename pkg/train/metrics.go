@@ -19,6 +19,9 @@ type Record struct {
 	Parts      map[string]float64 `json:"parts,omitempty"`
 	ImagesPerS float64            `json:"images_per_s"`
 	Eval       map[string]float64 `json:"eval,omitempty"`
+	// Skipped is the number of distinct training images skipped so far
+	// because they could not be loaded (absent when none).
+	Skipped int `json:"skipped_images,omitempty"`
 }
 
 // MetricsLog appends Records as JSON lines to a file.

@@ -23,6 +23,10 @@ type Source interface {
 	State() []byte
 	// Close stops the source's goroutines.
 	Close()
+	// Images is the number of images in the split the batches come from:
+	// the base of data.skip_limit (Batch.Skipped lists the images that could
+	// not be loaded).
+	Images() int
 }
 
 // OpenSource opens a run's Source at a state saved by Source.State (nil:
@@ -33,6 +37,7 @@ type OpenSource func(ctx context.Context, cfg *config.Config, state []byte) (Sou
 // through a shuffling, augmenting dataset.Loader.
 type loaderSource struct {
 	l *dataset.Loader
+	n int
 }
 
 // loaderState is the JSON form of a loader position in checkpoints.
@@ -76,7 +81,7 @@ func OpenLoader(ctx context.Context, cfg *config.Config, state []byte) (Source, 
 	if err := l.Start(ctx, pos); err != nil {
 		return nil, fmt.Errorf("data: split %q of %s: %w", cfg.Data.TrainSplit, sp.Where, err)
 	}
-	return loaderSource{l}, nil
+	return loaderSource{l, sp.Source.Len()}, nil
 }
 
 func mixupEpochs(cfg *config.Config) int {
@@ -95,3 +100,5 @@ func (s loaderSource) State() []byte {
 }
 
 func (s loaderSource) Close() { s.l.Close() }
+
+func (s loaderSource) Images() int { return s.n }

@@ -33,6 +33,9 @@ type EvalOptions struct {
 	// Progress, when set, is called after every batch with the number of
 	// images done and the total.
 	Progress func(done, total int)
+	// OnSkip, when set, is called once for every image that could not be
+	// loaded and was left out (dataset.Skippable), in sample order.
+	OnSkip func(dataset.Skip)
 }
 
 func (o EvalOptions) withDefaults(cfg *config.Config) EvalOptions {
@@ -83,17 +86,20 @@ func (d *Detector) DetectImages(imgs []*dataset.Image, size int) ([][]box.Scored
 // detections in COCO form: ImageID = Sample.ID, CategoryID = label + 1 (the
 // numbering of metrics.GroundTruthFromDataset), BBox [x, y, w, h] in the
 // original image's pixels. The last batch is padded to the full batch size
-// so that one graph serves every batch. Cancelling ctx stops it with ctx's
-// error; an image that cannot be loaded stops it with an error naming the
+// so that one graph serves every batch. An image that cannot be loaded
+// (missing, truncated, corrupt: dataset.Skippable) is left out, reported
+// through opt.OnSkip and returned in skipped; more of them than
+// data.skip_limit allows is an error listing them. Cancelling ctx stops it
+// with ctx's error; any other load error stops it with an error naming the
 // file.
-func DetectSplit(ctx context.Context, d *Detector, sp *Split, opt EvalOptions) ([]metrics.Detection, error) {
+func DetectSplit(ctx context.Context, d *Detector, sp *Split, opt EvalOptions) (dets []metrics.Detection, skipped []dataset.Skip, err error) {
 	opt = opt.withDefaults(d.Config)
 	if err := CheckInputSize(opt.Size, opt.Size); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	n := sp.Source.Len()
 	if n == 0 {
-		return nil, fmt.Errorf("eval: split %q of %s has no images", sp.Name, sp.Where)
+		return nil, nil, fmt.Errorf("eval: split %q of %s has no images", sp.Name, sp.Where)
 	}
 	bs := min(opt.BatchSize, n)
 	ld, err := dataset.NewLoader(dataset.LoaderConfig{
@@ -101,58 +107,75 @@ func DetectSplit(ctx context.Context, d *Detector, sp *Split, opt EvalOptions) (
 		EvalSize: opt.Size, EvalInterp: EvalInterp, Workers: opt.Workers,
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if err := ld.Start(lctx, dataset.Position{}); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer ld.Close()
+	tally := SkipTally(d.Config, n)
 	plane := 3 * opt.Size * opt.Size
 	padded := make([]float32, bs*plane)
-	var dets []metrics.Detection
 	done := 0
 	for b := 0; b < ld.BatchesPerEpoch(); b++ {
 		batch, err := ld.Next(ctx)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		count := len(batch.Items)
-		input := batch.Images
-		if count < bs {
-			copy(padded, batch.Images)
-			clear(padded[count*plane:])
-			input = padded
-		}
-		pls := make([]decode.Placement, count)
-		for k, it := range batch.Items {
-			s := &sp.DS.Samples[it.Index]
-			pls[k] = decode.Stretch(s.Width, s.Height, opt.Size, opt.Size)
-		}
-		outs, shapes, err := d.Predict(input, bs, opt.Size, opt.Size)
-		if err != nil {
-			return nil, err
-		}
-		res, err := d.Decode(outs, shapes, opt.Size, opt.Size, pls)
-		if err != nil {
-			return nil, err
-		}
-		for k, it := range batch.Items {
-			id := sp.DS.Samples[it.Index].ID
-			for _, sd := range res[k] {
-				dets = append(dets, metrics.Detection{
-					ImageID: id, CategoryID: int64(sd.Label + 1), Score: sd.Score,
-					BBox: [4]float64{sd.Box.X0, sd.Box.Y0, sd.Box.X1 - sd.Box.X0, sd.Box.Y1 - sd.Box.Y0},
-				})
+		for _, s := range tally.Add(batch.Skipped) {
+			if opt.OnSkip != nil {
+				opt.OnSkip(s)
 			}
 		}
-		done += count
+		if err := tally.Err(); err != nil {
+			return nil, nil, fmt.Errorf("split %q of %s: %w", sp.Name, sp.Where, err)
+		}
+		count := len(batch.Items)
+		done += count + len(batch.Skipped)
+		if count > 0 {
+			input := batch.Images
+			if count < bs {
+				copy(padded, batch.Images)
+				clear(padded[count*plane:])
+				input = padded
+			}
+			pls := make([]decode.Placement, count)
+			for k, it := range batch.Items {
+				s := &sp.DS.Samples[it.Index]
+				pls[k] = decode.Stretch(s.Width, s.Height, opt.Size, opt.Size)
+			}
+			outs, shapes, err := d.Predict(input, bs, opt.Size, opt.Size)
+			if err != nil {
+				return nil, nil, err
+			}
+			res, err := d.Decode(outs, shapes, opt.Size, opt.Size, pls)
+			if err != nil {
+				return nil, nil, err
+			}
+			for k, it := range batch.Items {
+				id := sp.DS.Samples[it.Index].ID
+				for _, sd := range res[k] {
+					dets = append(dets, metrics.Detection{
+						ImageID: id, CategoryID: int64(sd.Label + 1), Score: sd.Score,
+						BBox: [4]float64{sd.Box.X0, sd.Box.Y0, sd.Box.X1 - sd.Box.X0, sd.Box.Y1 - sd.Box.Y0},
+					})
+				}
+			}
+		}
 		if opt.Progress != nil {
 			opt.Progress(done, n)
 		}
 	}
-	return dets, nil
+	return dets, tally.Skips(), nil
+}
+
+// SkipTally is a tally of the images skipped from a split of n images under
+// the configuration's data.skip_limit.
+func SkipTally(cfg *config.Config, n int) *dataset.SkipTally {
+	return &dataset.SkipTally{Allowed: dataset.AllowedSkips(cfg.Data.SkipLimit, n), Split: n,
+		Fraction: cfg.Data.SkipLimit, Key: "data.skip_limit"}
 }
 
 // EvalResult is the outcome of Evaluate.
@@ -172,6 +195,9 @@ type EvalResult struct {
 	// detections against it (a COCO results file; see DetectSplit).
 	GT         *metrics.GroundTruth
 	Detections []metrics.Detection
+	// Skipped are the images that could not be loaded: they are left out of
+	// GT and of the score (see DetectSplit).
+	Skipped []dataset.Skip
 }
 
 // Evaluate runs the detector over the split (DetectSplit) and scores the
@@ -179,13 +205,19 @@ type EvalResult struct {
 // IoU 0.5, eval.map_type 11point or integral, difficult objects excluded, as
 // PaddleDetection) or "coco" (COCOeval bbox, difficult objects ignored). It is
 // the same computation as `detect-eval --gt --dets` on the detections it
-// returns.
+// returns, with the ground truth of the images that could not be loaded left
+// out (EvalResult.Skipped).
 func Evaluate(ctx context.Context, d *Detector, sp *Split, opt EvalOptions) (*EvalResult, error) {
-	dets, err := DetectSplit(ctx, d, sp, opt)
+	dets, skipped, err := DetectSplit(ctx, d, sp, opt)
 	if err != nil {
 		return nil, err
 	}
-	return Score(d.Config, sp.DS, dets)
+	r, err := Score(d.Config, sp.DS.Without(skipped), dets)
+	if err != nil {
+		return nil, err
+	}
+	r.Skipped = skipped
+	return r, nil
 }
 
 // Score scores COCO-form detections (see DetectSplit) against a dataset with

@@ -116,7 +116,7 @@ func TestDetectSplitMatchesDetectImages(t *testing.T) {
 		t.Fatal(err)
 	}
 	var progress []int
-	dets, err := DetectSplit(context.Background(), d, sp, EvalOptions{Workers: 2, Progress: func(done, total int) {
+	dets, _, err := DetectSplit(context.Background(), d, sp, EvalOptions{Workers: 2, Progress: func(done, total int) {
 		progress = append(progress, done)
 		if total != 10 {
 			t.Errorf("progress total %d", total)
@@ -166,7 +166,7 @@ func TestDetectSplitMatchesDetectImages(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := DetectSplit(ctx, d, sp, EvalOptions{}); !errors.Is(err, context.Canceled) {
+	if _, _, err := DetectSplit(ctx, d, sp, EvalOptions{}); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled context: %v", err)
 	}
 }
@@ -255,5 +255,73 @@ func TestEvaluateUntrained(t *testing.T) {
 	}
 	if !(r.Score >= 0 && r.Score <= 1) || r.Metric != "voc" || len(r.Detections) == 0 {
 		t.Errorf("untrained: score %v metric %q, %d detections", r.Score, r.Metric, len(r.Detections))
+	}
+}
+
+// damagedSource fails Load(bad) with an *dataset.ImageError, as a truncated
+// file would.
+type damagedSource struct {
+	dataset.Source
+	bad int
+}
+
+func (s damagedSource) Load(i int) (*dataset.Image, []dataset.Target, error) {
+	if i == s.bad {
+		return nil, nil, &dataset.ImageError{File: "val/broken.jpg", Kind: dataset.KindImageCorrupt, Err: errors.New("truncated jpeg")}
+	}
+	return s.Source.Load(i)
+}
+
+// An image that cannot be loaded is left out of the detections and of the
+// ground truth, reported once through OnSkip; past data.skip_limit the
+// evaluation fails naming it.
+func TestEvaluateSkipsDamagedImage(t *testing.T) {
+	d := evalConfig(t)
+	sp, err := OpenSplit(d.Config, "val", SplitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	healthy := *sp
+	sp.Source = damagedSource{sp.Source, 4}
+	var reported []string
+	r, err := Evaluate(context.Background(), d, sp, EvalOptions{OnSkip: func(s dataset.Skip) { reported = append(reported, s.File()) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Skipped) != 1 || r.Skipped[0].Index != 4 || !slices.Equal(reported, []string{"val/broken.jpg"}) {
+		t.Fatalf("skipped %v, reported %v", r.Skipped, reported)
+	}
+	badID := sp.DS.Samples[4].ID
+	for _, x := range r.Detections {
+		if x.ImageID == badID {
+			t.Fatalf("a detection for the skipped image %d", badID)
+		}
+	}
+	if len(r.GT.Images) != 9 {
+		t.Errorf("ground truth of %d images, want 9", len(r.GT.Images))
+	}
+	// The score is that of the 9 other images, detections as the healthy run's.
+	ref, err := Evaluate(context.Background(), d, &healthy, EvalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []metrics.Detection
+	for _, x := range ref.Detections {
+		if x.ImageID != badID {
+			kept = append(kept, x)
+		}
+	}
+	want, err := Score(d.Config, sp.DS.Without(r.Skipped), kept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(kept) != len(r.Detections) || want.Score != r.Score {
+		t.Errorf("score %v on %d detections, want %v on %d", r.Score, len(r.Detections), want.Score, len(kept))
+	}
+
+	strict := evalConfig(t, "data.skip_limit=0")
+	if _, err := Evaluate(context.Background(), strict, sp, EvalOptions{}); err == nil ||
+		!strings.Contains(err.Error(), "val/broken.jpg") || !strings.Contains(err.Error(), "data.skip_limit=0") {
+		t.Errorf("data.skip_limit=0: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"yolodistill/pkg/cli"
 	"yolodistill/pkg/dataset"
 )
 
@@ -71,21 +72,21 @@ const maxErrorsShown = 5
 
 func (c *anchorsCmd) Run(e *env) error {
 	if c.K < 1 {
-		return usageError{fmt.Errorf("-k %d: want at least 1", c.K)}
+		return cli.UsageError{Err: fmt.Errorf("-k %d: want at least 1", c.K)}
 	}
 	if c.Size < 1 {
-		return usageError{fmt.Errorf("--size %d: want at least 1", c.Size)}
+		return cli.UsageError{Err: fmt.Errorf("--size %d: want at least 1", c.Size)}
 	}
 	if c.Decimals < 0 || c.Decimals > 6 {
-		return usageError{fmt.Errorf("--decimals %d: want 0 to 6", c.Decimals)}
+		return cli.UsageError{Err: fmt.Errorf("--decimals %d: want 0 to 6", c.Decimals)}
 	}
 	start, err := dataset.ParseAnchorInit(c.Init)
 	if err != nil {
-		return usageError{err}
+		return cli.UsageError{Err: err}
 	}
 	mode, err := dataset.ParseImageCheck(c.Images)
 	if err != nil {
-		return usageError{err}
+		return cli.UsageError{Err: err}
 	}
 	format := c.Format
 	if format == "" {

@@ -24,7 +24,7 @@
 // with errors is not converted unless --skip-bad leaves the bad images out.
 //
 // Subcommands implement Run(*env) error (kong binds *env): a nil error is
-// exit 0, an exitCode error exits with its code silently, a usageError exits
+// exit 0, an exitCode error exits with its code silently, a cli.UsageError exits
 // 2, anything else is reported on stderr and exits 1 (130 when interrupted).
 package main
 
@@ -66,11 +66,6 @@ type exitCode int
 
 func (e exitCode) Error() string { return fmt.Sprintf("exit %d", int(e)) }
 
-// usageError is a bad combination of arguments kong cannot see: exit 2.
-type usageError struct{ err error }
-
-func (e usageError) Error() string { return e.err.Error() }
-
 func main() {
 	ctx, stop := cli.SignalContext()
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
@@ -92,11 +87,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	var ec exitCode
 	if errors.As(err, &ec) {
 		return int(ec)
-	}
-	var ue usageError
-	if errors.As(err, &ue) {
-		e.log.Printf("error: %v", ue.err)
-		return cli.ExitUsage
 	}
 	return e.log.Fail(err)
 }
@@ -148,18 +138,18 @@ func (s source) read() (*dataset.Dataset, dataset.Problems, error) {
 	switch format {
 	case "voc":
 		if s.imageRoot != "" {
-			return nil, nil, usageError{errors.New("--image-root applies to COCO only (VOC images are in JPEGImages/)")}
+			return nil, nil, cli.UsageError{Err: errors.New("--image-root applies to COCO only (VOC images are in JPEGImages/)")}
 		}
 		ds, ps := dataset.ReadVOC(s.path, dataset.VOCOptions{Classes: s.classes, Split: s.split, Images: s.images, MaxPixels: s.maxPixels})
 		return ds, ps, nil
 	case "coco":
 		if s.split != "" {
-			return nil, nil, usageError{errors.New("--split applies to VOC only (a COCO file is one split)")}
+			return nil, nil, cli.UsageError{Err: errors.New("--split applies to VOC only (a COCO file is one split)")}
 		}
 		ds, ps := dataset.ReadCOCO(s.path, dataset.COCOOptions{ImageRoot: s.imageRoot, Classes: s.classes, Images: s.images, MaxPixels: s.maxPixels})
 		return ds, ps, nil
 	}
-	return nil, nil, usageError{fmt.Errorf("format %q: want voc or coco", format)}
+	return nil, nil, cli.UsageError{Err: fmt.Errorf("format %q: want voc or coco", format)}
 }
 
 func splitClasses(s string) []string {
@@ -204,7 +194,7 @@ const maxClassesShown = 20
 func (c *checkCmd) Run(e *env) error {
 	mode, err := dataset.ParseImageCheck(c.Images)
 	if err != nil {
-		return usageError{err}
+		return cli.UsageError{Err: err}
 	}
 	format := c.Format
 	if format == "" {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"yolodistill/pkg/cli"
 	"yolodistill/pkg/dataset"
 )
 
@@ -36,13 +37,13 @@ func (c *synthCmd) Run(e *env) error {
 		MinObject: c.MinObject, MaxObject: c.MaxObject,
 	}
 	if c.Images <= 0 {
-		return usageError{fmt.Errorf("--images must be positive, got %d", c.Images)}
+		return cli.UsageError{Err: fmt.Errorf("--images must be positive, got %d", c.Images)}
 	}
 	if c.MinObjects < 0 || c.MaxObjects < max(1, c.MinObjects) {
-		return usageError{fmt.Errorf("--min-objects %d / --max-objects %d is not a range", c.MinObjects, c.MaxObjects)}
+		return cli.UsageError{Err: fmt.Errorf("--min-objects %d / --max-objects %d is not a range", c.MinObjects, c.MaxObjects)}
 	}
 	if err := opts.Validate(); err != nil {
-		return usageError{err}
+		return cli.UsageError{Err: err}
 	}
 	if err := checkOut(c.Out); err != nil {
 		return err

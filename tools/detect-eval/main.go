@@ -34,7 +34,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -97,11 +96,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = score(ctx, &g, stdout, log)
 	}
 	if err != nil {
-		var ue usageError
-		if errors.As(err, &ue) {
-			log.Printf("error: %v", err)
-			return cli.ExitUsage
-		}
 		return log.Fail(err)
 	}
 	return cli.ExitOK

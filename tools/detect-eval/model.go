@@ -45,9 +45,6 @@ type modelFlags struct {
 	Results  string   `placeholder:"FILE" help:"Model mode: write the detections (COCO results JSON) here (default: bbox.json beside --json FILE, else beside the checkpoint)."`
 }
 
-// usageError is a model-mode error that exits with code 2.
-type usageError struct{ error }
-
 // resultsPath is where the model mode writes its COCO results file.
 func resultsPath(f *modelFlags, jsonOut string) string {
 	switch {
@@ -91,11 +88,11 @@ func marshalResults(dets []metrics.Detection) ([]byte, error) {
 // the configuration asks for.
 func modelDetections(ctx context.Context, f *modelFlags, jsonOut string, log cli.Logger) (*metrics.GroundTruth, []metrics.Detection, *config.Config, error) {
 	if f.Weights == "" {
-		return nil, nil, nil, usageError{errors.New("-c needs --weights CKPT")}
+		return nil, nil, nil, cli.UsageError{Err: errors.New("-c needs --weights CKPT")}
 	}
 	if f.Size != 0 {
 		if err := yolo.CheckInputSize(f.Size, f.Size); err != nil {
-			return nil, nil, nil, usageError{fmt.Errorf("--size: %w", err)}
+			return nil, nil, nil, cli.UsageError{Err: fmt.Errorf("--size: %w", err)}
 		}
 	}
 	cfg, err := config.Load(f.Config, f.Override)
@@ -123,17 +120,23 @@ func modelDetections(ctx context.Context, f *modelFlags, jsonOut string, log cli
 	log.Printf("evaluating %s on split %q of %s: %d images at %d px", f.Weights, sp.Name, sp.Where, len(sp.DS.Samples), size)
 	start := time.Now()
 	lastTenth := 0
-	dets, err := yolo.DetectSplit(ctx, det, sp, yolo.EvalOptions{Size: size, Progress: func(done, total int) {
+	dets, skipped, err := yolo.DetectSplit(ctx, det, sp, yolo.EvalOptions{Size: size, Progress: func(done, total int) {
 		if tenth := done * 10 / total; tenth > lastTenth && done < total {
 			lastTenth = tenth
 			log.Printf("%d/%d images", done, total)
 		}
+	}, OnSkip: func(s dataset.Skip) {
+		log.Printf("warning: skipping an image that cannot be loaded: %v", s.Err)
 	}})
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	el := time.Since(start).Seconds()
-	log.Printf("%d images, %d detections in %.1f s (%.1f images/s)", len(sp.DS.Samples), len(dets), el, float64(len(sp.DS.Samples))/max(el, 1e-9))
+	ran := len(sp.DS.Samples) - len(skipped)
+	log.Printf("%d images, %d detections in %.1f s (%.1f images/s)", ran, len(dets), el, float64(ran)/max(el, 1e-9))
+	if len(skipped) > 0 {
+		log.Printf("warning: %d of %d images could not be loaded and are left out of the scores (and of the ground truth)", len(skipped), len(sp.DS.Samples))
+	}
 	data, err := marshalResults(dets)
 	if err != nil {
 		return nil, nil, nil, err
@@ -143,7 +146,7 @@ func modelDetections(ctx context.Context, f *modelFlags, jsonOut string, log cli
 		return nil, nil, nil, err
 	}
 	log.Printf("wrote %s", rp)
-	return metrics.GroundTruthFromDataset(sp.DS), dets, cfg, nil
+	return metrics.GroundTruthFromDataset(sp.DS.Without(skipped)), dets, cfg, nil
 }
 
 // runModel is the model mode: detections (modelDetections), then the same

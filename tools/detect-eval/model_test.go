@@ -173,7 +173,7 @@ func TestModelDetectionsErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("no error")
 			}
-			var ue usageError
+			var ue cli.UsageError
 			if errors.As(err, &ue) != tc.usage {
 				t.Errorf("usage error %v, want %v: %v", !tc.usage, tc.usage, err)
 			}

@@ -140,7 +140,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			if !errors.As(err, &ie) {
 				return log.Fail(err) // output or model failure: stop
 			}
-			log.Printf("error: %v (skipped)", err)
+			log.Printf("warning: skipping an image that cannot be read: %v", err)
 			failed++
 			continue
 		}
@@ -166,8 +166,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 	}
 	if failed > 0 {
-		log.Printf("error: %d of %d images could not be read", failed, len(inputs))
-		return cli.ExitFailure
+		if allowed := dataset.AllowedSkips(cfg.Data.SkipLimit, len(inputs)); failed > allowed {
+			log.Printf("error: %d of %d images could not be read, more than the %d that data.skip_limit=%g allows", failed, len(inputs), allowed, cfg.Data.SkipLimit)
+			return cli.ExitFailure
+		}
+		log.Printf("warning: %d of %d images could not be read and were skipped", failed, len(inputs))
 	}
 	return cli.ExitOK
 }

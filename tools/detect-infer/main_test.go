@@ -276,14 +276,20 @@ func TestBadInputs(t *testing.T) {
 	}
 
 	// An unreadable image among good ones: reported, skipped, the rest
-	// written, exit 1.
-	out2 := filepath.Join(tmp, "out2")
-	code, _, stderr := runTool(t, append(slices.Clone(base), "--infer-dir", filepath.Dir(good), "--output-dir", out2)...)
-	if code != 1 {
-		t.Fatalf("broken image among good ones: exit %d, want 1; stderr:\n%s", code, stderr)
+	// written; exit 0 within data.skip_limit (one image of two may be
+	// skipped by default), exit 1 past it.
+	strict := filepath.Join(tmp, "strict")
+	code, _, stderr := runTool(t, append(slices.Clone(base), "--infer-dir", filepath.Dir(good), "--output-dir", strict, "-o", "data.skip_limit=0")...)
+	if code != 1 || !strings.Contains(stderr, "broken.jpg") || !strings.Contains(stderr, "1 of 2 images could not be read, more than the 0") {
+		t.Errorf("broken image with data.skip_limit=0: exit %d, want 1 naming the file and the count; stderr:\n%s", code, stderr)
 	}
-	if !strings.Contains(stderr, "broken.jpg") || !strings.Contains(stderr, "1 of 2 images could not be read") {
-		t.Errorf("stderr does not name the broken file and the count:\n%s", stderr)
+	out2 := filepath.Join(tmp, "out2")
+	code, _, stderr = runTool(t, append(slices.Clone(base), "--infer-dir", filepath.Dir(good), "--output-dir", out2)...)
+	if code != 0 {
+		t.Fatalf("broken image among good ones: exit %d, want 0; stderr:\n%s", code, stderr)
+	}
+	if strings.Count(stderr, "broken.jpg") != 1 || !strings.Contains(stderr, "1 of 2 images could not be read and were skipped") {
+		t.Errorf("stderr does not name the broken file once and the count:\n%s", stderr)
 	}
 	if _, err := os.Stat(filepath.Join(out2, "good.png")); err != nil {
 		t.Errorf("the good image was not written: %v", err)

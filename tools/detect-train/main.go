@@ -108,5 +108,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		log.Printf("best %s %.4f: %s", cfg.Eval.Metric, res.BestScore, res.Best)
 	}
 	log.Printf("done: %d iterations, final loss %.4f, run folder %s", res.Iterations, res.LastLoss, out)
+	train.ReportSkips(log.Printf, res)
 	return cli.ExitOK
 }

@@ -136,9 +136,10 @@ type softState struct {
 
 // produced is one batch with its views, or an error.
 type produced struct {
-	b     *dataset.Batch
-	views []*softtarget.View
-	err   error
+	b        *dataset.Batch
+	views    []*softtarget.View
+	consumed int64 // views read for the batch (dropped ones included)
+	err      error
 }
 
 // softSource is a train.Source over soft targets: batches of up to
@@ -180,11 +181,14 @@ func openSoftSource(ctx context.Context, cfg *config.Config, state []byte, seq *
 	ctx, s.cancel = context.WithCancel(ctx)
 	s.ch = make(chan produced, 2)
 	s.wg.Add(1)
-	go s.produce(ctx)
+	// The producer gets the starting position by value: s.st belongs to Next.
+	go s.produce(ctx, s.st)
 	return s, nil
 }
 
-func (s *softSource) produce(ctx context.Context) {
+// produce makes the batches after position start on its own goroutine. It
+// never reads s.st, which Next updates concurrently.
+func (s *softSource) produce(ctx context.Context, start softState) {
 	defer s.wg.Done()
 	defer close(s.ch)
 	send := func(p produced) bool {
@@ -195,17 +199,19 @@ func (s *softSource) produce(ctx context.Context) {
 			return false
 		}
 	}
+	views := start.Views
 	for i := int64(0); i < s.need; i++ {
-		b, views, err := s.next(ctx, s.st.Batches+i)
+		b, vs, consumed, err := s.next(ctx, start.Batches+i)
 		if err != nil {
 			if err == errExhausted {
 				err = fmt.Errorf("the soft targets end after %d batches (%d views read); training needs %d more (lower train.max_iters, or dump more --views)",
-					s.st.Batches+i, s.st.Views, s.need-i)
+					start.Batches+i, views, s.need-i)
 			}
 			send(produced{err: err})
 			return
 		}
-		if !send(produced{b: b, views: views}) {
+		views += consumed
+		if !send(produced{b: b, views: vs, consumed: consumed}) {
 			return
 		}
 	}
@@ -217,56 +223,113 @@ func (s *softSource) produce(ctx context.Context) {
 	send(produced{})
 }
 
-// next reads and rebuilds one batch.
-func (s *softSource) next(ctx context.Context, index int64) (*dataset.Batch, []*softtarget.View, error) {
-	var views []*softtarget.View
-	if s.pending != nil {
-		views = append(views, s.pending)
-		s.pending = nil
-	}
+// next reads and rebuilds one batch of up to train.batch_size views of one
+// input size. A view whose image cannot be loaded here (dataset.Skippable: a
+// missing or damaged copy) is dropped together with its soft targets and
+// listed in Batch.Skipped, and the next view takes its place, so that views
+// and teacher outputs stay paired. consumed counts every view read for the
+// batch, dropped ones included.
+func (s *softSource) next(ctx context.Context, index int64) (b *dataset.Batch, views []*softtarget.View, consumed int64, err error) {
+	size := 0
+	var recs []dataset.ViewRecord
+	var skipped []dataset.Skip
 	for len(views) < s.batch {
-		v, err := s.seq.next()
-		if err == errExhausted && len(views) > 0 {
+		// Read the views that fill the batch.
+		var fresh []*softtarget.View
+		for len(views)+len(fresh) < s.batch {
+			var v *softtarget.View
+			if s.pending != nil {
+				v, s.pending = s.pending, nil
+			} else {
+				v, err = s.seq.next()
+				if err == errExhausted && len(views)+len(fresh) > 0 {
+					break
+				}
+				if err != nil {
+					return nil, nil, 0, err
+				}
+			}
+			if size == 0 {
+				if v.InputH != v.InputW {
+					return nil, nil, 0, fmt.Errorf("%s: input %dx%d is not square", viewName(v), v.InputH, v.InputW)
+				}
+				size = v.InputH
+			} else if v.InputH != size || v.InputW != size {
+				s.pending = v
+				break
+			}
+			fresh = append(fresh, v)
+		}
+		if len(fresh) == 0 {
 			break
 		}
-		if err != nil {
-			return nil, nil, err
+		consumed += int64(len(fresh))
+		if b == nil {
+			b = &dataset.Batch{Pos: dataset.Position{Batch: int(index)}, Size: size, Items: make([]dataset.BatchItem, 0, s.batch),
+				Images: make([]float32, 0, s.batch*3*size*size)}
 		}
-		if len(views) > 0 && (v.InputH != views[0].InputH || v.InputW != views[0].InputW) {
-			s.pending = v
-			break
+		frecs := make([]dataset.ViewRecord, len(fresh))
+		for i, v := range fresh {
+			if err := s.check(v, &frecs[i], size); err != nil {
+				return nil, nil, 0, err
+			}
+			b.Interp = frecs[i].Interp
 		}
-		views = append(views, v)
+		items, imgs, errs := s.rebuild(ctx, fresh, frecs, size)
+		plane := 3 * size * size
+		for i, v := range fresh {
+			if errs[i] != nil {
+				var se *dataset.SampleError
+				if ctx.Err() == nil && dataset.Skippable(errs[i]) && errors.As(errs[i], &se) {
+					// The image that failed may be the view's mixup partner.
+					skipped = append(skipped, dataset.Skip{Index: se.Index, Err: se.Err})
+					continue
+				}
+				return nil, nil, 0, fmt.Errorf("%s: rebuilding the view: %w", viewName(v), errs[i])
+			}
+			views = append(views, v)
+			recs = append(recs, frecs[i])
+			b.Items = append(b.Items, items[i])
+			b.Images = append(b.Images, imgs[i*plane:(i+1)*plane]...)
+		}
 	}
-	v0 := views[0]
-	if v0.InputH != v0.InputW {
-		return nil, nil, fmt.Errorf("%s: input %dx%d is not square", viewName(v0), v0.InputH, v0.InputW)
+	if len(views) == 0 {
+		if len(skipped) > 0 {
+			return nil, nil, 0, fmt.Errorf("soft targets: no view of batch %d could be rebuilt (the first: %w)", index, skipped[0].Err)
+		}
+		return nil, nil, 0, errExhausted
 	}
-	size := v0.InputH
-	b := &dataset.Batch{Pos: dataset.Position{Batch: int(index)}, Size: size, Items: make([]dataset.BatchItem, len(views)),
-		Images: make([]float32, len(views)*3*size*size)}
-	recs := make([]dataset.ViewRecord, len(views))
-	for i, v := range views {
-		if err := recs[i].UnmarshalBinary(v.Aug); err != nil {
-			return nil, nil, fmt.Errorf("%s: augmentation record: %w", viewName(v), err)
-		}
-		r := &recs[i]
-		if int(r.Size) != size {
-			return nil, nil, fmt.Errorf("%s: the record's input size %d differs from the stored %d", viewName(v), r.Size, size)
-		}
-		if r.Sample < 0 || r.Sample >= int64(len(s.split.DS.Samples)) {
-			return nil, nil, fmt.Errorf("%s: the record names sample %d, the student's split %q of %s has %d images (another dataset?)",
-				viewName(v), r.Sample, s.split.Name, s.split.Where, len(s.split.DS.Samples))
-		}
-		sm := &s.split.DS.Samples[r.Sample]
-		if sm.ID != v.ImageID || sm.File != v.File {
-			return nil, nil, fmt.Errorf("%s: the record names sample %d, which is image %d (%s) in the student's split %q of %s (another dataset or split?)",
-				viewName(v), r.Sample, sm.ID, sm.File, s.split.Name, s.split.Where)
-		}
-		b.Interp = r.Interp
+	b.Skipped = skipped
+	return b, views, consumed, nil
+}
+
+// check validates a view's record against the student's split and decodes it
+// into rec.
+func (s *softSource) check(v *softtarget.View, rec *dataset.ViewRecord, size int) error {
+	if err := rec.UnmarshalBinary(v.Aug); err != nil {
+		return fmt.Errorf("%s: augmentation record: %w", viewName(v), err)
 	}
-	// Rebuild the views in parallel; each writes its own slot.
+	if int(rec.Size) != size {
+		return fmt.Errorf("%s: the record's input size %d differs from the stored %d", viewName(v), rec.Size, size)
+	}
+	if rec.Sample < 0 || rec.Sample >= int64(len(s.split.DS.Samples)) {
+		return fmt.Errorf("%s: the record names sample %d, the student's split %q of %s has %d images (another dataset?)",
+			viewName(v), rec.Sample, s.split.Name, s.split.Where, len(s.split.DS.Samples))
+	}
+	sm := &s.split.DS.Samples[rec.Sample]
+	if sm.ID != v.ImageID || sm.File != v.File {
+		return fmt.Errorf("%s: the record names sample %d, which is image %d (%s) in the student's split %q of %s (another dataset or split?)",
+			viewName(v), rec.Sample, sm.ID, sm.File, s.split.Name, s.split.Where)
+	}
+	return nil
+}
+
+// rebuild replays the views' records in parallel into imgs ([n, 3, size,
+// size]); each slot's outcome is its item or its error.
+func (s *softSource) rebuild(ctx context.Context, views []*softtarget.View, recs []dataset.ViewRecord, size int) ([]dataset.BatchItem, []float32, []error) {
 	plane := 3 * size * size
+	items := make([]dataset.BatchItem, len(views))
+	imgs := make([]float32, len(views)*plane)
 	errs := make([]error, len(views))
 	var wg sync.WaitGroup
 	work := make(chan int)
@@ -279,12 +342,12 @@ func (s *softSource) next(ctx context.Context, index int64) (*dataset.Batch, []*
 					errs[i] = ctx.Err()
 					continue
 				}
-				view, err := s.aug.Replay(s.split.Source, &recs[i], b.Images[i*plane:(i+1)*plane])
+				view, err := s.aug.Replay(s.split.Source, &recs[i], imgs[i*plane:(i+1)*plane])
 				if err != nil {
-					errs[i] = fmt.Errorf("%s: rebuilding the view: %w", viewName(views[i]), err)
+					errs[i] = err
 					continue
 				}
-				b.Items[i] = dataset.BatchItem{Index: int(recs[i].Sample), Record: recs[i], Targets: view.Targets}
+				items[i] = dataset.BatchItem{Index: int(recs[i].Sample), Record: recs[i], Targets: view.Targets}
 			}
 		}()
 	}
@@ -293,10 +356,7 @@ func (s *softSource) next(ctx context.Context, index int64) (*dataset.Batch, []*
 	}
 	close(work)
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, nil, err
-	}
-	return b, views, nil
+	return items, imgs, errs
 }
 
 // Next implements train.Source: the next batch, its views handed to the
@@ -321,7 +381,7 @@ func (s *softSource) Next(ctx context.Context) (*dataset.Batch, error) {
 		return nil, errors.New("soft targets: no more batches")
 	}
 	s.st.Batches++
-	s.st.Views += int64(len(p.views))
+	s.st.Views += p.consumed
 	s.handed++
 	if s.handed == s.need {
 		// The producer's check of the inputs' end follows the last batch.
@@ -337,6 +397,9 @@ func (s *softSource) Next(ctx context.Context) (*dataset.Batch, error) {
 	s.d.views = p.views
 	return p.b, nil
 }
+
+// Images implements train.Source: the images of the student's training split.
+func (s *softSource) Images() int { return len(s.split.DS.Samples) }
 
 // State implements train.Source.
 func (s *softSource) State() []byte {

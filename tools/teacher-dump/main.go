@@ -359,6 +359,7 @@ func (d *dumper) dump(ctx context.Context, stdout io.Writer) (err error) {
 		total, g.Views, hi-lo, d.batch, d.split.Name, n, where, d.meta.Encoding)
 	start, lastLog := time.Now(), time.Now()
 	done := 0
+	skips := yolo.SkipTally(d.data, n)
 	for epoch := 0; epoch < g.Views; epoch++ {
 		if hi == lo {
 			break
@@ -386,6 +387,15 @@ func (d *dumper) dump(ctx context.Context, stdout io.Writer) (err error) {
 				l.Close()
 				return err
 			}
+			// A damaged image's slot holds the next image of the order, as
+			// in detect-train and student-train: the views stay aligned.
+			for _, sk := range skips.Add(batch.Skipped) {
+				d.log.Printf("warning: skipping an image that cannot be loaded (the next image takes its place): %v", sk.Err)
+			}
+			if err := skips.Err(); err != nil {
+				l.Close()
+				return fmt.Errorf("split %q of %s: %w", d.split.Name, d.split.Where, err)
+			}
 			if err := d.writeBatch(w, batch, epoch); err != nil {
 				l.Close()
 				return err
@@ -411,6 +421,9 @@ func (d *dumper) dump(ctx context.Context, stdout io.Writer) (err error) {
 		d.log.Printf("wrote %d views to %s (teacher run on %d; %d repeated earlier views' pixels and came from memory)", w.Count(), where, d.computed, d.reused)
 	} else {
 		d.log.Printf("wrote %d views to %s", w.Count(), where)
+	}
+	if skips.Count() > 0 {
+		d.log.Printf("warning: %d of %d images could not be loaded and were skipped", skips.Count(), n)
 	}
 	return nil
 }
