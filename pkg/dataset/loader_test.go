@@ -502,7 +502,9 @@ func TestSkipTallyAndAllowed(t *testing.T) {
 		}
 	}
 	ta := SkipTally{Allowed: 1, Split: 10, Fraction: 0.1, Key: "data.skip_limit"}
-	e := func(i int) Skip { return Skip{Index: i, Err: &ImageError{File: fmt.Sprintf("f%d.jpg", i), Err: errors.New("corrupt")}} }
+	e := func(i int) Skip {
+		return Skip{Index: i, Err: &ImageError{File: fmt.Sprintf("f%d.jpg", i), Err: errors.New("corrupt")}}
+	}
 	if fresh := ta.Add([]Skip{e(2), e(2)}); len(fresh) != 1 || ta.Over() || ta.Err() != nil {
 		t.Fatalf("one image twice: fresh %v, over %v", fresh, ta.Over())
 	}

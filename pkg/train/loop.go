@@ -165,7 +165,7 @@ type trainer struct {
 
 	skips        *dataset.SkipTally // training images skipped so far
 	resumedSkips []dataset.Skip     // those a resumed checkpoint lists
-	evalSkips *dataset.SkipTally // evaluation images skipped, each reported once
+	evalSkips    *dataset.SkipTally // evaluation images skipped, each reported once
 }
 
 // skippedMeta is the checkpoint Meta key that lists the training images

@@ -68,7 +68,7 @@ func TestDamagedImageKeepsReplayAligned(t *testing.T) {
 	dir := t.TempDir()
 	root, bad := writeVOC(t, 0, 5)
 	data := "-o data.root=" + root + " -o data.skip_limit=0.1" // two of 32 images
-	iters := "-o train.max_iters=9" // more than the 8 batches of one epoch: every image is met
+	iters := "-o train.max_iters=9"                            // more than the 8 batches of one epoch: every image is met
 	file := filepath.Join(dir, "st.arrow")
 	dump := fmt.Sprintf("teacher-dump -c %s %s --weights %s --student-config %s --student-override data.root=%s --student-override data.skip_limit=0.1 --views 2 --out %s",
 		teacherYML, data, teacherCk, studentYML, root, file)
