@@ -22,10 +22,10 @@ import (
 	"testing"
 
 	"yolodistill/pkg/config"
+	"yolodistill/pkg/detector"
 	"yolodistill/pkg/distill"
 	"yolodistill/pkg/softtarget"
 	"yolodistill/pkg/train"
-	"yolodistill/pkg/yolo"
 )
 
 // Bound on the sparse encoding's fine-grained error. Dense and sparse views
@@ -529,7 +529,7 @@ func realStudent(t *testing.T, views []softtarget.View) [][]distill.Tensor {
 	if err != nil {
 		t.Fatal(err)
 	}
-	det, _, _, err := yolo.LoadDetector(cfg, ckpt)
+	det, _, _, err := detector.Load(cfg, ckpt)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -183,7 +183,7 @@ type Meta struct {
 	Features          []string // names of stored feature maps, in column order
 	// Replay holds the settings, outside each view's augmentation record,
 	// that rebuilding the views' pixels depends on (pkg/dataset's
-	// AugmentConfig.ReplaySettings): setting name -> canonical value text,
+	// augment.Config.ReplaySettings): setting name -> canonical value text,
 	// compared as strings. nil: not recorded (files written before the key
 	// existed; the key is absent). Writers record every setting their views
 	// can depend on, and only those.

@@ -2,7 +2,7 @@
 // the learning-rate schedule, checkpoints and exact resume, the NaN guard,
 // progress on stderr and metrics as JSON lines in the run folder.
 //
-// Run trains a yolo.Detector built from a configuration. The YOLOv3 loss
+// Run trains a detector.Detector built from a configuration. The YOLOv3 loss
 // (pkg/yolo/loss) is attached to every training graph under the name "yolo";
 // Hooks.Attach attaches more losses to each graph when it is built (one graph
 // per input size, multi-scale training) and Hooks.Prepare feeds per-batch

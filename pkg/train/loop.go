@@ -18,11 +18,12 @@ import (
 	"time"
 
 	"yolodistill/pkg/atomicfile"
+	"yolodistill/pkg/augment"
 	"yolodistill/pkg/checkpoint"
 	"yolodistill/pkg/config"
 	"yolodistill/pkg/dataset"
+	"yolodistill/pkg/detector"
 	"yolodistill/pkg/nn"
-	"yolodistill/pkg/yolo"
 	"yolodistill/pkg/yolo/loss"
 )
 
@@ -52,18 +53,18 @@ type Hooks struct {
 	// Attach will create (a distillation adapter) must be created here, on a
 	// throwaway nn.Builder over d.Params with the same names, so that
 	// checkpoints save and restore them.
-	Init func(d *yolo.Detector) error
+	Init func(d *detector.Detector) error
 	// Attach is called once for every training graph (one per input size)
 	// when it is built, after the detection loss "yolo" is attached: it may
 	// attach more losses with b.Loss (each is logged under its name in
 	// Record.Parts and added to the total) and add layers.
-	Attach func(b *nn.Builder, net *yolo.Net) error
+	Attach func(b *nn.Builder, net *detector.Net) error
 	// Prepare is called before every step with the iteration (0-based), the
 	// batch and the graph the step runs on, after the batch is copied into
 	// the graph's input: feed per-batch data (soft targets) to the losses
 	// Attach made. An error stops training (a context error counts as an
 	// interruption: the state before this iteration is saved).
-	Prepare func(ctx context.Context, it int, batch *dataset.Batch, net *yolo.Net) error
+	Prepare func(ctx context.Context, it int, batch *augment.Batch, net *detector.Net) error
 }
 
 // Options configure Run.
@@ -107,7 +108,7 @@ type Result struct {
 	// LastLoss is the total loss of the last iteration run in this process.
 	LastLoss float64
 	// Detector is the trained model (its state is the final checkpoint's).
-	Detector *yolo.Detector
+	Detector *detector.Detector
 	// Skipped are the training images skipped because they could not be
 	// loaded, and EvalSkipped the evaluation images left out of scores.
 	Skipped, EvalSkipped []dataset.Skip
@@ -149,11 +150,11 @@ type trainer struct {
 	opt     Options
 	cfg     *config.Config
 	log     func(format string, args ...any)
-	det     *yolo.Detector
+	det     *detector.Detector
 	crit    *loss.Criterion
 	sgd     *nn.SGD
 	sched   Schedule
-	evalSp  *yolo.Split
+	evalSp  *dataset.Split
 	gts     [][]loss.GT
 	parts   loss.Parts
 	lossErr error
@@ -163,9 +164,9 @@ type trainer struct {
 	bestPath  string
 	metricKey string
 
-	skips        *dataset.SkipTally // training images skipped so far
+	skips        *augment.SkipTally // training images skipped so far
 	resumedSkips []dataset.Skip     // those a resumed checkpoint lists
-	evalSkips    *dataset.SkipTally // evaluation images skipped, each reported once
+	evalSkips    *augment.SkipTally // evaluation images skipped, each reported once
 }
 
 // skippedMeta is the checkpoint Meta key that lists the training images
@@ -234,7 +235,7 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 		return nil, err
 	}
 	if cfg.Data.EvalSplit != "" {
-		if t.evalSp, err = yolo.OpenSplit(cfg, cfg.Data.EvalSplit, yolo.SplitOptions{}); err != nil {
+		if t.evalSp, err = dataset.OpenSplit(cfg, cfg.Data.EvalSplit, dataset.SplitOptions{}); err != nil {
 			return nil, err
 		}
 	}
@@ -244,7 +245,7 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 // setup builds the detector, loss and solver.
 func (t *trainer) setup(ctx context.Context) error {
 	cfg := t.cfg
-	det, err := yolo.NewDetector(cfg)
+	det, err := detector.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -280,7 +281,7 @@ func (t *trainer) setup(ctx context.Context) error {
 }
 
 // attach adds the detection loss (and the hooks' losses) to a training graph.
-func (t *trainer) attach(b *nn.Builder, net *yolo.Net) error {
+func (t *trainer) attach(b *nn.Builder, net *detector.Net) error {
 	b.Loss("yolo", net.Built.Outputs, func(ins, grads [][]float32) float64 {
 		p, err := t.crit.Forward(ins, net.Shapes, t.gts, net.H, net.W, grads)
 		if err != nil {
@@ -488,9 +489,9 @@ func (t *trainer) prune(done int) {
 
 // evaluate scores the current model on the eval split.
 // Images that cannot be loaded are left out of the score (see
-// yolo.DetectSplit) and reported once per run.
+// detector.DetectSplit) and reported once per run.
 func (t *trainer) evaluate(ctx context.Context) (float64, error) {
-	r, err := yolo.Evaluate(ctx, t.det, t.evalSp, yolo.EvalOptions{})
+	r, err := detector.Evaluate(ctx, t.det, t.evalSp, detector.EvalOptions{})
 	if err != nil {
 		return 0, err
 	}
@@ -520,11 +521,11 @@ func (t *trainer) loop(ctx context.Context, start int, state []byte) (*Result, e
 		}
 		defer func() { src.Close() }()
 		state = src.State()
-		t.skips = yolo.SkipTally(cfg, src.Images())
+		t.skips = detector.SkipTally(cfg, src.Images())
 		t.skips.Add(t.resumedSkips)
 	}
 	if t.evalSp != nil {
-		t.evalSkips = yolo.SkipTally(cfg, t.evalSp.Source.Len())
+		t.evalSkips = detector.SkipTally(cfg, t.evalSp.Source.Len())
 	}
 	prog := Progress{W: opt.Stderr, Name: opt.Name, Total: maxIters, Bar: opt.Bar, Every: cfg.Train.LogIter}
 	prog.Start(start)
@@ -746,7 +747,7 @@ func (t *trainer) plot() error {
 // setTargets converts the batch's boxes to the loss's normalised GTs:
 // centre and size divided by the input size, at most data.augment.max_boxes
 // per image (PaddleDetection's PadBox), score = mixup weight.
-func (t *trainer) setTargets(b *dataset.Batch) {
+func (t *trainer) setTargets(b *augment.Batch) {
 	n := len(b.Items)
 	if cap(t.gts) < n {
 		t.gts = make([][]loss.GT, n)

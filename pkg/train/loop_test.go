@@ -9,11 +9,12 @@ import (
 	"strings"
 	"testing"
 
+	"yolodistill/pkg/augment"
 	"yolodistill/pkg/checkpoint"
 	"yolodistill/pkg/config"
 	"yolodistill/pkg/dataset"
+	"yolodistill/pkg/detector"
 	"yolodistill/pkg/nn"
-	"yolodistill/pkg/yolo"
 )
 
 // tinyOverrides shrink the synthetic-set student preset to a CPU test size.
@@ -40,35 +41,35 @@ func tinyConfig(t *testing.T, extra ...string) *config.Config {
 }
 
 // fixedSource returns the same batch forever.
-type fixedSource struct{ b *dataset.Batch }
+type fixedSource struct{ b *augment.Batch }
 
-func (s fixedSource) Next(ctx context.Context) (*dataset.Batch, error) { return s.b, ctx.Err() }
+func (s fixedSource) Next(ctx context.Context) (*augment.Batch, error) { return s.b, ctx.Err() }
 func (s fixedSource) State() []byte                                    { return nil }
 func (s fixedSource) Images() int                                      { return len(s.b.Items) }
 func (s fixedSource) Close()                                           {}
 
 // fixedBatch is the first two training images of the synthetic set at 64 px,
 // without augmentation.
-func fixedBatch(t *testing.T, cfg *config.Config) *dataset.Batch {
+func fixedBatch(t *testing.T, cfg *config.Config) *augment.Batch {
 	t.Helper()
-	sp, err := yolo.OpenSplit(cfg, cfg.Data.TrainSplit, yolo.SplitOptions{})
+	sp, err := dataset.OpenSplit(cfg, cfg.Data.TrainSplit, dataset.SplitOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	const size = 64
-	aug := AugmentFromConfig(cfg)
-	b := &dataset.Batch{Size: size, Images: make([]float32, 2*3*size*size)}
+	aug := augment.FromConfig(cfg)
+	b := &augment.Batch{Size: size, Images: make([]float32, 2*3*size*size)}
 	for i := 0; i < 2; i++ {
 		img, tg, err := sp.Source.Load(i)
 		if err != nil {
 			t.Fatal(err)
 		}
-		rec := dataset.EvalRecord(int64(i), size, dataset.InterpLinear)
+		rec := augment.EvalRecord(int64(i), size, augment.InterpLinear)
 		v, err := aug.Apply(&rec, img, tg, nil, nil, b.Images[i*3*size*size:(i+1)*3*size*size])
 		if err != nil {
 			t.Fatal(err)
 		}
-		b.Items = append(b.Items, dataset.BatchItem{Index: i, Record: rec, Targets: v.Targets})
+		b.Items = append(b.Items, augment.BatchItem{Index: i, Record: rec, Targets: v.Targets})
 	}
 	return b
 }
@@ -145,19 +146,19 @@ func TestHooksAndCancel(t *testing.T) {
 		Config: cfg, OutDir: dir,
 		Open: func(context.Context, *config.Config, []byte) (Source, error) { return fixedSource{b}, nil },
 		Hooks: Hooks{
-			Init: func(d *yolo.Detector) error {
+			Init: func(d *detector.Detector) error {
 				// the adapter's parameters exist before any checkpoint is read
 				c := d.Spec.AnchorsPerScale[0] * (5 + d.Spec.NumClasses)
 				bd := nn.NewBuilder(d.Params, []int{1, c, 1, 1})
 				bd.Conv("distill.adapter", bd.Input(), nn.ConvSpec{Out: 4, K: 1}, false)
 				return bd.Err()
 			},
-			Attach: func(bd *nn.Builder, net *yolo.Net) error {
+			Attach: func(bd *nn.Builder, net *detector.Net) error {
 				a := bd.Conv("distill.adapter", net.Built.Outputs[0], nn.ConvSpec{Out: 4, K: 1}, false)
 				bd.Loss("extra", []*nn.Tensor{a}, func(ins, grads [][]float32) float64 { return 1.5 })
 				return bd.Err()
 			},
-			Prepare: func(ctx context.Context, it int, _ *dataset.Batch, _ *yolo.Net) error {
+			Prepare: func(ctx context.Context, it int, _ *augment.Batch, _ *detector.Net) error {
 				prepared = append(prepared, it)
 				if it == 3 {
 					cancel()
@@ -203,7 +204,7 @@ func TestNonFiniteLossStops(t *testing.T) {
 		Config: cfg, OutDir: dir,
 		Open: func(context.Context, *config.Config, []byte) (Source, error) { return fixedSource{b}, nil },
 		Hooks: Hooks{
-			Attach: func(bd *nn.Builder, net *yolo.Net) error {
+			Attach: func(bd *nn.Builder, net *detector.Net) error {
 				bd.Loss("poison", net.Built.Outputs[:1], func(ins, grads [][]float32) float64 {
 					if poison {
 						return math.NaN()
@@ -212,7 +213,7 @@ func TestNonFiniteLossStops(t *testing.T) {
 				})
 				return bd.Err()
 			},
-			Prepare: func(_ context.Context, it int, _ *dataset.Batch, _ *yolo.Net) error {
+			Prepare: func(_ context.Context, it int, _ *augment.Batch, _ *detector.Net) error {
 				poison = it == 2
 				return nil
 			},

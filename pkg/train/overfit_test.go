@@ -7,8 +7,8 @@ import (
 
 	"yolodistill/pkg/checkpoint"
 	"yolodistill/pkg/config"
+	"yolodistill/pkg/detector"
 	"yolodistill/pkg/metrics"
-	"yolodistill/pkg/yolo"
 	"yolodistill/pkg/yolo/decode"
 )
 
@@ -27,7 +27,7 @@ func TestOverfitDetects(t *testing.T) {
 		t.Fatal(err)
 	}
 	recs := readRecords(t, filepath.Join(dir, MetricsFile))
-	score := func(d *yolo.Detector) float64 {
+	score := func(d *detector.Detector) float64 {
 		pl := []decode.Placement{decode.Stretch(64, 64, 64, 64), decode.Stretch(64, 64, 64, 64)}
 		dets, err := d.Detect(b.Images, 2, 64, 64, pl)
 		if err != nil {
@@ -51,8 +51,8 @@ func TestOverfitDetects(t *testing.T) {
 		}
 		return r.MAP
 	}
-	d0, _ := yolo.NewDetector(cfg)
-	d1, _ := yolo.NewDetector(cfg)
+	d0, _ := detector.New(cfg)
+	d1, _ := detector.New(cfg)
 	c, _ := checkpoint.Load(res.Checkpoint)
 	if err := d1.LoadCheckpoint(c); err != nil {
 		t.Fatal(err)

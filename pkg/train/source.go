@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"yolodistill/pkg/augment"
 	"yolodistill/pkg/config"
 	"yolodistill/pkg/dataset"
-	"yolodistill/pkg/yolo"
 )
 
 // Source yields the training batches in a fixed order. Every batch of a run
@@ -16,7 +16,7 @@ import (
 // weight as Score.
 type Source interface {
 	// Next returns the next batch; ctx's error when ctx ends first.
-	Next(ctx context.Context) (*dataset.Batch, error)
+	Next(ctx context.Context) (*augment.Batch, error)
 	// State is the position of the batch Next returns next, as opaque bytes
 	// (checkpoints store it in State.DataOrder); opening the source again at
 	// this state continues exactly where this one stands.
@@ -34,9 +34,9 @@ type Source interface {
 type OpenSource func(ctx context.Context, cfg *config.Config, state []byte) (Source, error)
 
 // loaderSource is the default Source: the configuration's training split
-// through a shuffling, augmenting dataset.Loader.
+// through a shuffling, augmenting augment.Loader.
 type loaderSource struct {
-	l *dataset.Loader
+	l *augment.Loader
 	n int
 }
 
@@ -47,34 +47,24 @@ type loaderState struct {
 }
 
 // OpenLoader is the default OpenSource: data.train_split of the
-// configuration's dataset (yolo.OpenSplit) through a dataset.Loader with the
-// training augmentation (AugmentFromConfig), a new shuffled order every epoch,
+// configuration's dataset (dataset.OpenSplit) through a augment.Loader with the
+// training augmentation (augment.FromConfig), a new shuffled order every epoch,
 // the last partial batch dropped, and every random choice derived from
 // train.seed and the position, so a state restores it exactly.
 func OpenLoader(ctx context.Context, cfg *config.Config, state []byte) (Source, error) {
-	sp, err := yolo.OpenSplit(cfg, cfg.Data.TrainSplit, yolo.SplitOptions{})
+	sp, err := dataset.OpenSplit(cfg, cfg.Data.TrainSplit, dataset.SplitOptions{})
 	if err != nil {
 		return nil, err
 	}
-	var pos dataset.Position
+	var pos augment.Position
 	if len(state) > 0 {
 		var st loaderState
 		if err := json.Unmarshal(state, &st); err != nil {
 			return nil, fmt.Errorf("data order position %q: %w", state, err)
 		}
-		pos = dataset.Position{Epoch: st.Epoch, Batch: st.Batch}
+		pos = augment.Position{Epoch: st.Epoch, Batch: st.Batch}
 	}
-	l, err := dataset.NewLoader(dataset.LoaderConfig{
-		Source:      sp.Source,
-		Augment:     AugmentFromConfig(cfg),
-		BatchSize:   cfg.Train.BatchSize,
-		Seed:        uint64(cfg.Train.Seed),
-		Shuffle:     true,
-		DropLast:    true,
-		Train:       true,
-		MixupEpochs: mixupEpochs(cfg),
-		Workers:     cfg.Data.Workers,
-	})
+	l, err := augment.NewTrainLoader(cfg, sp.Source, cfg.Train.BatchSize, uint64(cfg.Train.Seed))
 	if err != nil {
 		return nil, fmt.Errorf("data: split %q of %s: %w", cfg.Data.TrainSplit, sp.Where, err)
 	}
@@ -84,14 +74,7 @@ func OpenLoader(ctx context.Context, cfg *config.Config, state []byte) (Source, 
 	return loaderSource{l, sp.Source.Len()}, nil
 }
 
-func mixupEpochs(cfg *config.Config) int {
-	if !cfg.Data.Augment.Mixup.Enabled {
-		return 0
-	}
-	return cfg.Data.Augment.Mixup.Epochs
-}
-
-func (s loaderSource) Next(ctx context.Context) (*dataset.Batch, error) { return s.l.Next(ctx) }
+func (s loaderSource) Next(ctx context.Context) (*augment.Batch, error) { return s.l.Next(ctx) }
 
 func (s loaderSource) State() []byte {
 	p := s.l.Position()

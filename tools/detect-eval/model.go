@@ -31,6 +31,7 @@ import (
 	"yolodistill/pkg/cli"
 	"yolodistill/pkg/config"
 	"yolodistill/pkg/dataset"
+	"yolodistill/pkg/detector"
 	"yolodistill/pkg/metrics"
 	"yolodistill/pkg/yolo"
 )
@@ -99,14 +100,14 @@ func modelDetections(ctx context.Context, f *modelFlags, jsonOut string, log cli
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	det, _, warn, err := yolo.LoadDetector(cfg, f.Weights)
+	det, _, warn, err := detector.Load(cfg, f.Weights)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	if warn != "" {
 		log.Printf("warning: %s", warn)
 	}
-	sp, err := yolo.OpenSplit(cfg, cfg.Data.EvalSplit, yolo.SplitOptions{Root: f.Dataset})
+	sp, err := dataset.OpenSplit(cfg, cfg.Data.EvalSplit, dataset.SplitOptions{Root: f.Dataset})
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -120,7 +121,7 @@ func modelDetections(ctx context.Context, f *modelFlags, jsonOut string, log cli
 	log.Printf("evaluating %s on split %q of %s: %d images at %d px", f.Weights, sp.Name, sp.Where, len(sp.DS.Samples), size)
 	start := time.Now()
 	lastTenth := 0
-	dets, skipped, err := yolo.DetectSplit(ctx, det, sp, yolo.EvalOptions{Size: size, Progress: func(done, total int) {
+	dets, skipped, err := detector.DetectSplit(ctx, det, sp, detector.EvalOptions{Size: size, Progress: func(done, total int) {
 		if tenth := done * 10 / total; tenth > lastTenth && done < total {
 			lastTenth = tenth
 			log.Printf("%d/%d images", done, total)

@@ -15,8 +15,9 @@ import (
 	"yolodistill/pkg/checkpoint"
 	"yolodistill/pkg/cli"
 	"yolodistill/pkg/config"
+	"yolodistill/pkg/dataset"
+	"yolodistill/pkg/detector"
 	"yolodistill/pkg/metrics"
-	"yolodistill/pkg/yolo"
 )
 
 const (
@@ -40,7 +41,7 @@ func writeCkpt(t *testing.T, dir, preset string, overrides []string) (string, *c
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := yolo.NewDetector(cfg)
+	d, err := detector.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,19 +81,19 @@ func TestModelDetectionsSynth(t *testing.T) {
 		}
 	}
 	// the same numbers as the library evaluation the trainer uses
-	d, _, _, err := yolo.LoadDetector(cfg, ck)
+	d, _, _, err := detector.Load(cfg, ck)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sp, err := yolo.OpenSplit(cfg, cfg.Data.EvalSplit, yolo.SplitOptions{})
+	sp, err := dataset.OpenSplit(cfg, cfg.Data.EvalSplit, dataset.SplitOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref, err := yolo.Evaluate(context.Background(), d, sp, yolo.EvalOptions{})
+	ref, err := detector.Evaluate(context.Background(), d, sp, detector.EvalOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	mine, err := yolo.Score(cfg, sp.DS, back)
+	mine, err := detector.Score(cfg, sp.DS, back)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +194,7 @@ func TestModelDetectionsErrors(t *testing.T) {
 }
 
 // The model mode through run(): table on stdout, --json scores equal to
-// yolo.Evaluate's, bbox.json beside --json; and `--gt BCCD --dets bbox.json`
+// detector.Evaluate's, bbox.json beside --json; and `--gt BCCD --dets bbox.json`
 // gives the same scores as the model mode on BCCD.
 func TestRunModelMode(t *testing.T) {
 	tmp := t.TempDir()
@@ -222,20 +223,20 @@ func TestRunModelMode(t *testing.T) {
 		MapType string  `json:"map_type"`
 	}
 	readJSON(t, scores, &got)
-	d, _, _, err := yolo.LoadDetector(cfg, ck)
+	d, _, _, err := detector.Load(cfg, ck)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sp, err := yolo.OpenSplit(cfg, "val", yolo.SplitOptions{})
+	sp, err := dataset.OpenSplit(cfg, "val", dataset.SplitOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ref, err := yolo.Evaluate(context.Background(), d, sp, yolo.EvalOptions{})
+	ref, err := detector.Evaluate(context.Background(), d, sp, detector.EvalOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.Metric != "voc" || got.MapType != "11point" || math.Abs(got.MAP-ref.Score) > 1e-12 {
-		t.Errorf("scores %+v, yolo.Evaluate %v", got, ref.Score)
+		t.Errorf("scores %+v, detector.Evaluate %v", got, ref.Score)
 	}
 	if _, err := os.Stat(filepath.Join(tmp, "out", "bbox.json")); err != nil {
 		t.Errorf("results file beside --json: %v", err)

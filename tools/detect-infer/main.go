@@ -41,10 +41,12 @@ import (
 	"strings"
 
 	"yolodistill/pkg/atomicfile"
+	"yolodistill/pkg/augment"
 	"yolodistill/pkg/box"
 	"yolodistill/pkg/cli"
 	"yolodistill/pkg/config"
 	"yolodistill/pkg/dataset"
+	"yolodistill/pkg/detector"
 	"yolodistill/pkg/draw"
 	"yolodistill/pkg/nn"
 	"yolodistill/pkg/yolo"
@@ -117,7 +119,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err := checkOutputDir(g.OutputDir, inputs); err != nil {
 		return log.Fail(err)
 	}
-	det, _, warn, err := yolo.LoadDetector(cfg, g.Weights)
+	det, _, warn, err := detector.Load(cfg, g.Weights)
 	if err != nil {
 		return log.Fail(err)
 	}
@@ -127,7 +129,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err := os.MkdirAll(g.OutputDir, 0o755); err != nil {
 		return log.Fail(err)
 	}
-	maxPx := yolo.MaxPixels(cfg)
+	maxPx := dataset.MaxPixels(cfg)
 	recs := []record{}
 	failed := 0
 	for i, in := range inputs {
@@ -166,7 +168,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 	}
 	if failed > 0 {
-		if allowed := dataset.AllowedSkips(cfg.Data.SkipLimit, len(inputs)); failed > allowed {
+		if allowed := augment.AllowedSkips(cfg.Data.SkipLimit, len(inputs)); failed > allowed {
 			log.Printf("error: %d of %d images could not be read, more than the %d that data.skip_limit=%g allows", failed, len(inputs), allowed, cfg.Data.SkipLimit)
 			return cli.ExitFailure
 		}
@@ -178,7 +180,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // inferOne detects, draws and saves one image; it appends the drawn
 // detections to recs and returns their number. Image decoding errors are
 // *dataset.ImageError.
-func inferOne(det *yolo.Detector, path string, id int64, size int, thresh float64, maxPx int, outDir string, recs *[]record) (int, error) {
+func inferOne(det *detector.Detector, path string, id int64, size int, thresh float64, maxPx int, outDir string, recs *[]record) (int, error) {
 	img, err := dataset.DecodeImage(path, maxPx)
 	if err != nil {
 		return 0, err

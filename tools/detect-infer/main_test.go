@@ -18,8 +18,8 @@ import (
 	"yolodistill/pkg/checkpoint"
 	"yolodistill/pkg/config"
 	"yolodistill/pkg/dataset"
+	"yolodistill/pkg/detector"
 	"yolodistill/pkg/draw"
-	"yolodistill/pkg/yolo"
 )
 
 const presetConfig = "../../pipelines/configs/synth_student.yml"
@@ -45,7 +45,7 @@ func fixture(t *testing.T, dir string, extra ...string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := yolo.NewDetector(cfg)
+	d, err := detector.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

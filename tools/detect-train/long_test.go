@@ -8,7 +8,8 @@ import (
 
 	"yolodistill/pkg/checkpoint"
 	"yolodistill/pkg/config"
-	"yolodistill/pkg/yolo"
+	"yolodistill/pkg/dataset"
+	"yolodistill/pkg/detector"
 )
 
 // easy is a CPU-sized student on an easy synthetic set: two classes (circle,
@@ -90,15 +91,15 @@ func TestTrainingLearns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sp, err := yolo.OpenSplit(cfg, cfg.Data.EvalSplit, yolo.SplitOptions{})
+	sp, err := dataset.OpenSplit(cfg, cfg.Data.EvalSplit, dataset.SplitOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	untrained, err := yolo.NewDetector(cfg)
+	untrained, err := detector.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	trained, err := yolo.NewDetector(cfg)
+	trained, err := detector.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,11 +110,11 @@ func TestTrainingLearns(t *testing.T) {
 	if err := trained.LoadCheckpoint(c); err != nil {
 		t.Fatal(err)
 	}
-	r0, err := yolo.Evaluate(context.Background(), untrained, sp, yolo.EvalOptions{})
+	r0, err := detector.Evaluate(context.Background(), untrained, sp, detector.EvalOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r1, err := yolo.Evaluate(context.Background(), trained, sp, yolo.EvalOptions{})
+	r1, err := detector.Evaluate(context.Background(), trained, sp, detector.EvalOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,12 +20,12 @@ import (
 	"testing"
 	"time"
 
+	"yolodistill/pkg/augment"
 	"yolodistill/pkg/checkpoint"
 	"yolodistill/pkg/cli"
 	"yolodistill/pkg/config"
-	"yolodistill/pkg/dataset"
+	"yolodistill/pkg/detector"
 	"yolodistill/pkg/train"
-	"yolodistill/pkg/yolo"
 )
 
 const preset = "../../pipelines/configs/synth_student.yml"
@@ -61,7 +61,7 @@ func TestMain(m *testing.M) {
 		}
 		if p := os.Getenv("DETECT_TRAIN_PAUSE_AT"); p != "" {
 			at, _ := strconv.Atoi(p)
-			testHooks.Prepare = func(ctx context.Context, it int, _ *dataset.Batch, _ *yolo.Net) error {
+			testHooks.Prepare = func(ctx context.Context, it int, _ *augment.Batch, _ *detector.Net) error {
 				if it == at {
 					fmt.Fprintln(os.Stderr, "PAUSED")
 					<-ctx.Done()
@@ -273,7 +273,7 @@ func fixtures(t *testing.T) (right, other, truncated string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		d, err := yolo.NewDetector(cfg)
+		d, err := detector.New(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,11 +8,11 @@ import (
 	"time"
 
 	"yolodistill/pkg/config"
+	"yolodistill/pkg/detector"
 	"yolodistill/pkg/distill"
 	"yolodistill/pkg/nn"
 	"yolodistill/pkg/softtarget"
 	"yolodistill/pkg/train"
-	"yolodistill/pkg/yolo"
 	"yolodistill/pkg/yolo/loss"
 )
 
@@ -57,7 +57,7 @@ func BenchmarkStepCost(b *testing.B) {
 			gts[i] = append(gts[i], loss.GT{CX: v[0], CY: v[1], W: v[2], H: v[3], Label: tg.Label, Score: float32(tg.Score)})
 		}
 	}
-	teacher, err := yolo.NewDetector(tc)
+	teacher, err := detector.New(tc)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -78,12 +78,12 @@ func BenchmarkStepCost(b *testing.B) {
 
 	type mode struct {
 		name    string
-		net     *yolo.Net
+		net     *detector.Net
 		prepare func() error
 		total   time.Duration
 	}
 	mk := func(name string, online, distil bool) *mode {
-		det, err := yolo.NewDetector(st)
+		det, err := detector.New(st)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -109,7 +109,7 @@ func BenchmarkStepCost(b *testing.B) {
 				m.prepare = d.prepareOffline
 			}
 		}
-		det.OnBuild = func(bd *nn.Builder, net *yolo.Net) error {
+		det.OnBuild = func(bd *nn.Builder, net *detector.Net) error {
 			bd.Loss("yolo", net.Built.Outputs, func(ins, grads [][]float32) float64 {
 				p, err := crit.Forward(ins, net.Shapes, gts, net.H, net.W, grads)
 				if err != nil {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"yolodistill/pkg/augment"
 	"yolodistill/pkg/dataset"
 	"yolodistill/pkg/softtarget"
 )
@@ -96,7 +97,7 @@ func TestDamagedImageKeepsReplayAligned(t *testing.T) {
 		if err := r.ReadRow(i, &v); err != nil {
 			t.Fatal(err)
 		}
-		var rec dataset.ViewRecord
+		var rec augment.Record
 		if err := rec.UnmarshalBinary(v.Aug); err != nil {
 			t.Fatal(err)
 		}

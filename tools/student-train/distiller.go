@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"yolodistill/pkg/detector"
 	"yolodistill/pkg/distill"
 	"yolodistill/pkg/nn"
 	"yolodistill/pkg/softtarget"
@@ -17,7 +18,7 @@ import (
 type distiller struct {
 	recipe *distill.Recipe
 	// online: the teacher model; nil offline.
-	teacher *yolo.Detector
+	teacher *detector.Detector
 	// tspec is the teacher's Spec when its configuration is known (always
 	// online; offline with -t or distill.teacher): adapters take the teacher's
 	// channel counts from it.
@@ -107,7 +108,7 @@ func refKey(r distill.Ref) string {
 }
 
 // studentTensor resolves a ref on the student's graph.
-func studentTensor(net *yolo.Net, r distill.Ref) (*nn.Tensor, error) {
+func studentTensor(net *detector.Net, r distill.Ref) (*nn.Tensor, error) {
 	if r.Head >= 0 {
 		if r.Head >= len(net.Built.Outputs) {
 			return nil, fmt.Errorf("the student has %d head outputs, not %d", len(net.Built.Outputs), r.Head+1)
@@ -167,7 +168,7 @@ func (d *distiller) teacherChannels(r distill.Ref, h, w int) (int, error) {
 // convolution with bias, named "<term>.adapter.<i>" (parameters
 // "<term>.adapter.<i>.weight" and ".bias", shared by every graph), when its
 // channel count differs from the teacher's.
-func (d *distiller) attach(b *nn.Builder, net *yolo.Net) error {
+func (d *distiller) attach(b *nn.Builder, net *detector.Net) error {
 	for ti := range d.recipe.Terms {
 		term := &d.recipe.Terms[ti]
 		ins := make([]*nn.Tensor, len(term.Student))
@@ -204,7 +205,7 @@ func (d *distiller) attach(b *nn.Builder, net *yolo.Net) error {
 
 // adapt puts student tensor i of term through its learned 1x1 adapter
 // convolution when its channel count differs from the teacher tensor's.
-func (d *distiller) adapt(b *nn.Builder, net *yolo.Net, term *distill.Term, i int, t *nn.Tensor) (*nn.Tensor, error) {
+func (d *distiller) adapt(b *nn.Builder, net *detector.Net, term *distill.Term, i int, t *nn.Tensor) (*nn.Tensor, error) {
 	tc, err := d.teacherChannels(term.Teacher[i], net.H, net.W)
 	if err != nil {
 		return nil, fmt.Errorf("%s: adapter for %s: %w", term.Name, term.Student[i], err)
@@ -225,7 +226,7 @@ func (d *distiller) adapt(b *nn.Builder, net *yolo.Net, term *distill.Term, i in
 // It needs the teacher's Spec (tspec; without it, it does nothing). To be
 // called right after the student Detector is made, before checkpoints are
 // loaded: pkg/train calls it as Hooks.Init.
-func (d *distiller) createParams(det *yolo.Detector) error {
+func (d *distiller) createParams(det *detector.Detector) error {
 	need := false
 	for _, t := range d.recipe.Terms {
 		need = need || slices.Contains(t.Adapter, true)
@@ -246,7 +247,7 @@ func (d *distiller) createParams(det *yolo.Detector) error {
 	if err != nil {
 		return err
 	}
-	net := &yolo.Net{Built: built, N: 1, H: side, W: side}
+	net := &detector.Net{Built: built, N: 1, H: side, W: side}
 	for ti := range d.recipe.Terms {
 		term := &d.recipe.Terms[ti]
 		for i, r := range term.Student {

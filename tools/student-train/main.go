@@ -37,7 +37,7 @@
 // masks the student's (for losses over head outputs), and they must hold the
 // teacher feature maps the distill pairs name. The views are rebuilt with the
 // student's data.augment, so the settings the replay reads from it rather than
-// from the records (mean, std and expand fill; dataset.AugmentConfig.ReplaySettings)
+// from the records (mean, std and expand fill; augment.Config.ReplaySettings)
 // must be those teacher-dump recorded. Any difference is a clear error. Files
 // from before teacher-dump recorded those settings are accepted with a warning.
 // Without -t and distill.teacher the teacher is not checked (a warning says so).
@@ -69,10 +69,12 @@ import (
 	"slices"
 	"strings"
 
+	"yolodistill/pkg/augment"
 	"yolodistill/pkg/checkpoint"
 	"yolodistill/pkg/cli"
 	"yolodistill/pkg/config"
 	"yolodistill/pkg/dataset"
+	"yolodistill/pkg/detector"
 	"yolodistill/pkg/distill"
 	"yolodistill/pkg/nn"
 	"yolodistill/pkg/softtarget"
@@ -255,7 +257,7 @@ func (s *session) setup(ctx context.Context, inputs []string, online bool) (trai
 		if err := s.setupOnline(ctx, tc, teacherPath, want); err != nil {
 			return opts, err
 		}
-		opts.Hooks.Prepare = func(ctx context.Context, it int, b *dataset.Batch, net *yolo.Net) error {
+		opts.Hooks.Prepare = func(ctx context.Context, it int, b *augment.Batch, net *detector.Net) error {
 			return s.d.prepareOnline(b.Images, len(b.Items), b.Size, b.Size)
 		}
 		s.log.Printf("online distillation (%s) from teacher %s", rec.Kind, teacherPath)
@@ -266,7 +268,7 @@ func (s *session) setup(ctx context.Context, inputs []string, online bool) (trai
 	}
 	// The views are rebuilt with this configuration's augmentation: the
 	// settings the records do not carry must be the dump's.
-	aug := train.AugmentFromConfig(cfg)
+	aug := augment.FromConfig(cfg)
 	want.Replay = aug.ReplaySettings(false)
 	for _, path := range inputs {
 		var r *softtarget.Reader
@@ -299,7 +301,7 @@ func (s *session) setup(ctx context.Context, inputs []string, online bool) (trai
 			s.d.anchors = append(s.d.anchors, len(m))
 		}
 	}
-	split, err := yolo.OpenSplit(cfg, cfg.Data.TrainSplit, yolo.SplitOptions{})
+	split, err := dataset.OpenSplit(cfg, cfg.Data.TrainSplit, dataset.SplitOptions{})
 	if err != nil {
 		return opts, err
 	}
@@ -329,7 +331,7 @@ func (s *session) setup(ctx context.Context, inputs []string, online bool) (trai
 		}
 		return openSoftSource(ctx, cfg, state, seq, split, s.d, need)
 	}
-	opts.Hooks.Prepare = func(ctx context.Context, it int, b *dataset.Batch, net *yolo.Net) error {
+	opts.Hooks.Prepare = func(ctx context.Context, it int, b *augment.Batch, net *detector.Net) error {
 		return s.d.prepareOffline()
 	}
 	return opts, nil
@@ -341,7 +343,7 @@ func (s *session) setupOnline(ctx context.Context, tc *config.Config, teacherPat
 	if err := got.CheckCompatible(softtarget.Meta{Classes: want.Classes, Anchors: want.Anchors, Masks: want.Masks}); err != nil {
 		return fmt.Errorf("teacher %s: %w", teacherPath, err)
 	}
-	det, err := yolo.NewDetector(tc)
+	det, err := detector.New(tc)
 	if err != nil {
 		return fmt.Errorf("teacher %s: %w", teacherPath, err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"yolodistill/pkg/checkpoint"
 	"yolodistill/pkg/config"
+	"yolodistill/pkg/detector"
 	"yolodistill/pkg/distill"
 	"yolodistill/pkg/nn"
 	"yolodistill/pkg/softtarget"
@@ -75,7 +76,7 @@ func build(dir string) error {
 	if err != nil {
 		return err
 	}
-	d, err := yolo.NewDetector(cfg)
+	d, err := detector.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -279,7 +280,7 @@ func TestRefusesOtherTeacher(t *testing.T) {
 	other := filepath.Join(dir, "other_teacher.yml")
 	os.WriteFile(other, []byte("_base_: "+abs(teacherYML)+"\nmodel: {head_width: 0.25}\n"), 0o644)
 	cfg, _ := config.Load(other, nil)
-	d, _ := yolo.NewDetector(cfg)
+	d, _ := detector.New(cfg)
 	otherCk := filepath.Join(dir, "other.ckpt")
 	checkpoint.Save(otherCk, d.ToCheckpoint())
 	otherDump, goodDump := filepath.Join(dir, "other.arrow"), filepath.Join(dir, "good.arrow")
@@ -354,7 +355,7 @@ func TestCreateParamsMatchesLazyAdapters(t *testing.T) {
 		}
 		defer rec.Close()
 		d := &distiller{recipe: rec, tspec: tspec}
-		det, err := yolo.NewDetector(st)
+		det, err := detector.New(st)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,11 +9,10 @@ import (
 	"runtime"
 	"sync"
 
+	"yolodistill/pkg/augment"
 	"yolodistill/pkg/config"
 	"yolodistill/pkg/dataset"
 	"yolodistill/pkg/softtarget"
-	"yolodistill/pkg/train"
-	"yolodistill/pkg/yolo"
 )
 
 // input is one soft-target input: a file (random access) or a stream.
@@ -136,7 +135,7 @@ type softState struct {
 
 // produced is one batch with its views, or an error.
 type produced struct {
-	b        *dataset.Batch
+	b        *augment.Batch
 	views    []*softtarget.View
 	consumed int64 // views read for the batch (dropped ones included)
 	err      error
@@ -144,12 +143,12 @@ type produced struct {
 
 // softSource is a train.Source over soft targets: batches of up to
 // train.batch_size consecutive views of one input size, in file order, each
-// view rebuilt from its augmentation record (dataset.AugmentConfig.Replay)
+// view rebuilt from its augmentation record (augment.Config.Replay)
 // from the student's training split.
 type softSource struct {
 	seq     *sequence
-	split   *yolo.Split
-	aug     dataset.AugmentConfig
+	split   *dataset.Split
+	aug     augment.Config
 	batch   int
 	workers int
 	d       *distiller
@@ -164,8 +163,8 @@ type softSource struct {
 }
 
 // openSoftSource makes the source at a saved state (nil: the start).
-func openSoftSource(ctx context.Context, cfg *config.Config, state []byte, seq *sequence, split *yolo.Split, d *distiller, need int64) (*softSource, error) {
-	s := &softSource{seq: seq, split: split, aug: train.AugmentFromConfig(cfg), batch: cfg.Train.BatchSize,
+func openSoftSource(ctx context.Context, cfg *config.Config, state []byte, seq *sequence, split *dataset.Split, d *distiller, need int64) (*softSource, error) {
+	s := &softSource{seq: seq, split: split, aug: augment.FromConfig(cfg), batch: cfg.Train.BatchSize,
 		workers: cfg.Data.Workers, d: d, need: need}
 	if s.workers <= 0 {
 		s.workers = runtime.GOMAXPROCS(0)
@@ -229,9 +228,9 @@ func (s *softSource) produce(ctx context.Context, start softState) {
 // listed in Batch.Skipped, and the next view takes its place, so that views
 // and teacher outputs stay paired. consumed counts every view read for the
 // batch, dropped ones included.
-func (s *softSource) next(ctx context.Context, index int64) (b *dataset.Batch, views []*softtarget.View, consumed int64, err error) {
+func (s *softSource) next(ctx context.Context, index int64) (b *augment.Batch, views []*softtarget.View, consumed int64, err error) {
 	size := 0
-	var recs []dataset.ViewRecord
+	var recs []augment.Record
 	var skipped []dataset.Skip
 	for len(views) < s.batch {
 		// Read the views that fill the batch.
@@ -265,10 +264,10 @@ func (s *softSource) next(ctx context.Context, index int64) (b *dataset.Batch, v
 		}
 		consumed += int64(len(fresh))
 		if b == nil {
-			b = &dataset.Batch{Pos: dataset.Position{Batch: int(index)}, Size: size, Items: make([]dataset.BatchItem, 0, s.batch),
+			b = &augment.Batch{Pos: augment.Position{Batch: int(index)}, Size: size, Items: make([]augment.BatchItem, 0, s.batch),
 				Images: make([]float32, 0, s.batch*3*size*size)}
 		}
-		frecs := make([]dataset.ViewRecord, len(fresh))
+		frecs := make([]augment.Record, len(fresh))
 		for i, v := range fresh {
 			if err := s.check(v, &frecs[i], size); err != nil {
 				return nil, nil, 0, err
@@ -305,7 +304,7 @@ func (s *softSource) next(ctx context.Context, index int64) (b *dataset.Batch, v
 
 // check validates a view's record against the student's split and decodes it
 // into rec.
-func (s *softSource) check(v *softtarget.View, rec *dataset.ViewRecord, size int) error {
+func (s *softSource) check(v *softtarget.View, rec *augment.Record, size int) error {
 	if err := rec.UnmarshalBinary(v.Aug); err != nil {
 		return fmt.Errorf("%s: augmentation record: %w", viewName(v), err)
 	}
@@ -326,9 +325,9 @@ func (s *softSource) check(v *softtarget.View, rec *dataset.ViewRecord, size int
 
 // rebuild replays the views' records in parallel into imgs ([n, 3, size,
 // size]); each slot's outcome is its item or its error.
-func (s *softSource) rebuild(ctx context.Context, views []*softtarget.View, recs []dataset.ViewRecord, size int) ([]dataset.BatchItem, []float32, []error) {
+func (s *softSource) rebuild(ctx context.Context, views []*softtarget.View, recs []augment.Record, size int) ([]augment.BatchItem, []float32, []error) {
 	plane := 3 * size * size
-	items := make([]dataset.BatchItem, len(views))
+	items := make([]augment.BatchItem, len(views))
 	imgs := make([]float32, len(views)*plane)
 	errs := make([]error, len(views))
 	var wg sync.WaitGroup
@@ -347,7 +346,7 @@ func (s *softSource) rebuild(ctx context.Context, views []*softtarget.View, recs
 					errs[i] = err
 					continue
 				}
-				items[i] = dataset.BatchItem{Index: int(recs[i].Sample), Record: recs[i], Targets: view.Targets}
+				items[i] = augment.BatchItem{Index: int(recs[i].Sample), Record: recs[i], Targets: view.Targets}
 			}
 		}()
 	}
@@ -363,7 +362,7 @@ func (s *softSource) rebuild(ctx context.Context, views []*softtarget.View, recs
 // distiller. After the last batch training needs, it waits until every stream
 // input has been read to its verified end (a truncated stream fails here,
 // before the final checkpoint).
-func (s *softSource) Next(ctx context.Context) (*dataset.Batch, error) {
+func (s *softSource) Next(ctx context.Context) (*augment.Batch, error) {
 	var p produced
 	var ok bool
 	select {

@@ -10,7 +10,7 @@
 //
 // The views are the ones the student's own training loader would make:
 // teacher-dump runs pkg/train's loader (the same one detect-train uses:
-// data.train_split, the training augmentation of train.AugmentFromConfig,
+// data.train_split, the training augmentation of augment.FromConfig,
 // a new shuffled order every epoch, the last partial batch dropped, every
 // random choice derived from the seed and the batch position) for K epochs;
 // view k of an image is its view of epoch k. With --seed equal to the
@@ -33,14 +33,14 @@
 // One row per view, in training order: batches of train.batch_size views of
 // one input size follow each other, so that student-train, batching the rows
 // in file order, rebuilds the same batches. Each row holds the image id and
-// file, the view index, the view's dataset.ViewRecord (MarshalBinary), the
+// file, the view index, the view's augment.Record (MarshalBinary), the
 // input size, the teacher's raw head outputs per scale ([A*(5+C), H, W],
 // deepest first) and the requested feature maps ([C, H, W]). The schema
 // metadata carries the format version, the teacher's config hash
 // (config.ModelHash), classes, anchors and masks, and the augmentation
 // settings that rebuilding the views' pixels reads from the configuration
 // rather than from the records (data.augment mean, std and, when expand is on,
-// fill: dataset.AugmentConfig.ReplaySettings); student-train refuses soft
+// fill: augment.Config.ReplaySettings); student-train refuses soft
 // targets whose settings differ from its own. --out FILE is written
 // atomically (nothing at FILE until the dump is complete); --out - (the
 // default) streams to stdout, ending with an end marker so that a reader
@@ -77,10 +77,12 @@ import (
 	"strings"
 	"time"
 
+	"yolodistill/pkg/augment"
 	"yolodistill/pkg/checkpoint"
 	"yolodistill/pkg/cli"
 	"yolodistill/pkg/config"
 	"yolodistill/pkg/dataset"
+	"yolodistill/pkg/detector"
 	"yolodistill/pkg/distill"
 	"yolodistill/pkg/nn"
 	"yolodistill/pkg/softtarget"
@@ -183,10 +185,10 @@ type dumper struct {
 	shard, nShards int
 
 	teacher  *config.Config
-	data     *config.Config        // the configuration whose data section and batch size make the views
-	aug      dataset.AugmentConfig // data's augmentation: the views, and the settings their replay reads
-	det      *yolo.Detector
-	split    *yolo.Split
+	data     *config.Config // the configuration whose data section and batch size make the views
+	aug      augment.Config // data's augmentation: the views, and the settings their replay reads
+	det      *detector.Detector
+	split    *dataset.Split
 	features []string
 	meta     softtarget.Meta
 	seed     int64
@@ -232,7 +234,7 @@ func (d *dumper) setup(ctx context.Context) error {
 	if g.Batch > 0 {
 		d.batch = g.Batch
 	}
-	if d.det, err = yolo.NewDetector(d.teacher); err != nil {
+	if d.det, err = detector.New(d.teacher); err != nil {
 		return fmt.Errorf("%s: %w", g.Config, err)
 	}
 	for _, f := range d.features {
@@ -256,8 +258,8 @@ func (d *dumper) setup(ctx context.Context) error {
 		d.log.Printf("warning: %s was saved from another model configuration than %s (model hash %.12s, the configuration's %.12s)",
 			g.Weights, g.Config, h, d.teacher.ModelHash())
 	}
-	opt := yolo.SplitOptions{Root: g.Dataset}
-	if d.split, err = yolo.OpenSplit(d.data, d.data.Data.TrainSplit, opt); err != nil {
+	opt := dataset.SplitOptions{Root: g.Dataset}
+	if d.split, err = dataset.OpenSplit(d.data, d.data.Data.TrainSplit, opt); err != nil {
 		return err
 	}
 	enc := softtarget.Encoding{Half: g.FP16}
@@ -265,7 +267,7 @@ func (d *dumper) setup(ctx context.Context) error {
 		enc.Kind, enc.Threshold = softtarget.Sparse, *g.Sparse
 	}
 	d.meta = MetaFor(d.teacher, enc, d.features)
-	d.aug = train.AugmentFromConfig(d.data)
+	d.aug = augment.FromConfig(d.data)
 	d.meta.Replay = d.aug.ReplaySettings(true)
 	return nil
 }
@@ -359,26 +361,16 @@ func (d *dumper) dump(ctx context.Context, stdout io.Writer) (err error) {
 		total, g.Views, hi-lo, d.batch, d.split.Name, n, where, d.meta.Encoding)
 	start, lastLog := time.Now(), time.Now()
 	done := 0
-	skips := yolo.SkipTally(d.data, n)
+	skips := detector.SkipTally(d.data, n)
 	for epoch := 0; epoch < g.Views; epoch++ {
 		if hi == lo {
 			break
 		}
-		l, err := dataset.NewLoader(dataset.LoaderConfig{
-			Source:      d.split.Source,
-			Augment:     d.aug,
-			BatchSize:   d.batch,
-			Seed:        uint64(d.seed),
-			Shuffle:     true,
-			DropLast:    true,
-			Train:       true,
-			MixupEpochs: mixupEpochs(d.data),
-			Workers:     d.data.Data.Workers,
-		})
+		l, err := augment.NewTrainLoader(d.data, d.split.Source, d.batch, uint64(d.seed))
 		if err != nil {
 			return fmt.Errorf("data: %w", err)
 		}
-		if err := l.Start(ctx, dataset.Position{Epoch: epoch, Batch: lo}); err != nil {
+		if err := l.Start(ctx, augment.Position{Epoch: epoch, Batch: lo}); err != nil {
 			return err
 		}
 		for b := lo; b < hi; b++ {
@@ -428,17 +420,10 @@ func (d *dumper) dump(ctx context.Context, stdout io.Writer) (err error) {
 	return nil
 }
 
-func mixupEpochs(cfg *config.Config) int {
-	if !cfg.Data.Augment.Mixup.Enabled {
-		return 0
-	}
-	return cfg.Data.Augment.Mixup.Epochs
-}
-
 // writeBatch runs the teacher on one batch (inference mode: BatchNorm running
 // statistics) and writes one row per image. When every image of the batch is
 // in the view cache, the teacher does not run.
-func (d *dumper) writeBatch(w *softtarget.Writer, b *dataset.Batch, epoch int) error {
+func (d *dumper) writeBatch(w *softtarget.Writer, b *augment.Batch, epoch int) error {
 	n, s := len(b.Items), b.Size
 	net, err := d.det.Net(n, s, s, false)
 	if err != nil {

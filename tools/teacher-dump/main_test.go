@@ -13,12 +13,12 @@ import (
 	"strings"
 	"testing"
 
+	"yolodistill/pkg/augment"
 	"yolodistill/pkg/checkpoint"
 	"yolodistill/pkg/config"
 	"yolodistill/pkg/dataset"
+	"yolodistill/pkg/detector"
 	"yolodistill/pkg/softtarget"
-	"yolodistill/pkg/train"
-	"yolodistill/pkg/yolo"
 )
 
 const (
@@ -35,7 +35,7 @@ func teacherCkpt(t *testing.T, dir, cfgPath string, overrides ...string) string 
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := yolo.NewDetector(cfg)
+	d, err := detector.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,21 +114,21 @@ func TestDumpFileStreamDeterministic(t *testing.T) {
 		!slices.Equal(m.Features, []string{"backbone.c4", "head.0.out"}) {
 		t.Errorf("meta %+v", m)
 	}
-	aug := train.AugmentFromConfig(student)
+	aug := augment.FromConfig(student)
 	if want := aug.ReplaySettings(true); !maps.Equal(m.Replay, want) || m.Replay["data.augment.expand.fill"] != "[123,116,103]" {
 		t.Errorf("replay settings %v, want the student's %v", m.Replay, want)
 	}
 	// The file holds, batch by batch, the student's own training loader.
-	sp, err := yolo.OpenSplit(student, "train", yolo.SplitOptions{})
+	sp, err := dataset.OpenSplit(student, "train", dataset.SplitOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := dataset.NewLoader(dataset.LoaderConfig{Source: sp.Source, Augment: train.AugmentFromConfig(student),
+	l, err := augment.NewLoader(augment.LoaderConfig{Source: sp.Source, Augment: augment.FromConfig(student),
 		BatchSize: 4, Seed: uint64(student.Train.Seed), Shuffle: true, DropLast: true, Train: true, MixupEpochs: 1, Workers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Start(context.Background(), dataset.Position{}); err != nil {
+	if err := l.Start(context.Background(), augment.Position{}); err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
@@ -179,17 +179,17 @@ func TestDumpOutputsAreTeacherPredictions(t *testing.T) {
 		t.Fatal(err)
 	}
 	teacher, _ := config.Load(teacherYML, nil)
-	det, _ := yolo.NewDetector(teacher)
+	det, _ := detector.New(teacher)
 	c, _ := checkpoint.Load(ck)
 	if err := det.LoadCheckpoint(c); err != nil {
 		t.Fatal(err)
 	}
-	var rec dataset.ViewRecord
+	var rec augment.Record
 	if err := rec.UnmarshalBinary(v.Aug); err != nil {
 		t.Fatal(err)
 	}
-	sp, _ := yolo.OpenSplit(teacher, "train", yolo.SplitOptions{})
-	aug := train.AugmentFromConfig(teacher)
+	sp, _ := dataset.OpenSplit(teacher, "train", dataset.SplitOptions{})
+	aug := augment.FromConfig(teacher)
 	img := make([]float32, 3*v.InputH*v.InputW)
 	if _, err := aug.Replay(sp.Source, &rec, img); err != nil {
 		t.Fatal(err)

@@ -1,4 +1,4 @@
-package dataset
+package augment
 
 import (
 	"strconv"
@@ -6,7 +6,7 @@ import (
 )
 
 // ReplaySettings returns the settings of c that rebuilding a view's pixels
-// from its ViewRecord (Apply, Replay) reads from c rather than from the record,
+// from its Record (Apply, Replay) reads from c rather than from the record,
 // keyed by the configuration key they come from, each value as canonical text
 // (comma-separated shortest decimals in brackets, the value as Apply uses it):
 //
@@ -25,7 +25,7 @@ import (
 // with c (Draw) can read are returned: the fill is left out when c.Expand is
 // off, since no such view is placed on a canvas. A writer of records records
 // ReplaySettings(true); a consumer compares them with its ReplaySettings(false).
-func (c *AugmentConfig) ReplaySettings(drawnOnly bool) map[string]string {
+func (c *Config) ReplaySettings(drawnOnly bool) map[string]string {
 	s := map[string]string{
 		"data.augment.mean": floatList(c.Mean[:], 64),
 		"data.augment.std":  floatList(c.Std[:], 64),

@@ -1,4 +1,4 @@
-package dataset
+package augment
 
 import (
 	"context"
@@ -7,55 +7,26 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"yolodistill/pkg/dataset"
 )
-
-// Source gives a loader its samples: Len of them, each decoded on demand.
-// Load must be safe for concurrent use and return the same data every time.
-type Source interface {
-	Len() int
-	// Load returns sample i's pixels and targets (pixels, score 1). The
-	// caller does not modify them.
-	Load(i int) (*Image, []Target, error)
-}
-
-// DatasetSource serves a Dataset's samples through LoadImage (decoding,
-// confinement to the image root, size check against the annotation).
-type DatasetSource struct {
-	DS        *Dataset
-	MaxPixels int // image size limit (DefaultMaxPixels when <= 0)
-}
-
-// Len is the number of samples.
-func (s DatasetSource) Len() int { return len(s.DS.Samples) }
-
-// Load decodes sample i; its targets are all its objects (difficult and
-// crowd ones included, as PaddleDetection's YOLOv3 reader keeps them).
-func (s DatasetSource) Load(i int) (*Image, []Target, error) {
-	sm := &s.DS.Samples[i]
-	img, err := LoadImage(s.DS, sm, s.MaxPixels)
-	if err != nil {
-		return nil, nil, err
-	}
-	return img, TargetsOf(sm.Objects), nil
-}
 
 // Replay rebuilds the view rec describes from src: it loads the record's
 // sample and mixup partner and applies the record (see Apply). dst as in Apply.
 // A load error comes as a *SampleError naming the sample that failed.
-func (c *AugmentConfig) Replay(src Source, rec *ViewRecord, dst []float32) (View, error) {
+func (c *Config) Replay(src dataset.Source, rec *Record, dst []float32) (View, error) {
 	n := src.Len()
 	if rec.Sample < 0 || rec.Sample >= int64(n) || rec.Partner >= int64(n) {
 		return View{}, fmt.Errorf("%w: record names sample %d / partner %d of a %d-image set", ErrRecordMismatch, rec.Sample, rec.Partner, n)
 	}
 	img, t, err := src.Load(int(rec.Sample))
 	if err != nil {
-		return View{}, &SampleError{Index: int(rec.Sample), Err: err}
+		return View{}, &dataset.SampleError{Index: int(rec.Sample), Err: err}
 	}
-	var pimg *Image
-	var pt []Target
+	var pimg *dataset.Image
+	var pt []dataset.Target
 	if rec.Partner >= 0 {
 		if pimg, pt, err = src.Load(int(rec.Partner)); err != nil {
-			return View{}, &SampleError{Index: int(rec.Partner), Err: err}
+			return View{}, &dataset.SampleError{Index: int(rec.Partner), Err: err}
 		}
 	}
 	return c.Apply(rec, img, t, pimg, pt, dst)
@@ -63,12 +34,12 @@ func (c *AugmentConfig) Replay(src Source, rec *ViewRecord, dst []float32) (View
 
 // LoaderConfig configures a Loader. Zero fields take the defaults noted.
 type LoaderConfig struct {
-	Source    Source
-	Augment   AugmentConfig // training augmentation (Train) and normalisation (always)
-	BatchSize int           // images per batch (required)
-	Seed      uint64        // with the position, fixes every order and every random choice
-	Shuffle   bool          // a new random order every epoch
-	DropLast  bool          // drop the last, partial batch of an epoch
+	Source    dataset.Source
+	Augment   Config // training augmentation (Train) and normalisation (always)
+	BatchSize int    // images per batch (required)
+	Seed      uint64 // with the position, fixes every order and every random choice
+	Shuffle   bool   // a new random order every epoch
+	DropLast  bool   // drop the last, partial batch of an epoch
 	// Train draws an augmented view per image (Augment) and an input size per
 	// batch (Augment.Sizes); otherwise every view is EvalRecord(EvalSize, EvalInterp).
 	Train       bool
@@ -92,12 +63,12 @@ type Position struct {
 
 // BatchItem is one image of a batch.
 type BatchItem struct {
-	Index   int        // sample index in the source
-	Record  ViewRecord // how the view was made (replay with Augment.Replay)
-	Targets []Target   // input pixels, half-open xyxy; Score = mixup weight
+	Index   int              // sample index in the source
+	Record  Record           // how the view was made (replay with Augment.Replay)
+	Targets []dataset.Target // input pixels, half-open xyxy; Score = mixup weight
 
-	skipped []Skip // images passed over for this slot (producer to Next)
-	dropped bool   // no image for this slot (evaluation order): Next removes it
+	skipped []dataset.Skip // images passed over for this slot (producer to Next)
+	dropped bool           // no image for this slot (evaluation order): Next removes it
 }
 
 // Batch is a batch of views with one input size.
@@ -112,7 +83,7 @@ type Batch struct {
 	// loadable image of the epoch's order took each one's place, so the batch
 	// is full; in evaluation order the image is left out and the batch is
 	// shorter.
-	Skipped []Skip
+	Skipped []dataset.Skip
 }
 
 // Loader produces batches in a fixed order on worker goroutines: the output
@@ -200,7 +171,7 @@ func (l *Loader) order(epoch int) []int {
 		}
 		return o
 	}
-	return NewRNG(l.cfg.Seed, streamOrder, uint64(epoch)).Perm(l.n)
+	return dataset.NewRNG(l.cfg.Seed, streamOrder, uint64(epoch)).Perm(l.n)
 }
 
 // Start begins producing batches from pos. It may be called once.
@@ -259,7 +230,7 @@ func (l *Loader) Start(ctx context.Context, pos Position) error {
 			count := min(l.cfg.BatchSize, l.n-first)
 			b := &Batch{Pos: p, Items: make([]BatchItem, count)}
 			if l.cfg.Train {
-				b.Size, b.Interp = l.cfg.Augment.DrawShape(NewRNG(l.cfg.Seed, streamShape, uint64(p.Epoch), uint64(p.Batch)))
+				b.Size, b.Interp = l.cfg.Augment.DrawShape(dataset.NewRNG(l.cfg.Seed, streamShape, uint64(p.Epoch), uint64(p.Batch)))
 			} else {
 				b.Size, b.Interp = l.cfg.EvalSize, l.cfg.EvalInterp
 			}
@@ -296,10 +267,10 @@ func (l *Loader) makeItem(b *Batch, k, epoch, pos int, order []int) error {
 		idx := order[pos]
 		img, t, err := l.cfg.Source.Load(idx)
 		if err != nil {
-			if !Skippable(err) {
+			if !dataset.Skippable(err) {
 				return err
 			}
-			*it = BatchItem{Index: idx, dropped: true, skipped: []Skip{{Index: idx, Err: err}}}
+			*it = BatchItem{Index: idx, dropped: true, skipped: []dataset.Skip{{Index: idx, Err: err}}}
 			return nil
 		}
 		rec := EvalRecord(int64(idx), b.Size, b.Interp)
@@ -311,15 +282,15 @@ func (l *Loader) makeItem(b *Batch, k, epoch, pos int, order []int) error {
 		*it = BatchItem{Index: idx, Record: rec, Targets: v.Targets}
 		return nil
 	}
-	var skipped []Skip
+	var skipped []dataset.Skip
 	idx, img, t, err := l.loadFrom(order, pos, -1, &skipped)
 	if err != nil {
 		return err
 	}
 	a := &l.cfg.Augment
-	var pimg *Image
-	var pt []Target
-	r := NewRNG(l.cfg.Seed, streamItem, uint64(epoch), uint64(pos))
+	var pimg *dataset.Image
+	var pt []dataset.Target
+	r := dataset.NewRNG(l.cfg.Seed, streamItem, uint64(epoch), uint64(pos))
 	pidx := int64(-1)
 	var pg *Geometry
 	if a.Mixup && epoch < l.cfg.MixupEpochs && l.n > 1 {
@@ -347,7 +318,7 @@ func (l *Loader) makeItem(b *Batch, k, epoch, pos int, order []int) error {
 // cannot be loaded (Skippable), the next one in the order that can, other
 // than avoid (a mixup partner is never the image itself). Images passed over
 // are appended to skipped. It fails when no image of the split loads.
-func (l *Loader) loadFrom(order []int, pos, avoid int, skipped *[]Skip) (int, *Image, []Target, error) {
+func (l *Loader) loadFrom(order []int, pos, avoid int, skipped *[]dataset.Skip) (int, *dataset.Image, []dataset.Target, error) {
 	for k := 0; k < l.n; k++ {
 		idx := order[(pos+k)%l.n]
 		if idx == avoid {
@@ -357,10 +328,10 @@ func (l *Loader) loadFrom(order []int, pos, avoid int, skipped *[]Skip) (int, *I
 		if err == nil {
 			return idx, img, t, nil
 		}
-		if !Skippable(err) {
+		if !dataset.Skippable(err) {
 			return 0, nil, nil, err
 		}
-		*skipped = append(*skipped, Skip{Index: idx, Err: err})
+		*skipped = append(*skipped, dataset.Skip{Index: idx, Err: err})
 	}
 	return 0, nil, nil, fmt.Errorf("none of the %d images could be loaded (the first: %w)", l.n, (*skipped)[0].Err)
 }

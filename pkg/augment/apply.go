@@ -1,16 +1,17 @@
-package dataset
+package augment
 
 import (
 	"fmt"
 	"math"
 	"sync"
+	"yolodistill/pkg/dataset"
 )
 
 // View is one augmented network input and its targets.
 type View struct {
-	Size    int       // the input is Size x Size
-	Image   []float32 // [3, Size, Size], channel-major RGB, normalised: (v/255 - Mean) / Std
-	Targets []Target  // boxes in input pixels, half-open xyxy; Score = mixup weight
+	Size    int              // the input is Size x Size
+	Image   []float32        // [3, Size, Size], channel-major RGB, normalised: (v/255 - Mean) / Std
+	Targets []dataset.Target // boxes in input pixels, half-open xyxy; Score = mixup weight
 }
 
 // Apply rebuilds the view a record describes: MixupImage, ColorDistort,
@@ -31,7 +32,7 @@ type View struct {
 // Deviation from PaddleDetection, on purpose: after colour distortion pixels
 // stay float32 to the end (PaddleDetection casts to uint8 inside
 // RandomExpand, which wraps values pushed outside 0..255).
-func (c *AugmentConfig) Apply(rec *ViewRecord, img *Image, targets []Target, partner *Image, partnerTargets []Target, dst []float32) (View, error) {
+func (c *Config) Apply(rec *Record, img *dataset.Image, targets []dataset.Target, partner *dataset.Image, partnerTargets []dataset.Target, dst []float32) (View, error) {
 	if img == nil || img.W <= 0 || img.H <= 0 || len(img.Pix) != 3*img.W*img.H {
 		return View{}, fmt.Errorf("%w: record %d: bad image", ErrRecordMismatch, rec.Sample)
 	}
@@ -103,19 +104,19 @@ func getF32(n int) *[]float32 {
 
 func putF32(p *[]float32) { f32Pool.Put(p) }
 
-func anyColor(rec *ViewRecord) bool {
+func anyColor(rec *Record) bool {
 	return rec.ColorOn[0] || rec.ColorOn[1] || rec.ColorOn[2] || rec.ColorOn[3]
 }
 
 // mixupPixels is MixupImage's pixel part: a max(W) x max(H) image, a*f in a's
 // area plus b*(1-f) in b's (float32), zero elsewhere, truncated to integers as
 // PaddleDetection's uint8 cast does. f <= 0 returns b itself.
-func mixupPixels(a, b *Image, f float64) *Image {
+func mixupPixels(a, b *dataset.Image, f float64) *dataset.Image {
 	if f <= 0 {
 		return b
 	}
 	w, h := max(a.W, b.W), max(a.H, b.H)
-	out := NewImage(w, h)
+	out := dataset.NewImage(w, h)
 	fa, fb := float32(f), float32(1-f)
 	for y := 0; y < h; y++ {
 		d := out.Pix[y*w*3 : (y+1)*w*3]
@@ -182,7 +183,7 @@ func hueMatrix(delta float64) [3][3]float64 {
 // record's order (PaddleDetection ColorDistort with random_apply):
 // brightness v+d; contrast v*d; saturation v*d + gray*(1-d) with
 // gray = .299r+.587g+.114b; hue a YIQ rotation. No clipping.
-func colorDistort(im *fimage, rec *ViewRecord) {
+func colorDistort(im *fimage, rec *Record) {
 	p := im.pix
 	for _, op := range rec.ColorOrder {
 		if op > 3 || !rec.ColorOn[op] {
@@ -231,7 +232,7 @@ func colorDistort(im *fimage, rec *ViewRecord) {
 // canvas is never materialised: each needed region row is built, resampled
 // horizontally, then rows are blended vertically.
 type resampler struct {
-	src8                   *Image
+	src8                   *dataset.Image
 	srcF                   *fimage
 	ex, ey, rx, ry, rw, rh int
 	flip                   bool

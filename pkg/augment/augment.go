@@ -1,4 +1,4 @@
-package dataset
+package augment
 
 import (
 	"errors"
@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"yolodistill/pkg/box"
+	"yolodistill/pkg/dataset"
 )
 
 // fimage is an RGB image of float32 samples on the 0..255 scale, row-major,
@@ -15,31 +16,7 @@ type fimage struct {
 	pix  []float32 // len 3*w*h
 }
 
-// Target is one ground-truth box travelling through the augmentations.
-type Target struct {
-	Box   box.Box // pixels of the current image, half-open xyxy
-	Label int     // class index
-	Score float64 // mixup weight: 1 without mixup
-}
-
-// TargetsOf returns the objects of a sample as targets with score 1.
-func TargetsOf(objs []Object) []Target {
-	t := make([]Target, len(objs))
-	for i, o := range objs {
-		t[i] = Target{Box: o.Box, Label: o.Label, Score: 1}
-	}
-	return t
-}
-
-// NormCXCYWH returns the target's box as centre x, centre y, width, height,
-// each divided by the input size (the YOLO loss's normalised form).
-func (t Target) NormCXCYWH(size int) [4]float32 {
-	s := float64(size)
-	cx, cy := t.Box.Center()
-	return [4]float32{float32(cx / s), float32(cy / s), float32(t.Box.W() / s), float32(t.Box.H() / s)}
-}
-
-// Colour distortion operations, in the index order of ViewRecord.ColorOn and
+// Colour distortion operations, in the index order of Record.ColorOn and
 // ColorDelta.
 const (
 	ColorBrightness = 0
@@ -48,12 +25,12 @@ const (
 	ColorHue        = 3
 )
 
-// AugmentConfig holds the fixed (non-random) settings of the YOLOv3 training
+// Config holds the fixed (non-random) settings of the YOLOv3 training
 // augmentation, PaddleDetection release/0.3 yolov3_reader.yml defaults via
-// DefaultAugmentConfig. Probabilities here are probabilities of APPLYING an
+// DefaultConfig. Probabilities here are probabilities of APPLYING an
 // operation (PaddleDetection's ColorDistort and RandomExpand take the
 // probability of skipping; the defaults are 0.5 either way).
-type AugmentConfig struct {
+type Config struct {
 	Mixup                 bool    // MixupImage on (the loader also limits it to the first MixupEpochs)
 	MixupAlpha, MixupBeta float64 // Beta distribution of the mixup factor (1.5, 1.5)
 
@@ -84,13 +61,13 @@ type AugmentConfig struct {
 	MaxBoxes  int        // PadBox: keep at most this many targets (50); 0 keeps all
 }
 
-// DefaultAugmentConfig returns PaddleDetection's YOLOv3 training settings.
-func DefaultAugmentConfig() AugmentConfig {
+// DefaultConfig returns PaddleDetection's YOLOv3 training settings.
+func DefaultConfig() Config {
 	sizes := make([]int, 0, 10)
 	for s := 320; s <= 608; s += 32 {
 		sizes = append(sizes, s)
 	}
-	return AugmentConfig{
+	return Config{
 		Mixup: true, MixupAlpha: 1.5, MixupBeta: 1.5,
 		Color: true,
 		ColorRange: [4][2]float64{
@@ -113,11 +90,11 @@ func DefaultAugmentConfig() AugmentConfig {
 	}
 }
 
-// ViewRecord is every random choice that made one augmented view of one image:
-// applying it (AugmentConfig.Apply) to the same image (and mixup partner)
+// Record is every random choice that made one augmented view of one image:
+// applying it (Config.Apply) to the same image (and mixup partner)
 // rebuilds the view bit for bit. It is what a soft-target file stores next to
 // the teacher's outputs. Coordinates are integer pixels.
-type ViewRecord struct {
+type Record struct {
 	Sample int64 // index of the image in the dataset (Dataset.Samples order)
 
 	Partner   int64   // mixup partner's index; -1: no mixup
@@ -143,11 +120,11 @@ type ViewRecord struct {
 // pixels and its targets.
 type Geometry struct {
 	W, H    int
-	Targets []Target
+	Targets []dataset.Target
 }
 
 // DrawShape draws a batch's input size and interpolation as RandomShape does.
-func (c *AugmentConfig) DrawShape(r *RNG) (size int, interp Interp) {
+func (c *Config) DrawShape(r *dataset.RNG) (size int, interp Interp) {
 	size = 608
 	if len(c.Sizes) > 0 {
 		size = c.Sizes[r.Intn(len(c.Sizes))]
@@ -165,8 +142,8 @@ func (c *AugmentConfig) DrawShape(r *RNG) (size int, interp Interp) {
 
 // EvalRecord is the record of an un-augmented view: the image resized to
 // size x size with interp (PaddleDetection's eval reader: ResizeImage, cubic).
-func EvalRecord(sample int64, size int, interp Interp) ViewRecord {
-	return ViewRecord{Sample: sample, Partner: -1, MixFactor: 1, ColorOrder: [4]uint8{0, 1, 2, 3},
+func EvalRecord(sample int64, size int, interp Interp) Record {
+	return Record{Sample: sample, Partner: -1, MixFactor: 1, ColorOrder: [4]uint8{0, 1, 2, 3},
 		Size: int32(size), Interp: interp}
 }
 
@@ -176,7 +153,7 @@ func EvalRecord(sample int64, size int, interp Interp) ViewRecord {
 // size and interp are the batch's (DrawShape). Only geometry is needed, not
 // pixels. The draws consume r in a fixed order, so the same RNG state gives the
 // same record.
-func (c *AugmentConfig) Draw(r *RNG, sample int64, img Geometry, partnerIdx int64, partner *Geometry, size int, interp Interp) ViewRecord {
+func (c *Config) Draw(r *dataset.RNG, sample int64, img Geometry, partnerIdx int64, partner *Geometry, size int, interp Interp) Record {
 	rec := EvalRecord(sample, size, interp)
 	g := img
 	if c.Mixup && partner != nil {
@@ -226,7 +203,7 @@ func (c *AugmentConfig) Draw(r *RNG, sample int64, img Geometry, partnerIdx int6
 // order; per threshold up to CropAttempts random rectangles; the first whose
 // best IoU with a box reaches the threshold and which keeps at least one box
 // centre wins.
-func (c *AugmentConfig) drawCrop(r *RNG, g Geometry) (x, y, w, h int, ok bool) {
+func (c *Config) drawCrop(r *dataset.RNG, g Geometry) (x, y, w, h int, ok bool) {
 	n := len(c.CropThresholds)
 	choices := n
 	if c.CropAllowNone {
@@ -274,7 +251,7 @@ func mixupGeometry(a, b Geometry, f float64) Geometry {
 		return b
 	}
 	g := Geometry{W: max(a.W, b.W), H: max(a.H, b.H)}
-	g.Targets = make([]Target, 0, len(a.Targets)+len(b.Targets))
+	g.Targets = make([]dataset.Target, 0, len(a.Targets)+len(b.Targets))
 	for _, t := range a.Targets {
 		t.Score *= f
 		g.Targets = append(g.Targets, t)
@@ -288,7 +265,7 @@ func mixupGeometry(a, b Geometry, f float64) Geometry {
 
 // expandGeometry places the image at (x, y) on a w x h canvas.
 func expandGeometry(g Geometry, x, y, w, h int) Geometry {
-	out := Geometry{W: w, H: h, Targets: make([]Target, len(g.Targets))}
+	out := Geometry{W: w, H: h, Targets: make([]dataset.Target, len(g.Targets))}
 	dx, dy := float64(x), float64(y)
 	for i, t := range g.Targets {
 		t.Box = box.Box{X0: t.Box.X0 + dx, Y0: t.Box.Y0 + dy, X1: t.Box.X1 + dx, Y1: t.Box.Y1 + dy}
@@ -320,7 +297,7 @@ func cropGeometry(g Geometry, x, y, w, h int) Geometry {
 // flipGeometry mirrors the targets horizontally: x -> W - x (half-open boxes
 // mirror exactly; PaddleDetection's W-x-1 is the inclusive-pixel form).
 func flipGeometry(g Geometry) Geometry {
-	out := Geometry{W: g.W, H: g.H, Targets: make([]Target, len(g.Targets))}
+	out := Geometry{W: g.W, H: g.H, Targets: make([]dataset.Target, len(g.Targets))}
 	w := float64(g.W)
 	for i, t := range g.Targets {
 		t.Box.X0, t.Box.X1 = w-t.Box.X1, w-t.Box.X0
@@ -337,7 +314,7 @@ var ErrRecordMismatch = errors.New("view record does not fit the image")
 // returns the targets in input pixels (the view is Size x Size), clipped to
 // the input and without empty boxes, truncated to MaxBoxes; the record is
 // checked against the image sizes.
-func (c *AugmentConfig) Geometry(rec *ViewRecord, img Geometry, partner *Geometry) ([]Target, error) {
+func (c *Config) Geometry(rec *Record, img Geometry, partner *Geometry) ([]dataset.Target, error) {
 	g, err := c.geometry(rec, img, partner)
 	if err != nil {
 		return nil, err
@@ -346,7 +323,7 @@ func (c *AugmentConfig) Geometry(rec *ViewRecord, img Geometry, partner *Geometr
 }
 
 // geometry returns the targets and size just before the final resize.
-func (c *AugmentConfig) geometry(rec *ViewRecord, img Geometry, partner *Geometry) (Geometry, error) {
+func (c *Config) geometry(rec *Record, img Geometry, partner *Geometry) (Geometry, error) {
 	g := img
 	if rec.Partner >= 0 {
 		if partner == nil {
@@ -384,10 +361,10 @@ func (c *AugmentConfig) geometry(rec *ViewRecord, img Geometry, partner *Geometr
 
 // finalTargets scales g's targets to the Size x Size input (NormalizeBox, then
 // input pixels), clips them, drops empty ones and applies MaxBoxes.
-func (c *AugmentConfig) finalTargets(rec *ViewRecord, g Geometry) []Target {
+func (c *Config) finalTargets(rec *Record, g Geometry) []dataset.Target {
 	s := float64(rec.Size)
 	w, h := float64(g.W), float64(g.H)
-	out := make([]Target, 0, len(g.Targets))
+	out := make([]dataset.Target, 0, len(g.Targets))
 	for _, t := range g.Targets {
 		b := box.Box{X0: t.Box.X0 / w * s, Y0: t.Box.Y0 / h * s, X1: t.Box.X1 / w * s, Y1: t.Box.Y1 / h * s}.Clip(s, s)
 		if b.Empty() {

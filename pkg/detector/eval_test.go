@@ -1,11 +1,9 @@
-package yolo
+package detector
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -20,98 +18,18 @@ func evalConfig(t *testing.T, extra ...string) *Detector {
 	t.Helper()
 	o := append([]string{"data.synth.num_images=100", "data.synth.image_size=64", "eval.size=64",
 		"eval.batch_size=3", "model.obj_bias_init=1.5", "eval.nms.keep_top_k=20"}, extra...)
-	d, err := NewDetector(tinyConfig(t, o...))
+	d, err := New(tinyConfig(t, o...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return d
 }
 
-func TestOpenSplitSynth(t *testing.T) {
-	for _, budget := range []int64{SynthCacheBytes, 0} {
-		t.Run(fmt.Sprintf("cache %d bytes", budget), func(t *testing.T) { testOpenSplitSynth(t, budget) })
-	}
-}
-
-func testOpenSplitSynth(t *testing.T, budget int64) {
-	d := evalConfig(t)
-	old := SynthCacheBytes
-	SynthCacheBytes = budget
-	sp, err := OpenSplit(d.Config, "val", SplitOptions{})
-	SynthCacheBytes = old
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cached := sp.Source.(synthSource).imgs != nil; cached != (budget > 0) {
-		t.Errorf("budget %d: images cached = %v", budget, cached)
-	}
-	if got := sp.Source.Len(); got != 10 || len(sp.DS.Samples) != 10 {
-		t.Fatalf("val split: %d images (%d samples), want 10", got, len(sp.DS.Samples))
-	}
-	opts := SynthOptions(d.Config)
-	for i, s := range sp.DS.Samples {
-		if dataset.SynthSplit(int(s.ID)) != "val" {
-			t.Errorf("sample %d (id %d) is not a val image", i, s.ID)
-		}
-		img, tg, err := sp.Source.Load(i)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, want := dataset.SynthImage(opts, int(s.ID))
-		if img.W != 64 || img.H != 64 || string(img.Pix) != string(want.Pix) {
-			t.Errorf("sample %d: image differs from SynthImage(%d)", i, s.ID)
-		}
-		if len(tg) != len(s.Objects) {
-			t.Errorf("sample %d: %d targets for %d objects", i, len(tg), len(s.Objects))
-		}
-	}
-	if _, err := OpenSplit(d.Config, "nope", SplitOptions{}); err == nil || !strings.Contains(err.Error(), "nope") {
-		t.Errorf("unknown synthetic split: %v", err)
-	}
-	d.Config.Data.Format = "voc"
-	_, err = OpenSplit(d.Config, "test", SplitOptions{Root: filepath.Join(t.TempDir(), "missing")})
-	if err == nil || !strings.Contains(err.Error(), "missing") {
-		t.Errorf("missing VOC folder: %v", err)
-	}
-}
-
-// A synthetic set written to disk by WriteSynth (VOC and COCO layouts) opens
-// as the same samples as the in-memory one.
-func TestOpenSplitSynthFolders(t *testing.T) {
-	d := evalConfig(t)
-	mem, err := OpenSplit(d.Config, "test", SplitOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, format := range []string{"voc", "coco"} {
-		dir := filepath.Join(t.TempDir(), format)
-		if _, err := dataset.WriteSynth(context.Background(), dir, format, SynthOptions(d.Config), 2); err != nil {
-			t.Fatal(err)
-		}
-		sp, err := OpenSplit(d.Config, "test", SplitOptions{Root: dir})
-		if err != nil {
-			t.Fatalf("%s: %v", format, err)
-		}
-		if len(sp.DS.Samples) != len(mem.DS.Samples) {
-			t.Fatalf("%s: %d samples, in memory %d", format, len(sp.DS.Samples), len(mem.DS.Samples))
-		}
-		for i, s := range sp.DS.Samples {
-			m := mem.DS.Samples[i]
-			if len(s.Objects) != len(m.Objects) || s.Width != m.Width {
-				t.Errorf("%s sample %d: %d objects %dpx, in memory %d objects %dpx", format, i, len(s.Objects), s.Width, len(m.Objects), m.Width)
-			}
-		}
-		if _, _, err := sp.Source.Load(0); err != nil {
-			t.Errorf("%s: load: %v", format, err)
-		}
-	}
-}
-
 // DetectSplit (batched by the loader, last batch padded) gives the same
 // detections as DetectImages one image at a time.
 func TestDetectSplitMatchesDetectImages(t *testing.T) {
 	d := evalConfig(t)
-	sp, err := OpenSplit(d.Config, "val", SplitOptions{})
+	sp, err := dataset.OpenSplit(d.Config, "val", dataset.SplitOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +120,7 @@ func TestDetectImagesAnySize(t *testing.T) {
 // no detections score 0.
 func TestScoreOracle(t *testing.T) {
 	d := evalConfig(t)
-	sp, err := OpenSplit(d.Config, "val", SplitOptions{})
+	sp, err := dataset.OpenSplit(d.Config, "val", dataset.SplitOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +163,7 @@ func TestScoreOracle(t *testing.T) {
 
 func TestEvaluateUntrained(t *testing.T) {
 	d := evalConfig(t)
-	sp, err := OpenSplit(d.Config, "val", SplitOptions{})
+	sp, err := dataset.OpenSplit(d.Config, "val", dataset.SplitOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +195,7 @@ func (s damagedSource) Load(i int) (*dataset.Image, []dataset.Target, error) {
 // evaluation fails naming it.
 func TestEvaluateSkipsDamagedImage(t *testing.T) {
 	d := evalConfig(t)
-	sp, err := OpenSplit(d.Config, "val", SplitOptions{})
+	sp, err := dataset.OpenSplit(d.Config, "val", dataset.SplitOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

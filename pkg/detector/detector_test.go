@@ -1,4 +1,4 @@
-package yolo
+package detector
 
 import (
 	"errors"
@@ -33,7 +33,7 @@ func randInput(n int, seed uint64) []float32 {
 }
 
 func TestDetectorShapesAndReuse(t *testing.T) {
-	d, err := NewDetector(tinyConfig(t))
+	d, err := New(tinyConfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestDetectorShapesAndReuse(t *testing.T) {
 }
 
 func TestDetectorObjBiasInit(t *testing.T) {
-	d, err := NewDetector(tinyConfig(t, "model.obj_bias_init=-4.5"))
+	d, err := New(tinyConfig(t, "model.obj_bias_init=-4.5"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestDetectorObjBiasInit(t *testing.T) {
 
 func TestDetectorCheckpointRoundTrip(t *testing.T) {
 	cfg := tinyConfig(t)
-	d, err := NewDetector(cfg)
+	d, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestDetectorCheckpointRoundTrip(t *testing.T) {
 	}
 	cfg2 := *cfg
 	cfg2.Train.Seed = 99 // other initial values
-	d2, err := NewDetector(&cfg2)
+	d2, err := New(&cfg2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,11 +172,11 @@ func TestDetectorCheckpointRoundTrip(t *testing.T) {
 }
 
 func TestDetectorCheckpointMismatch(t *testing.T) {
-	d, err := NewDetector(tinyConfig(t))
+	d, err := New(tinyConfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := NewDetector(tinyConfig(t, "model.head_width=0.25"))
+	other, err := New(tinyConfig(t, "model.head_width=0.25"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +221,7 @@ func TestDetectorCheckpointMismatch(t *testing.T) {
 // distillation adapters loads for inference; any other extra tensor does not.
 func TestLoadDetectorIgnoresAdapters(t *testing.T) {
 	cfg := tinyConfig(t)
-	d, err := NewDetector(cfg)
+	d, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,9 +242,9 @@ func TestLoadDetectorIgnoresAdapters(t *testing.T) {
 			if err := checkpoint.Save(path, c); err != nil {
 				t.Fatal(err)
 			}
-			_, _, _, err := LoadDetector(cfg, path)
+			_, _, _, err := Load(cfg, path)
 			if (err != nil) != tc.wantErr {
-				t.Fatalf("LoadDetector: %v, want error %v", err, tc.wantErr)
+				t.Fatalf("Load: %v, want error %v", err, tc.wantErr)
 			}
 		})
 	}

@@ -1,13 +1,15 @@
-package yolo
+package detector
 
 import (
 	"context"
 	"fmt"
 
+	"yolodistill/pkg/augment"
 	"yolodistill/pkg/box"
 	"yolodistill/pkg/config"
 	"yolodistill/pkg/dataset"
 	"yolodistill/pkg/metrics"
+	"yolodistill/pkg/yolo"
 	"yolodistill/pkg/yolo/decode"
 )
 
@@ -15,13 +17,13 @@ import (
 // PaddleDetection's YOLOv3 eval/test readers use ResizeImage with interp 2
 // (cv2.INTER_CUBIC), stretching the image to size x size (aspect ratio not
 // kept), then NormalizeImage (is_scale, ImageNet mean/std) and Permute.
-const EvalInterp = dataset.InterpCubic
+const EvalInterp = augment.InterpCubic
 
 // EvalAugment is the preprocessing of evaluation and inference views: no
 // augmentation, only the configuration's normalisation (data.augment.mean and
 // std on pixels scaled to [0, 1]).
-func EvalAugment(cfg *config.Config) dataset.AugmentConfig {
-	return dataset.AugmentConfig{Mean: cfg.Data.Augment.Mean, Std: cfg.Data.Augment.Std}
+func EvalAugment(cfg *config.Config) augment.Config {
+	return augment.Config{Mean: cfg.Data.Augment.Mean, Std: cfg.Data.Augment.Std}
 }
 
 // EvalOptions tune DetectSplit and Evaluate. Zero fields take the
@@ -61,7 +63,7 @@ func (d *Detector) DetectImages(imgs []*dataset.Image, size int) ([][]box.Scored
 	if size <= 0 {
 		size = d.Config.Eval.Size
 	}
-	if err := CheckInputSize(size, size); err != nil {
+	if err := yolo.CheckInputSize(size, size); err != nil {
 		return nil, err
 	}
 	if len(imgs) == 0 {
@@ -72,7 +74,7 @@ func (d *Detector) DetectImages(imgs []*dataset.Image, size int) ([][]box.Scored
 	input := make([]float32, len(imgs)*plane) // [N, 3, size, size]
 	pls := make([]decode.Placement, len(imgs))
 	for i, img := range imgs {
-		rec := dataset.EvalRecord(int64(i), size, EvalInterp)
+		rec := augment.EvalRecord(int64(i), size, EvalInterp)
 		if _, err := aug.Apply(&rec, img, nil, nil, nil, input[i*plane:(i+1)*plane]); err != nil {
 			return nil, fmt.Errorf("image %d: %w", i, err)
 		}
@@ -92,9 +94,9 @@ func (d *Detector) DetectImages(imgs []*dataset.Image, size int) ([][]box.Scored
 // data.skip_limit allows is an error listing them. Cancelling ctx stops it
 // with ctx's error; any other load error stops it with an error naming the
 // file.
-func DetectSplit(ctx context.Context, d *Detector, sp *Split, opt EvalOptions) (dets []metrics.Detection, skipped []dataset.Skip, err error) {
+func DetectSplit(ctx context.Context, d *Detector, sp *dataset.Split, opt EvalOptions) (dets []metrics.Detection, skipped []dataset.Skip, err error) {
 	opt = opt.withDefaults(d.Config)
-	if err := CheckInputSize(opt.Size, opt.Size); err != nil {
+	if err := yolo.CheckInputSize(opt.Size, opt.Size); err != nil {
 		return nil, nil, err
 	}
 	n := sp.Source.Len()
@@ -102,7 +104,7 @@ func DetectSplit(ctx context.Context, d *Detector, sp *Split, opt EvalOptions) (
 		return nil, nil, fmt.Errorf("eval: split %q of %s has no images", sp.Name, sp.Where)
 	}
 	bs := min(opt.BatchSize, n)
-	ld, err := dataset.NewLoader(dataset.LoaderConfig{
+	ld, err := augment.NewLoader(augment.LoaderConfig{
 		Source: sp.Source, Augment: EvalAugment(d.Config), BatchSize: bs,
 		EvalSize: opt.Size, EvalInterp: EvalInterp, Workers: opt.Workers,
 	})
@@ -111,7 +113,7 @@ func DetectSplit(ctx context.Context, d *Detector, sp *Split, opt EvalOptions) (
 	}
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	if err := ld.Start(lctx, dataset.Position{}); err != nil {
+	if err := ld.Start(lctx, augment.Position{}); err != nil {
 		return nil, nil, err
 	}
 	defer ld.Close()
@@ -173,8 +175,8 @@ func DetectSplit(ctx context.Context, d *Detector, sp *Split, opt EvalOptions) (
 
 // SkipTally is a tally of the images skipped from a split of n images under
 // the configuration's data.skip_limit.
-func SkipTally(cfg *config.Config, n int) *dataset.SkipTally {
-	return &dataset.SkipTally{Allowed: dataset.AllowedSkips(cfg.Data.SkipLimit, n), Split: n,
+func SkipTally(cfg *config.Config, n int) *augment.SkipTally {
+	return &augment.SkipTally{Allowed: augment.AllowedSkips(cfg.Data.SkipLimit, n), Split: n,
 		Fraction: cfg.Data.SkipLimit, Key: "data.skip_limit"}
 }
 
@@ -207,7 +209,7 @@ type EvalResult struct {
 // the same computation as `detect-eval --gt --dets` on the detections it
 // returns, with the ground truth of the images that could not be loaded left
 // out (EvalResult.Skipped).
-func Evaluate(ctx context.Context, d *Detector, sp *Split, opt EvalOptions) (*EvalResult, error) {
+func Evaluate(ctx context.Context, d *Detector, sp *dataset.Split, opt EvalOptions) (*EvalResult, error) {
 	dets, skipped, err := DetectSplit(ctx, d, sp, opt)
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package dataset
+package augment
 
 import (
 	"encoding/binary"
@@ -6,17 +6,17 @@ import (
 	"math"
 )
 
-// ViewRecordVersion is the version byte of the binary ViewRecord layout.
-const ViewRecordVersion = 1
+// RecordVersion is the version byte of the binary Record layout.
+const RecordVersion = 1
 
-// ViewRecordSize is the length in bytes of an encoded ViewRecord (version 1).
-const ViewRecordSize = 101
+// RecordSize is the length in bytes of an encoded Record (version 1).
+const RecordSize = 101
 
-// viewRecordMagic starts every encoded ViewRecord.
+// viewRecordMagic starts every encoded Record.
 var viewRecordMagic = [2]byte{'V', 'R'}
 
 // MarshalBinary encodes the record in a fixed little-endian layout of
-// ViewRecordSize bytes:
+// RecordSize bytes:
 //
 //	0  "VR", version (1), flags (bit 0 expand, 1 crop, 2 flip, 4..7 ColorOn[0..3])
 //	4  Sample int64, Partner int64, MixFactor float64 (IEEE bits)
@@ -26,12 +26,12 @@ var viewRecordMagic = [2]byte{'V', 'R'}
 //	96 Size int32, Interp uint8
 //
 // Floats are stored as their exact bits, so decoding gives back the same record.
-func (r ViewRecord) MarshalBinary() ([]byte, error) {
-	return r.AppendBinary(make([]byte, 0, ViewRecordSize))
+func (r Record) MarshalBinary() ([]byte, error) {
+	return r.AppendBinary(make([]byte, 0, RecordSize))
 }
 
 // AppendBinary appends the MarshalBinary encoding to b.
-func (r ViewRecord) AppendBinary(b []byte) ([]byte, error) {
+func (r Record) AppendBinary(b []byte) ([]byte, error) {
 	var flags byte
 	if r.Expand {
 		flags |= 1
@@ -48,7 +48,7 @@ func (r ViewRecord) AppendBinary(b []byte) ([]byte, error) {
 		}
 	}
 	le := binary.LittleEndian
-	b = append(b, viewRecordMagic[0], viewRecordMagic[1], ViewRecordVersion, flags)
+	b = append(b, viewRecordMagic[0], viewRecordMagic[1], RecordVersion, flags)
 	b = le.AppendUint64(b, uint64(r.Sample))
 	b = le.AppendUint64(b, uint64(r.Partner))
 	b = le.AppendUint64(b, math.Float64bits(r.MixFactor))
@@ -66,19 +66,19 @@ func (r ViewRecord) AppendBinary(b []byte) ([]byte, error) {
 // UnmarshalBinary decodes a MarshalBinary encoding. It fails on a wrong
 // length, magic or version, or a field out of its range (colour order not a
 // permutation, unknown interpolation, negative sizes).
-func (r *ViewRecord) UnmarshalBinary(b []byte) error {
+func (r *Record) UnmarshalBinary(b []byte) error {
 	if len(b) < 4 || b[0] != viewRecordMagic[0] || b[1] != viewRecordMagic[1] {
 		return fmt.Errorf("view record: not a view record (bad magic)")
 	}
-	if b[2] != ViewRecordVersion {
-		return fmt.Errorf("view record: version %d, this program reads version %d", b[2], ViewRecordVersion)
+	if b[2] != RecordVersion {
+		return fmt.Errorf("view record: version %d, this program reads version %d", b[2], RecordVersion)
 	}
-	if len(b) != ViewRecordSize {
-		return fmt.Errorf("view record: %d bytes, want %d", len(b), ViewRecordSize)
+	if len(b) != RecordSize {
+		return fmt.Errorf("view record: %d bytes, want %d", len(b), RecordSize)
 	}
 	le := binary.LittleEndian
 	flags := b[3]
-	var x ViewRecord
+	var x Record
 	x.Expand, x.Crop, x.Flip = flags&1 != 0, flags&2 != 0, flags&4 != 0
 	for i := range x.ColorOn {
 		x.ColorOn[i] = flags&(16<<i) != 0

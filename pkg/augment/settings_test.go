@@ -1,4 +1,4 @@
-package dataset
+package augment
 
 import (
 	"maps"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"yolodistill/pkg/box"
+	"yolodistill/pkg/dataset"
 )
 
 // perturb changes every number and switch reachable from v (v settable).
@@ -35,36 +36,36 @@ func perturb(v reflect.Value) {
 }
 
 // TestReplaySettingsComplete: for a record that uses every operation, each
-// AugmentConfig field changes Apply's pixels exactly when it changes
+// Config field changes Apply's pixels exactly when it changes
 // ReplaySettings. (MaxBoxes changes the targets only.)
 func TestReplaySettingsComplete(t *testing.T) {
-	img, partner := NewImage(20, 16), NewImage(18, 20)
+	img, partner := dataset.NewImage(20, 16), dataset.NewImage(18, 20)
 	for i := range img.Pix {
 		img.Pix[i] = uint8(i * 37 % 251)
 	}
 	for i := range partner.Pix {
 		partner.Pix[i] = uint8(i * 53 % 241)
 	}
-	targets := []Target{{Box: box.Box{X0: 2, Y0: 2, X1: 9, Y1: 8}, Score: 1}, {Box: box.Box{X0: 8, Y0: 6, X1: 15, Y1: 14}, Label: 1, Score: 1}}
-	pt := []Target{{Box: box.Box{X0: 4, Y0: 5, X1: 12, Y1: 16}, Label: 2, Score: 1}}
-	rec := ViewRecord{Sample: 0, Partner: 1, MixFactor: 0.6, ColorOrder: [4]uint8{2, 0, 3, 1}, ColorOn: [4]bool{true, true, true, true},
+	targets := []dataset.Target{{Box: box.Box{X0: 2, Y0: 2, X1: 9, Y1: 8}, Score: 1}, {Box: box.Box{X0: 8, Y0: 6, X1: 15, Y1: 14}, Label: 1, Score: 1}}
+	pt := []dataset.Target{{Box: box.Box{X0: 4, Y0: 5, X1: 12, Y1: 16}, Label: 2, Score: 1}}
+	rec := Record{Sample: 0, Partner: 1, MixFactor: 0.6, ColorOrder: [4]uint8{2, 0, 3, 1}, ColorOn: [4]bool{true, true, true, true},
 		ColorDelta: [4]float64{12, 1.2, 0.8, 0.1}, Expand: true, ExpandX: 5, ExpandY: 4, ExpandW: 30, ExpandH: 28,
 		Crop: true, CropX: 2, CropY: 1, CropW: 27, CropH: 25, Flip: true, Size: 16, Interp: InterpLinear}
-	apply := func(c *AugmentConfig) View {
+	apply := func(c *Config) View {
 		v, err := c.Apply(&rec, img, targets, partner, pt, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return v
 	}
-	base := DefaultAugmentConfig()
+	base := DefaultConfig()
 	baseView, baseSet := apply(&base), base.ReplaySettings(false)
 	pixelFields := map[string]bool{"Mean": true, "Std": true, "ExpandFill": true}
 	typ := reflect.TypeOf(base)
 	for i := 0; i < typ.NumField(); i++ {
 		f := typ.Field(i)
 		t.Run(f.Name, func(t *testing.T) {
-			c := DefaultAugmentConfig()
+			c := DefaultConfig()
 			perturb(reflect.ValueOf(&c).Elem().Field(i))
 			v := apply(&c)
 			pixels := !slices.Equal(v.Image, baseView.Image)
@@ -83,7 +84,7 @@ func TestReplaySettingsComplete(t *testing.T) {
 }
 
 func TestReplaySettingsValues(t *testing.T) {
-	c := DefaultAugmentConfig()
+	c := DefaultConfig()
 	c.Mean = [3]float64{0.1, 1e-9, 2}
 	c.ExpandFill = [3]float32{0.1, 255, 7}
 	want := map[string]string{"data.augment.mean": "[0.1,1e-09,2]", "data.augment.std": "[0.229,0.224,0.225]", "data.augment.expand.fill": "[0.1,255,7]"}

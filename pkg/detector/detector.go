@@ -1,4 +1,4 @@
-package yolo
+package detector
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 	"yolodistill/pkg/checkpoint"
 	"yolodistill/pkg/config"
 	"yolodistill/pkg/nn"
+	"yolodistill/pkg/yolo"
 	"yolodistill/pkg/yolo/decode"
 )
 
@@ -27,7 +28,7 @@ type Detector struct {
 	// Config is the configuration the detector was made from (model, loss
 	// scale_x_y and eval NMS settings are read from it).
 	Config *config.Config
-	Spec   *Spec
+	Spec   *yolo.Spec
 	Params *nn.ParamSet
 	// Anchors (input pixels, w and h) and Masks (per output, deepest first)
 	// from the configuration.
@@ -54,7 +55,7 @@ type Net struct {
 	Graph *nn.Graph
 	// Built maps the Spec's layer names and aliases to the graph's tensors;
 	// Built.Outputs are the head outputs.
-	Built   *Built
+	Built   *yolo.Built
 	N, H, W int
 	// Train: built with the OnBuild losses for Graph.Step.
 	Train bool
@@ -73,13 +74,13 @@ func (n *Net) Outputs() [][]float32 {
 	return n.outs
 }
 
-// NewDetector makes the detector of cfg's model section with freshly
+// New makes the detector of cfg's model section with freshly
 // initialised parameters: deterministic in cfg.Train.Seed (nn.ParamSet), then
 // the objectness biases set to model.obj_bias_init when given. Every
-// parameter exists once NewDetector returns (a tiny graph is built to create
+// parameter exists once New returns (a tiny graph is built to create
 // them), so checkpoints can be loaded before any Net is built.
-func NewDetector(cfg *config.Config) (*Detector, error) {
-	spec, err := FromModelConfig(cfg.Model)
+func New(cfg *config.Config) (*Detector, error) {
+	spec, err := yolo.FromModelConfig(cfg.Model)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +96,7 @@ func NewDetector(cfg *config.Config) (*Detector, error) {
 	}
 	// Create every parameter (in Spec order) with a throwaway 1x32x32 builder.
 	b := nn.NewBuilder(d.Params, []int{1, spec.InChannels, 32, 32})
-	if _, err := Build(spec, b); err != nil {
+	if _, err := yolo.Build(spec, b); err != nil {
 		return nil, err
 	}
 	if cfg.Model.ObjBiasInit != nil {
@@ -143,14 +144,14 @@ func (d *Detector) Net(n, h, w int, train bool) (*Net, error) {
 	if net, ok := d.nets[k]; ok {
 		return net, nil
 	}
-	if err := CheckInputSize(h, w); err != nil {
+	if err := yolo.CheckInputSize(h, w); err != nil {
 		return nil, err
 	}
 	if n < 1 {
 		return nil, fmt.Errorf("model: batch size %d", n)
 	}
 	b := nn.NewBuilder(d.Params, []int{n, d.Spec.InChannels, h, w})
-	built, err := Build(d.Spec, b)
+	built, err := yolo.Build(d.Spec, b)
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package dataset
+package augment
 
 import (
 	"context"
@@ -16,12 +16,13 @@ import (
 	"time"
 
 	"yolodistill/pkg/box"
+	"yolodistill/pkg/dataset"
 )
 
 // memSource serves synthetic images of varying sizes from memory.
 type memSource struct {
-	imgs    []*Image
-	targets [][]Target
+	imgs    []*dataset.Image
+	targets [][]dataset.Target
 	failAt  int          // Load(failAt) fails; -1 never
 	damaged map[int]bool // Load fails with an *ImageError (skippable)
 }
@@ -29,17 +30,17 @@ type memSource struct {
 func newMemSource(n int) *memSource {
 	m := &memSource{failAt: -1}
 	for i := 0; i < n; i++ {
-		opts := SynthOptions{Images: n, Size: 64 + 8*(i%3), Seed: 1, MinObjects: 1, MaxObjects: 5, MinObject: 6, MaxObject: 20}
-		s, img := SynthImage(opts, i)
+		opts := dataset.SynthOptions{Images: n, Size: 64 + 8*(i%3), Seed: 1, MinObjects: 1, MaxObjects: 5, MinObject: 6, MaxObject: 20}
+		s, img := dataset.SynthImage(opts, i)
 		f := img
 		if i%2 == 1 { // a non-square one: crop the right part off
 			w := f.W - 16
-			g := NewImage(w, f.H)
+			g := dataset.NewImage(w, f.H)
 			for y := 0; y < f.H; y++ {
 				copy(g.Pix[y*w*3:(y+1)*w*3], f.Pix[y*f.W*3:y*f.W*3+w*3])
 			}
 			f = g
-			var kept []Object
+			var kept []dataset.Object
 			for _, o := range s.Objects {
 				if o.Box.X1 <= float64(w) {
 					kept = append(kept, o)
@@ -48,24 +49,24 @@ func newMemSource(n int) *memSource {
 			s.Objects = kept
 		}
 		m.imgs = append(m.imgs, f)
-		m.targets = append(m.targets, TargetsOf(s.Objects))
+		m.targets = append(m.targets, dataset.TargetsOf(s.Objects))
 	}
 	return m
 }
 
 func (m *memSource) Len() int { return len(m.imgs) }
-func (m *memSource) Load(i int) (*Image, []Target, error) {
+func (m *memSource) Load(i int) (*dataset.Image, []dataset.Target, error) {
 	if i == m.failAt {
 		return nil, nil, fmt.Errorf("img%03d.jpg: corrupt jpeg", i)
 	}
 	if m.damaged[i] {
-		return nil, nil, &ImageError{File: fmt.Sprintf("img%03d.jpg", i), Kind: KindImageCorrupt, Err: errors.New("truncated jpeg")}
+		return nil, nil, &dataset.ImageError{File: fmt.Sprintf("img%03d.jpg", i), Kind: dataset.KindImageCorrupt, Err: errors.New("truncated jpeg")}
 	}
 	return m.imgs[i], m.targets[i], nil
 }
 
-func testLoaderConfig(src Source, workers int) LoaderConfig {
-	aug := DefaultAugmentConfig()
+func testLoaderConfig(src dataset.Source, workers int) LoaderConfig {
+	aug := DefaultConfig()
 	aug.Sizes = []int{32, 48, 64}
 	return LoaderConfig{Source: src, Augment: aug, BatchSize: 4, Seed: 77, Shuffle: true, DropLast: true,
 		Train: true, MixupEpochs: 1, Workers: workers, Prefetch: 2}
@@ -260,13 +261,13 @@ func BenchmarkLoaderBCCD(b *testing.B) {
 	if _, err := os.Stat(root); err != nil {
 		b.Skipf("BCCD not found at %s", root)
 	}
-	ds, ps := ReadVOC(root, VOCOptions{Split: "train"})
-	if ps.Count(Error) > 0 && (ds == nil || len(ds.Samples) == 0) {
+	ds, ps := dataset.ReadVOC(root, dataset.VOCOptions{Split: "train"})
+	if ps.Count(dataset.Error) > 0 && (ds == nil || len(ds.Samples) == 0) {
 		b.Fatalf("reading BCCD: %v", ps.Err())
 	}
-	aug := DefaultAugmentConfig()
+	aug := DefaultConfig()
 	aug.Sizes = []int{416}
-	cfg := LoaderConfig{Source: DatasetSource{DS: ds}, Augment: aug, BatchSize: 8, Seed: 1, Shuffle: true,
+	cfg := LoaderConfig{Source: dataset.DatasetSource{DS: ds}, Augment: aug, BatchSize: 8, Seed: 1, Shuffle: true,
 		DropLast: true, Train: true, MixupEpochs: 1 << 30}
 	l, err := NewLoader(cfg)
 	if err != nil {
@@ -303,12 +304,12 @@ func TestLoaderBCCDEval(t *testing.T) {
 	if _, err := os.Stat(root); err != nil {
 		t.Skipf("BCCD not found at %s", root)
 	}
-	ds, _ := ReadVOC(root, VOCOptions{Split: "test"})
+	ds, _ := dataset.ReadVOC(root, dataset.VOCOptions{Split: "test"})
 	if ds == nil || len(ds.Samples) < 4 {
 		t.Fatal("BCCD test split did not load")
 	}
 	ds.Samples = ds.Samples[:4]
-	cfg := LoaderConfig{Source: DatasetSource{DS: ds}, Augment: DefaultAugmentConfig(), BatchSize: 4,
+	cfg := LoaderConfig{Source: dataset.DatasetSource{DS: ds}, Augment: DefaultConfig(), BatchSize: 4,
 		EvalSize: 320, EvalInterp: InterpCubic, Workers: 2}
 	cfg.Augment.MaxBoxes = 0
 	l, err := NewLoader(cfg)
@@ -348,7 +349,7 @@ func TestLoaderBCCDEval(t *testing.T) {
 
 func TestBatchPadded(t *testing.T) {
 	b := &Batch{Size: 100, Items: []BatchItem{
-		{Targets: []Target{{Box: box.Box{X0: 10, Y0: 20, X1: 30, Y1: 60}, Label: 2, Score: 0.25}, tgt(0, 0, 50, 50), tgt(1, 1, 2, 2)}},
+		{Targets: []dataset.Target{{Box: box.Box{X0: 10, Y0: 20, X1: 30, Y1: 60}, Label: 2, Score: 0.25}, tgt(0, 0, 50, 50), tgt(1, 1, 2, 2)}},
 		{},
 	}}
 	boxes, labels, scores := b.Padded(2)
@@ -424,7 +425,7 @@ func TestLoaderSkipsDamagedImages(t *testing.T) {
 		}
 		for _, s := range b.Skipped {
 			seen[s.Index]++
-			if !src.damaged[s.Index] || !Skippable(s.Err) || s.File() != fmt.Sprintf("img%03d.jpg", s.Index) {
+			if !src.damaged[s.Index] || !dataset.Skippable(s.Err) || s.File() != fmt.Sprintf("img%03d.jpg", s.Index) {
 				t.Errorf("batch %d: skip %+v", i, s)
 			}
 		}
@@ -440,7 +441,7 @@ func TestLoaderSkipsDamagedImages(t *testing.T) {
 	}
 
 	// Evaluation order: left out, the batch is shorter.
-	cfg := LoaderConfig{Source: src, Augment: DefaultAugmentConfig(), BatchSize: 4, EvalSize: 32, Workers: 3}
+	cfg := LoaderConfig{Source: src, Augment: DefaultConfig(), BatchSize: 4, EvalSize: 32, Workers: 3}
 	l, err := NewLoader(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -502,13 +503,13 @@ func TestSkipTallyAndAllowed(t *testing.T) {
 		}
 	}
 	ta := SkipTally{Allowed: 1, Split: 10, Fraction: 0.1, Key: "data.skip_limit"}
-	e := func(i int) Skip {
-		return Skip{Index: i, Err: &ImageError{File: fmt.Sprintf("f%d.jpg", i), Err: errors.New("corrupt")}}
+	e := func(i int) dataset.Skip {
+		return dataset.Skip{Index: i, Err: &dataset.ImageError{File: fmt.Sprintf("f%d.jpg", i), Err: errors.New("corrupt")}}
 	}
-	if fresh := ta.Add([]Skip{e(2), e(2)}); len(fresh) != 1 || ta.Over() || ta.Err() != nil {
+	if fresh := ta.Add([]dataset.Skip{e(2), e(2)}); len(fresh) != 1 || ta.Over() || ta.Err() != nil {
 		t.Fatalf("one image twice: fresh %v, over %v", fresh, ta.Over())
 	}
-	if fresh := ta.Add([]Skip{e(2), e(5)}); len(fresh) != 1 || fresh[0].Index != 5 || !ta.Over() {
+	if fresh := ta.Add([]dataset.Skip{e(2), e(5)}); len(fresh) != 1 || fresh[0].Index != 5 || !ta.Over() {
 		t.Fatalf("second image: fresh %v, over %v", fresh, ta.Over())
 	}
 	if err := ta.Err(); err == nil || !strings.Contains(err.Error(), "f2.jpg") || !strings.Contains(err.Error(), "f5.jpg") ||

@@ -1,46 +1,12 @@
-package dataset
+package augment
 
 import (
 	"errors"
 	"fmt"
 	"math"
 	"strings"
+	"yolodistill/pkg/dataset"
 )
-
-// Skip is an image a loader passed over because it could not be loaded: the
-// file is missing, unreadable, truncated or corrupt, or its size differs from
-// its annotation. Err is the *ImageError, which names the file.
-type Skip struct {
-	Index int   // the sample's index in the source
-	Err   error // a *ImageError
-}
-
-// File is the image file Err names ("" when it names none).
-func (s Skip) File() string {
-	var ie *ImageError
-	if errors.As(s.Err, &ie) {
-		return ie.File
-	}
-	return ""
-}
-
-// SampleError is an error loading sample Index of a source.
-type SampleError struct {
-	Index int
-	Err   error
-}
-
-func (e *SampleError) Error() string { return e.Err.Error() }
-
-// Unwrap returns the load error.
-func (e *SampleError) Unwrap() error { return e.Err }
-
-// Skippable reports whether a Source.Load error is about the image itself (a
-// *ImageError): the loader skips such images instead of failing.
-func Skippable(err error) bool {
-	var ie *ImageError
-	return errors.As(err, &ie)
-}
 
 // AllowedSkips is how many of a split's n images may be skipped under a limit
 // given as a fraction of the split (data.skip_limit): fraction*n rounded up,
@@ -63,13 +29,13 @@ type SkipTally struct {
 	Key      string  // the configuration key, for messages ("data.skip_limit")
 
 	seen  map[int]bool
-	skips []Skip
+	skips []dataset.Skip
 }
 
 // Add records skips and returns those not seen before, in order (report
 // each of these once).
-func (t *SkipTally) Add(skips []Skip) []Skip {
-	var fresh []Skip
+func (t *SkipTally) Add(skips []dataset.Skip) []dataset.Skip {
+	var fresh []dataset.Skip
 	for _, s := range skips {
 		if t.seen[s.Index] {
 			continue
@@ -88,7 +54,7 @@ func (t *SkipTally) Add(skips []Skip) []Skip {
 func (t *SkipTally) Count() int { return len(t.skips) }
 
 // Skips returns the distinct skipped images in the order they were met.
-func (t *SkipTally) Skips() []Skip { return t.skips }
+func (t *SkipTally) Skips() []dataset.Skip { return t.skips }
 
 // Over reports whether more images were skipped than allowed.
 func (t *SkipTally) Over() bool { return len(t.skips) > t.Allowed }
@@ -113,24 +79,4 @@ func (t *SkipTally) Err() error {
 		fmt.Fprintf(&b, " %v;", s.Err)
 	}
 	return errors.New(strings.TrimSuffix(b.String(), ";"))
-}
-
-// Without returns a copy of ds without the skipped samples (Skip.Index
-// indexes ds.Samples), for scoring detections of the images that were
-// loaded. ds itself is returned when skips is empty.
-func (ds *Dataset) Without(skips []Skip) *Dataset {
-	if len(skips) == 0 {
-		return ds
-	}
-	drop := make(map[int]bool, len(skips))
-	for _, s := range skips {
-		drop[s.Index] = true
-	}
-	out := &Dataset{ImageRoot: ds.ImageRoot, Classes: ds.Classes, Samples: make([]Sample, 0, len(ds.Samples))}
-	for i, s := range ds.Samples {
-		if !drop[i] {
-			out.Samples = append(out.Samples, s)
-		}
-	}
-	return out
 }

@@ -1,4 +1,4 @@
-package yolo
+package detector
 
 import (
 	"fmt"
@@ -9,7 +9,7 @@ import (
 	"yolodistill/pkg/config"
 )
 
-// LoadDetector makes cfg's detector (NewDetector) and loads every weight and
+// Load makes cfg's detector (New) and loads every weight and
 // BatchNorm statistic from the checkpoint file at path (LoadCheckpoint: the
 // checkpoint must fit the model exactly). It returns the checkpoint too
 // (its tensors are copied into the detector; callers may drop it) and a
@@ -19,8 +19,8 @@ import (
 // name the file: unreadable or corrupt checkpoints, and a
 // *checkpoint.MismatchError listing the tensors that do not fit (a
 // checkpoint of another model).
-func LoadDetector(cfg *config.Config, path string) (*Detector, *checkpoint.Checkpoint, string, error) {
-	d, err := NewDetector(cfg)
+func Load(cfg *config.Config, path string) (*Detector, *checkpoint.Checkpoint, string, error) {
+	d, err := New(cfg)
 	if err != nil {
 		if cfg.Path != "" {
 			return nil, nil, "", fmt.Errorf("%s: %w", cfg.Path, err)

@@ -1,4 +1,4 @@
-package yolo
+package dataset
 
 import (
 	"errors"
@@ -12,20 +12,19 @@ import (
 	"sync/atomic"
 
 	"yolodistill/pkg/config"
-	"yolodistill/pkg/dataset"
 )
 
 // Split is one split of a configuration's dataset: its samples (ground truth,
 // pixel boxes as pkg/dataset reads them) and the source that decodes or
 // renders their images, in the same order.
 type Split struct {
-	Name   string           // the split's name ("test", "val", ...)
-	DS     *dataset.Dataset // Classes are data.classes
-	Source dataset.Source   // Source.Load(i) is DS.Samples[i]'s image and targets
+	Name   string   // the split's name ("test", "val", ...)
+	DS     *Dataset // Classes are data.classes
+	Source Source   // Source.Load(i) is DS.Samples[i]'s image and targets
 	// Problems are what the reader found (warnings about repaired or dropped
 	// boxes, errors about samples left out). OpenSplit fails when there is
 	// an error-severity problem unless AllowErrors was set.
-	Problems dataset.Problems
+	Problems Problems
 	// Where says where the split came from, for messages: a folder or file,
 	// or "synthetic (in memory)".
 	Where string
@@ -39,17 +38,17 @@ type SplitOptions struct {
 	// error are left out of DS); otherwise they make OpenSplit fail.
 	AllowErrors bool
 	// Images is how far image files are checked when the split is read
-	// (dataset.ImageHeader by default).
-	Images dataset.ImageCheck
+	// (ImageHeader by default).
+	Images ImageCheck
 }
 
 // MaxPixels is the image pixel limit a configuration implies: data.max_image_side
-// squared, or dataset.DefaultMaxPixels when it is 0.
+// squared, or DefaultMaxPixels when it is 0.
 func MaxPixels(cfg *config.Config) int {
 	if s := cfg.Data.MaxImageSide; s > 0 {
 		return s * s
 	}
-	return dataset.DefaultMaxPixels
+	return DefaultMaxPixels
 }
 
 // OpenSplit opens split (e.g. cfg.Data.EvalSplit) of the configuration's
@@ -63,7 +62,7 @@ func MaxPixels(cfg *config.Config) int {
 //     is then not used);
 //   - "synth": with an empty root, the built-in synthetic set rendered in
 //     memory from data.synth (split "train", "val" or "test", see
-//     dataset.SynthSplit; deterministic); with a root, the folder `dataset
+//     SynthSplit; deterministic); with a root, the folder `dataset
 //     synth` wrote (VOC layout when root/Annotations exists, else COCO).
 //
 // Class names are data.classes (label i is data.classes[i]). Errors name the
@@ -83,7 +82,7 @@ func OpenSplit(cfg *config.Config, split string, opt SplitOptions) (*Split, erro
 			return synthSplit(cfg, split)
 		}
 		format = "coco"
-		if st, err := os.Stat(filepath.Join(root, dataset.VOCAnnotations)); err == nil && st.IsDir() {
+		if st, err := os.Stat(filepath.Join(root, VOCAnnotations)); err == nil && st.IsDir() {
 			format = "voc"
 		}
 	}
@@ -93,29 +92,29 @@ func OpenSplit(cfg *config.Config, split string, opt SplitOptions) (*Split, erro
 	if _, err := os.Stat(root); err != nil {
 		return nil, fmt.Errorf("data: dataset %s: %w", root, err)
 	}
-	var ds *dataset.Dataset
-	var ps dataset.Problems
+	var ds *Dataset
+	var ps Problems
 	where := root
 	switch format {
 	case "voc":
-		ds, ps = dataset.ReadVOC(root, dataset.VOCOptions{Classes: cfg.Data.Classes, Split: split, Images: opt.Images, MaxPixels: maxPx})
+		ds, ps = ReadVOC(root, VOCOptions{Classes: cfg.Data.Classes, Split: split, Images: opt.Images, MaxPixels: maxPx})
 	case "coco":
-		copt := dataset.COCOOptions{Classes: cfg.Data.Classes, Images: opt.Images, MaxPixels: maxPx}
+		copt := COCOOptions{Classes: cfg.Data.Classes, Images: opt.Images, MaxPixels: maxPx}
 		official := filepath.Join(root, "annotations", "instances_"+split+".json")
-		perSplit := filepath.Join(root, split, dataset.COCOAnnotationFile)
+		perSplit := filepath.Join(root, split, COCOAnnotationFile)
 		switch {
 		case fileExists(official):
 			where = official
 			copt.ImageRoot = filepath.Join(root, split)
-			ds, ps = dataset.ReadCOCO(official, copt)
+			ds, ps = ReadCOCO(official, copt)
 		case fileExists(perSplit):
 			where = filepath.Join(root, split)
-			ds, ps = dataset.ReadCOCO(where, copt)
-		case fileExists(filepath.Join(root, dataset.COCOAnnotationFile)):
-			ds, ps = dataset.ReadCOCO(root, copt)
+			ds, ps = ReadCOCO(where, copt)
+		case fileExists(filepath.Join(root, COCOAnnotationFile)):
+			ds, ps = ReadCOCO(root, copt)
 		default:
 			return nil, fmt.Errorf("data: %s: no COCO annotations for split %q (looked for %s, %s and %s)", root, split,
-				official, perSplit, filepath.Join(root, dataset.COCOAnnotationFile))
+				official, perSplit, filepath.Join(root, COCOAnnotationFile))
 		}
 	default:
 		return nil, fmt.Errorf("data: format %q is not supported (want voc, coco or synth)", cfg.Data.Format)
@@ -126,7 +125,7 @@ func OpenSplit(cfg *config.Config, split string, opt SplitOptions) (*Split, erro
 	if len(cfg.Data.Classes) > 0 && !slices.Equal(ds.Classes, cfg.Data.Classes) {
 		return nil, fmt.Errorf("data: split %q of %s has classes %v, the configuration %v", split, where, ds.Classes, cfg.Data.Classes)
 	}
-	return &Split{Name: split, DS: ds, Source: dataset.DatasetSource{DS: ds, MaxPixels: maxPx}, Problems: ps, Where: where}, nil
+	return &Split{Name: split, DS: ds, Source: DatasetSource{DS: ds, MaxPixels: maxPx}, Problems: ps, Where: where}, nil
 }
 
 func fileExists(p string) bool {
@@ -134,10 +133,10 @@ func fileExists(p string) bool {
 	return err == nil && !st.IsDir()
 }
 
-// SynthOptions converts data.synth and data.classes to pkg/dataset's options.
-func SynthOptions(cfg *config.Config) dataset.SynthOptions {
+// SynthOptionsOf converts data.synth and data.classes to pkg/dataset's options.
+func SynthOptionsOf(cfg *config.Config) SynthOptions {
 	s := cfg.Data.Synth
-	return dataset.SynthOptions{
+	return SynthOptions{
 		Images: s.NumImages, Size: s.ImageSize, Seed: uint64(s.Seed),
 		Classes:    slices.Clone(cfg.Data.Classes),
 		MinObjects: s.MinObjects, MaxObjects: s.MaxObjects,
@@ -155,20 +154,20 @@ var SynthCacheBytes int64 = 512 << 20
 // goroutines, for its samples (and its images, kept when they fit
 // SynthCacheBytes).
 func synthSplit(cfg *config.Config, split string) (*Split, error) {
-	if !slices.Contains(dataset.SynthSplits, split) {
-		return nil, fmt.Errorf("data: synthetic split %q: want one of %s", split, strings.Join(dataset.SynthSplits, ", "))
+	if !slices.Contains(SynthSplits, split) {
+		return nil, fmt.Errorf("data: synthetic split %q: want one of %s", split, strings.Join(SynthSplits, ", "))
 	}
-	opts := SynthOptions(cfg)
+	opts := SynthOptionsOf(cfg)
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("data.synth: %w", err)
 	}
-	ds := &dataset.Dataset{Classes: slices.Clone(opts.Classes)}
+	ds := &Dataset{Classes: slices.Clone(opts.Classes)}
 	if len(ds.Classes) == 0 {
-		ds.Classes = slices.Clone(dataset.DefaultSynthClasses)
+		ds.Classes = slices.Clone(DefaultSynthClasses)
 	}
 	var idx []int
 	for i := 0; i < opts.Images; i++ {
-		if dataset.SynthSplit(i) == split {
+		if SynthSplit(i) == split {
 			idx = append(idx, i)
 		}
 	}
@@ -180,10 +179,10 @@ func synthSplit(cfg *config.Config, split string) (*Split, error) {
 		size = 416 // SynthOptions' default
 	}
 	keep := int64(len(idx))*int64(3*size*size) <= SynthCacheBytes
-	ds.Samples = make([]dataset.Sample, len(idx))
-	var imgs []*dataset.Image
+	ds.Samples = make([]Sample, len(idx))
+	var imgs []*Image
 	if keep {
-		imgs = make([]*dataset.Image, len(idx))
+		imgs = make([]*Image, len(idx))
 	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -192,7 +191,7 @@ func synthSplit(cfg *config.Config, split string) (*Split, error) {
 		go func() {
 			defer wg.Done()
 			for k := int(next.Add(1) - 1); k < len(idx); k = int(next.Add(1) - 1) {
-				s, img := dataset.SynthImage(opts, idx[k])
+				s, img := SynthImage(opts, idx[k])
 				ds.Samples[k] = s
 				if keep {
 					imgs[k] = img
@@ -206,18 +205,18 @@ func synthSplit(cfg *config.Config, split string) (*Split, error) {
 
 // synthSource serves synthetic images from memory, or renders them on demand.
 type synthSource struct {
-	opts dataset.SynthOptions
+	opts SynthOptions
 	idx  []int // global image index of each sample
-	ds   *dataset.Dataset
-	imgs []*dataset.Image // rendered images (nil: render on Load); read-only
+	ds   *Dataset
+	imgs []*Image // rendered images (nil: render on Load); read-only
 }
 
 func (s synthSource) Len() int { return len(s.idx) }
 
-func (s synthSource) Load(i int) (*dataset.Image, []dataset.Target, error) {
+func (s synthSource) Load(i int) (*Image, []Target, error) {
 	if s.imgs != nil {
-		return s.imgs[i], dataset.TargetsOf(s.ds.Samples[i].Objects), nil
+		return s.imgs[i], TargetsOf(s.ds.Samples[i].Objects), nil
 	}
-	_, img := dataset.SynthImage(s.opts, s.idx[i])
-	return img, dataset.TargetsOf(s.ds.Samples[i].Objects), nil
+	_, img := SynthImage(s.opts, s.idx[i])
+	return img, TargetsOf(s.ds.Samples[i].Objects), nil
 }

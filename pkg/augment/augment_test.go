@@ -1,4 +1,4 @@
-package dataset
+package augment
 
 import (
 	"crypto/sha256"
@@ -13,11 +13,12 @@ import (
 	"testing"
 
 	"yolodistill/pkg/box"
+	"yolodistill/pkg/dataset"
 )
 
 func TestRNGDeterministicAndRanges(t *testing.T) {
-	a, b := NewRNG(1, 2, 3), NewRNG(1, 2, 3)
-	c := NewRNG(1, 2, 4)
+	a, b := dataset.NewRNG(1, 2, 3), dataset.NewRNG(1, 2, 3)
+	c := dataset.NewRNG(1, 2, 4)
 	same := 0
 	for i := 0; i < 1000; i++ {
 		x, y, z := a.Uint64(), b.Uint64(), c.Uint64()
@@ -31,7 +32,7 @@ func TestRNGDeterministicAndRanges(t *testing.T) {
 	if same > 0 {
 		t.Errorf("different words gave %d equal draws of 1000", same)
 	}
-	r := NewRNG(7)
+	r := dataset.NewRNG(7)
 	sum := 0.0
 	const n = 20000
 	for i := 0; i < n; i++ {
@@ -123,8 +124,8 @@ func TestTapsSumToOne(t *testing.T) {
 	}
 }
 
-func tgt(x0, y0, x1, y1 float64) Target {
-	return Target{Box: box.Box{X0: x0, Y0: y0, X1: x1, Y1: y1}, Label: 1, Score: 1}
+func tgt(x0, y0, x1, y1 float64) dataset.Target {
+	return dataset.Target{Box: box.Box{X0: x0, Y0: y0, X1: x1, Y1: y1}, Label: 1, Score: 1}
 }
 
 func boxNear(a, b box.Box, tol float64) bool {
@@ -132,28 +133,28 @@ func boxNear(a, b box.Box, tol float64) bool {
 }
 
 func TestBoxTransforms(t *testing.T) {
-	cfg := DefaultAugmentConfig()
+	cfg := DefaultConfig()
 	cfg.MaxBoxes = 0
-	img := Geometry{W: 100, H: 50, Targets: []Target{tgt(10, 5, 30, 25), tgt(60, 10, 90, 40)}}
+	img := Geometry{W: 100, H: 50, Targets: []dataset.Target{tgt(10, 5, 30, 25), tgt(60, 10, 90, 40)}}
 	cases := []struct {
 		name string
-		rec  ViewRecord
+		rec  Record
 		want []box.Box
 	}{
-		{"resize only", ViewRecord{Partner: -1, Size: 200},
+		{"resize only", Record{Partner: -1, Size: 200},
 			[]box.Box{{X0: 20, Y0: 20, X1: 60, Y1: 100}, {X0: 120, Y0: 40, X1: 180, Y1: 160}}},
-		{"flip", ViewRecord{Partner: -1, Flip: true, Size: 100},
+		{"flip", Record{Partner: -1, Flip: true, Size: 100},
 			[]box.Box{{X0: 70, Y0: 10, X1: 90, Y1: 50}, {X0: 10, Y0: 20, X1: 40, Y1: 80}}},
-		{"expand", ViewRecord{Partner: -1, Expand: true, ExpandX: 100, ExpandY: 50, ExpandW: 200, ExpandH: 100, Size: 200},
+		{"expand", Record{Partner: -1, Expand: true, ExpandX: 100, ExpandY: 50, ExpandW: 200, ExpandH: 100, Size: 200},
 			[]box.Box{{X0: 110, Y0: 110, X1: 130, Y1: 150}, {X0: 160, Y0: 120, X1: 190, Y1: 180}}},
 		// Crop [20,70) x [0,50): box 1 centre (20,15) inside -> clipped to [20,30) -> [0,10);
 		// box 2 centre (75,25) outside -> dropped.
-		{"crop keeps centre inside", ViewRecord{Partner: -1, Crop: true, CropX: 20, CropY: 0, CropW: 50, CropH: 50, Size: 50},
+		{"crop keeps centre inside", Record{Partner: -1, Crop: true, CropX: 20, CropY: 0, CropW: 50, CropH: 50, Size: 50},
 			[]box.Box{{X0: 0, Y0: 5, X1: 10, Y1: 25}}},
 		// Crop [0,20): box 1 centre x=20 is on the half-open edge -> dropped; nothing left.
-		{"crop centre on edge dropped", ViewRecord{Partner: -1, Crop: true, CropX: 0, CropY: 0, CropW: 20, CropH: 50, Size: 50},
+		{"crop centre on edge dropped", Record{Partner: -1, Crop: true, CropX: 0, CropY: 0, CropW: 20, CropH: 50, Size: 50},
 			nil},
-		{"expand crop flip", ViewRecord{Partner: -1, Expand: true, ExpandX: 10, ExpandY: 0, ExpandW: 120, ExpandH: 60,
+		{"expand crop flip", Record{Partner: -1, Expand: true, ExpandX: 10, ExpandY: 0, ExpandW: 120, ExpandH: 60,
 			Crop: true, CropX: 10, CropY: 0, CropW: 100, CropH: 50, Flip: true, Size: 100},
 			[]box.Box{{X0: 70, Y0: 10, X1: 90, Y1: 50}, {X0: 10, Y0: 20, X1: 40, Y1: 80}}},
 	}
@@ -174,8 +175,8 @@ func TestBoxTransforms(t *testing.T) {
 		}
 	}
 	// Mixup: canvas is the larger size, scores f and 1-f.
-	partner := Geometry{W: 120, H: 40, Targets: []Target{tgt(0, 0, 60, 20)}}
-	rec := ViewRecord{Partner: 9, MixFactor: 0.25, Size: 240}
+	partner := Geometry{W: 120, H: 40, Targets: []dataset.Target{tgt(0, 0, 60, 20)}}
+	rec := Record{Partner: 9, MixFactor: 0.25, Size: 240}
 	got, err := cfg.Geometry(&rec, img, &partner)
 	if err != nil {
 		t.Fatal(err)
@@ -193,25 +194,25 @@ func TestBoxTransforms(t *testing.T) {
 		t.Errorf("mixup: partner box %v, want %v (canvas 120x50 -> 240x240)", got[2].Box, want)
 	}
 	// A record that does not fit is an error, not a panic.
-	bad := ViewRecord{Partner: -1, Crop: true, CropX: 90, CropW: 20, CropH: 10, Size: 32}
+	bad := Record{Partner: -1, Crop: true, CropX: 90, CropW: 20, CropH: 10, Size: 32}
 	if _, err := cfg.Geometry(&bad, img, nil); err == nil {
 		t.Error("crop outside the image: no error")
 	}
 }
 
 func TestRecordBinaryRoundTrip(t *testing.T) {
-	cfg := DefaultAugmentConfig()
-	r := NewRNG(42)
-	img := Geometry{W: 640, H: 480, Targets: []Target{tgt(100, 100, 200, 220), tgt(300, 50, 330, 90)}}
-	partner := Geometry{W: 500, H: 375, Targets: []Target{tgt(10, 10, 50, 50)}}
+	cfg := DefaultConfig()
+	r := dataset.NewRNG(42)
+	img := Geometry{W: 640, H: 480, Targets: []dataset.Target{tgt(100, 100, 200, 220), tgt(300, 50, 330, 90)}}
+	partner := Geometry{W: 500, H: 375, Targets: []dataset.Target{tgt(10, 10, 50, 50)}}
 	for i := 0; i < 200; i++ {
 		size, interp := cfg.DrawShape(r)
 		rec := cfg.Draw(r, int64(i), img, int64(i+1), &partner, size, interp)
 		b, err := rec.MarshalBinary()
-		if err != nil || len(b) != ViewRecordSize {
+		if err != nil || len(b) != RecordSize {
 			t.Fatalf("marshal: %d bytes, %v", len(b), err)
 		}
-		var back ViewRecord
+		var back Record
 		if err := back.UnmarshalBinary(b); err != nil {
 			t.Fatalf("unmarshal: %v", err)
 		}
@@ -231,7 +232,7 @@ func TestRecordBinaryRoundTrip(t *testing.T) {
 		{"interp", func(b []byte) []byte { b[100] = 7; return b }},
 		{"order", func(b []byte) []byte { b[28], b[29] = 1, 1; return b }},
 	} {
-		var x ViewRecord
+		var x Record
 		if err := x.UnmarshalBinary(tc.mod(append([]byte(nil), b...))); err == nil {
 			t.Errorf("%s: corrupted record accepted", tc.name)
 		}
@@ -239,27 +240,27 @@ func TestRecordBinaryRoundTrip(t *testing.T) {
 }
 
 // replayFixture builds two deterministic pseudo-random images with boxes.
-func replayFixture() (a, b *Image, ta, tb []Target) {
-	r := NewRNG(99)
-	a, b = NewImage(97, 61), NewImage(80, 90)
+func replayFixture() (a, b *dataset.Image, ta, tb []dataset.Target) {
+	r := dataset.NewRNG(99)
+	a, b = dataset.NewImage(97, 61), dataset.NewImage(80, 90)
 	for i := range a.Pix {
 		a.Pix[i] = uint8(r.Intn(256))
 	}
 	for i := range b.Pix {
 		b.Pix[i] = uint8(r.Intn(256))
 	}
-	ta = []Target{tgt(5, 5, 40, 30), tgt(50, 20, 90, 60), tgt(20, 40, 30, 50)}
-	tb = []Target{tgt(10, 10, 70, 80)}
+	ta = []dataset.Target{tgt(5, 5, 40, 30), tgt(50, 20, 90, 60), tgt(20, 40, 30, 50)}
+	tb = []dataset.Target{tgt(10, 10, 70, 80)}
 	return
 }
 
 // replayDigest draws n records with every operation on, applies them and
 // hashes the records, pixels and boxes.
 func replayDigest(t testing.TB, n int) string {
-	cfg := DefaultAugmentConfig()
+	cfg := DefaultConfig()
 	a, b, ta, tb := replayFixture()
 	h := sha256.New()
-	r := NewRNG(2024)
+	r := dataset.NewRNG(2024)
 	for i := 0; i < n; i++ {
 		size := 32 + 8*r.Intn(6)
 		interp := Interp(i % numInterps)
@@ -310,10 +311,10 @@ func TestReplayAcrossProcesses(t *testing.T) {
 // TestApplyRecordTwiceAndFromBytes checks that a record decoded from its bytes
 // rebuilds the identical view, and that Apply leaves its inputs alone.
 func TestApplyRecordTwiceAndFromBytes(t *testing.T) {
-	cfg := DefaultAugmentConfig()
+	cfg := DefaultConfig()
 	a, b, ta, tb := replayFixture()
 	before := append([]uint8(nil), a.Pix...)
-	r := NewRNG(5)
+	r := dataset.NewRNG(5)
 	for i := 0; i < 20; i++ {
 		rec := cfg.Draw(r, 0, Geometry{a.W, a.H, ta}, 1, &Geometry{b.W, b.H, tb}, 64, Interp(i%numInterps))
 		v1, err := cfg.Apply(&rec, a, ta, b, tb, nil)
@@ -321,7 +322,7 @@ func TestApplyRecordTwiceAndFromBytes(t *testing.T) {
 			t.Fatal(err)
 		}
 		raw, _ := rec.MarshalBinary()
-		var back ViewRecord
+		var back Record
 		if err := back.UnmarshalBinary(raw); err != nil {
 			t.Fatal(err)
 		}
@@ -354,10 +355,10 @@ func TestApplyRecordTwiceAndFromBytes(t *testing.T) {
 // that after expand, crop, flip and resize the bright pixels sit where the
 // transformed box says.
 func TestPixelsFollowBoxes(t *testing.T) {
-	cfg := DefaultAugmentConfig()
+	cfg := DefaultConfig()
 	cfg.Mean, cfg.Std = [3]float64{}, [3]float64{1, 1, 1}
 	cfg.ExpandFill = [3]float32{0, 0, 0}
-	im := NewImage(120, 80)
+	im := dataset.NewImage(120, 80)
 	bx := tgt(30, 20, 70, 50)
 	for y := 20; y < 50; y++ {
 		for x := 30; x < 70; x++ {
@@ -365,15 +366,15 @@ func TestPixelsFollowBoxes(t *testing.T) {
 			im.Pix[o], im.Pix[o+1], im.Pix[o+2] = 255, 255, 255
 		}
 	}
-	r := NewRNG(11)
+	r := dataset.NewRNG(11)
 	checked := 0
 	for i := 0; i < 60; i++ {
-		rec := cfg.Draw(r, 0, Geometry{120, 80, []Target{bx}}, -1, nil, 96, InterpNearest)
+		rec := cfg.Draw(r, 0, Geometry{120, 80, []dataset.Target{bx}}, -1, nil, 96, InterpNearest)
 		rec.ColorOn = [4]bool{}
 		if i%2 == 1 { // a neutral colour op: exercises the float-image path
 			rec.ColorOn[ColorContrast], rec.ColorDelta[ColorContrast] = true, 1
 		}
-		v, err := cfg.Apply(&rec, im, []Target{bx}, nil, nil, nil)
+		v, err := cfg.Apply(&rec, im, []dataset.Target{bx}, nil, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -421,7 +422,7 @@ func TestColorDistortHandCases(t *testing.T) {
 	}
 	for _, tc := range cases {
 		c := &fimage{w: 1, h: 1, pix: append([]float32(nil), im.pix...)}
-		rec := ViewRecord{ColorOrder: [4]uint8{0, 1, 2, 3}}
+		rec := Record{ColorOrder: [4]uint8{0, 1, 2, 3}}
 		rec.ColorOn[tc.op], rec.ColorDelta[tc.op] = true, tc.d
 		colorDistort(c, &rec)
 		for k := 0; k < 3; k++ {
@@ -456,7 +457,7 @@ func TestResizeAgainstTorch(t *testing.T) {
 		t.Fatal(err)
 	}
 	modes := map[string]Interp{"nearest": InterpNearest, "bilinear": InterpLinear, "bicubic": InterpCubic, "area": InterpArea}
-	img := NewImage(ref.SrcW, ref.SrcH)
+	img := dataset.NewImage(ref.SrcW, ref.SrcH)
 	for i, v := range ref.Src {
 		img.Pix[3*i], img.Pix[3*i+1], img.Pix[3*i+2] = uint8(v), uint8(v), uint8(v)
 	}
@@ -493,10 +494,10 @@ func TestResizeAgainstTorch(t *testing.T) {
 // flip, expand and each colour operation about half the time, every size and
 // interpolation drawn, mixup factors centred on 0.5, crops that keep boxes.
 func TestDrawStatistics(t *testing.T) {
-	cfg := DefaultAugmentConfig()
-	r := NewRNG(123)
-	img := Geometry{W: 640, H: 480, Targets: []Target{tgt(100, 100, 200, 220), tgt(300, 50, 330, 90), tgt(500, 300, 600, 470)}}
-	partner := Geometry{W: 500, H: 375, Targets: []Target{tgt(10, 10, 50, 50)}}
+	cfg := DefaultConfig()
+	r := dataset.NewRNG(123)
+	img := Geometry{W: 640, H: 480, Targets: []dataset.Target{tgt(100, 100, 200, 220), tgt(300, 50, 330, 90), tgt(500, 300, 600, 470)}}
+	partner := Geometry{W: 500, H: 375, Targets: []dataset.Target{tgt(10, 10, 50, 50)}}
 	const n = 4000
 	var flips, expands, crops, mixes int
 	var colour [4]int
