@@ -180,6 +180,49 @@ func (r *Recipe) TeacherFeatures() []string {
 	return out
 }
 
+// TeacherRefs lists every teacher tensor the recipe reads, each once, in order
+// of first use.
+func (r *Recipe) TeacherRefs() []Ref {
+	var out []Ref
+	for _, t := range r.Terms {
+		for _, ref := range t.Teacher {
+			if !slices.Contains(out, ref) {
+				out = append(out, ref)
+			}
+		}
+	}
+	return out
+}
+
+// UsesHeads reports whether the recipe reads teacher head outputs (so the
+// teacher's anchors and masks must be the student's).
+func (r *Recipe) UsesHeads() bool {
+	for _, ref := range r.TeacherRefs() {
+		if ref.Head >= 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// CheckSparse refuses a recipe that needs every head logit of the teacher,
+// which sparse soft targets do not hold: every term over head outputs but
+// fine_grained, which skips the box and class terms where the teacher's
+// logits were not stored (FineGrained.SetMask).
+func (r *Recipe) CheckSparse() error {
+	for _, t := range r.Terms {
+		if _, ok := t.Loss.(*FineGrained); ok {
+			continue
+		}
+		for _, ref := range t.Teacher {
+			if ref.Head >= 0 {
+				return fmt.Errorf("distill.loss %s: sparse soft targets carry box and class logits only where the teacher is confident; the %s loss reads every logit: dump dense (optionally --fp16)", r.Kind, r.Kind)
+			}
+		}
+	}
+	return nil
+}
+
 // Close closes every term's loss that holds worker goroutines.
 func (r *Recipe) Close() {
 	for _, t := range r.Terms {

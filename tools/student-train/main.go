@@ -58,28 +58,18 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
-	"yolodistill/pkg/augment"
-	"yolodistill/pkg/checkpoint"
 	"yolodistill/pkg/cli"
-	"yolodistill/pkg/config"
-	"yolodistill/pkg/dataset"
-	"yolodistill/pkg/detector"
-	"yolodistill/pkg/distill"
 	"yolodistill/pkg/nn"
-	"yolodistill/pkg/softtarget"
+	"yolodistill/pkg/teacher"
 	"yolodistill/pkg/train"
-	"yolodistill/pkg/yolo"
 )
 
 const name = "student-train"
@@ -147,16 +137,19 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		out = filepath.Join("output", strings.TrimSuffix(filepath.Base(base), filepath.Ext(base)))
 	}
-	s := &session{g: &g, cfg: cfg, log: log, stdin: stdin}
-	defer s.close()
-	opts, err := s.setup(ctx, inputs, online)
+	s, err := teacher.Setup(ctx, teacher.Options{Student: cfg, TeacherConfig: g.Teacher, Weights: g.TeacherWeights,
+		Inputs: inputs, Stdin: stdin, CacheDir: g.CacheDir, Log: log.Printf})
 	if err != nil {
 		return log.Fail(err)
 	}
-	opts.OutDir, opts.Stderr, opts.Bar = out, stderr, train.UseBar(stderr)
+	defer s.Close()
+	log.Printf("%s", s.Summary)
+	opts := train.Options{Config: cfg, Resume: g.Resume, Pretrained: g.Pretrained, CacheDir: g.CacheDir, Name: name, Tool: name,
+		OutDir: out, Stderr: stderr, Bar: train.UseBar(stderr)}
+	s.Apply(&opts)
 	res, err := train.Run(ctx, opts)
 	if err != nil {
-		if derr := s.d.err(); derr != nil {
+		if derr := s.Err(); derr != nil {
 			log.Printf("error: distillation loss: %v", derr)
 		}
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
@@ -180,211 +173,4 @@ func countStdin(inputs []string) int {
 		}
 	}
 	return n
-}
-
-// session is one student-train run's distillation side.
-type session struct {
-	g     *grammar
-	cfg   *config.Config
-	log   cli.Logger
-	stdin io.Reader
-	d     *distiller
-	ins   []input
-}
-
-func (s *session) close() {
-	if s.d != nil {
-		s.d.recipe.Close()
-	}
-	for _, in := range s.ins {
-		in.r.Close()
-	}
-}
-
-// usesHeads reports whether a recipe reads head outputs.
-func usesHeads(r *distill.Recipe) bool {
-	for _, t := range r.Terms {
-		for _, ref := range t.Teacher {
-			if ref.Head >= 0 {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// setup makes the recipe, checks the teacher (soft-target metadata or the
-// teacher configuration) and returns the loop's options with the hooks.
-func (s *session) setup(ctx context.Context, inputs []string, online bool) (train.Options, error) {
-	cfg, g := s.cfg, s.g
-	opts := train.Options{Config: cfg, Resume: g.Resume, Pretrained: g.Pretrained, CacheDir: g.CacheDir, Name: name, Tool: name}
-	rec, err := distill.NewRecipe(cfg.Distill, len(cfg.Model.AnchorMasks), cfg.Model.NumClasses, 0)
-	if err != nil {
-		return opts, fmt.Errorf("%s: %w", configName(cfg), err)
-	}
-	if rec.Kind == "none" {
-		rec.Close()
-		return opts, fmt.Errorf("%s: distill.loss is none: nothing to distil (set distill.loss, e.g. -o distill.loss=l2, or use detect-train)", configName(cfg))
-	}
-	s.d = &distiller{recipe: rec}
-	want := softtarget.Meta{Classes: slices.Clone(cfg.Data.Classes), Features: rec.TeacherFeatures()}
-	if usesHeads(rec) {
-		want.Anchors, want.Masks = cfg.Model.Anchors, cfg.Model.AnchorMasks
-	}
-	teacherPath := g.Teacher
-	if teacherPath == "" {
-		teacherPath = cfg.TeacherPath()
-	}
-	var tc *config.Config
-	if teacherPath != "" {
-		if tc, err = config.Load(teacherPath, nil); err != nil {
-			return opts, fmt.Errorf("teacher configuration: %w", err)
-		}
-		want.TeacherConfigHash = tc.ModelHash()
-		if s.d.tspec, err = yolo.FromModelConfig(tc.Model); err != nil {
-			return opts, fmt.Errorf("teacher %s: %w", teacherPath, err)
-		}
-	}
-	opts.Hooks.Attach = s.d.attach
-	if s.d.tspec != nil {
-		// Adapters exist before a checkpoint is loaded, so -r restores them.
-		opts.Hooks.Init = s.d.createParams
-	}
-	if online {
-		if tc == nil {
-			return opts, errors.New("online mode needs the teacher configuration: -t TEACHER (or distill.teacher in the student configuration)")
-		}
-		if err := s.setupOnline(ctx, tc, teacherPath, want); err != nil {
-			return opts, err
-		}
-		opts.Hooks.Prepare = func(ctx context.Context, it int, b *augment.Batch, net *detector.Net) error {
-			return s.d.prepareOnline(b.Images, len(b.Items), b.Size, b.Size)
-		}
-		s.log.Printf("online distillation (%s) from teacher %s", rec.Kind, teacherPath)
-		return opts, nil
-	}
-	if teacherPath == "" {
-		s.log.Printf("warning: no teacher configuration (-t or distill.teacher): the soft targets' teacher is not checked")
-	}
-	// The views are rebuilt with this configuration's augmentation: the
-	// settings the records do not carry must be the dump's.
-	aug := augment.FromConfig(cfg)
-	want.Replay = aug.ReplaySettings(false)
-	for _, path := range inputs {
-		var r *softtarget.Reader
-		if path == "-" {
-			r, err = softtarget.NewReader(bufio.NewReaderSize(s.stdin, 1<<20), "-")
-		} else {
-			r, err = softtarget.Open(path)
-		}
-		if err != nil {
-			return opts, err
-		}
-		s.ins = append(s.ins, input{name: path, r: r})
-		if err := r.CheckCompatible(want); err != nil {
-			return opts, err
-		}
-		if r.Meta().Replay == nil {
-			s.log.Printf("warning: %s predates the augmentation-settings check (no %s in its metadata): "+
-				"cannot verify that it was dumped with this configuration's data.augment mean, std and expand fill; re-dump it with this teacher-dump to have them checked",
-				path, softtarget.KeyReplay)
-		}
-		if r.Meta().Encoding.Kind == softtarget.Sparse {
-			if err := checkSparse(rec); err != nil {
-				return opts, fmt.Errorf("%s: %w", path, err)
-			}
-			s.d.sparse = true
-		}
-	}
-	if s.d.sparse {
-		for _, m := range cfg.Model.AnchorMasks {
-			s.d.anchors = append(s.d.anchors, len(m))
-		}
-	}
-	split, err := dataset.OpenSplit(cfg, cfg.Data.TrainSplit, dataset.SplitOptions{})
-	if err != nil {
-		return opts, err
-	}
-	seq := newSequence(s.ins)
-	if seq.cycle {
-		batches := seq.total / int64(cfg.Train.BatchSize)
-		s.log.Printf("offline distillation (%s): %d views in %d file(s), about %d batches per pass, %d iterations",
-			rec.Kind, seq.total, len(s.ins), batches, cfg.Train.MaxIters)
-	} else {
-		s.log.Printf("offline distillation (%s) from %d input(s) including a stream, %d iterations", rec.Kind, len(s.ins), cfg.Train.MaxIters)
-	}
-	opened := false
-	opts.Open = func(ctx context.Context, cfg *config.Config, state []byte) (train.Source, error) {
-		if opened {
-			return nil, errors.New("soft targets: the source can be opened once per run")
-		}
-		opened = true
-		var st softState
-		if len(state) > 0 {
-			if err := json.Unmarshal(state, &st); err != nil {
-				return nil, fmt.Errorf("soft-target position %q in the checkpoint: not a student-train position", state)
-			}
-		}
-		need := int64(cfg.Train.MaxIters) - st.Batches
-		if need <= 0 {
-			return nil, fmt.Errorf("soft-target position %q: %d batches done, train.max_iters is %d", state, st.Batches, cfg.Train.MaxIters)
-		}
-		return openSoftSource(ctx, cfg, state, seq, split, s.d, need)
-	}
-	opts.Hooks.Prepare = func(ctx context.Context, it int, b *augment.Batch, net *detector.Net) error {
-		return s.d.prepareOffline()
-	}
-	return opts, nil
-}
-
-// setupOnline loads the teacher model and checks it fits the student.
-func (s *session) setupOnline(ctx context.Context, tc *config.Config, teacherPath string, want softtarget.Meta) error {
-	got := softtarget.Meta{TeacherConfigHash: tc.ModelHash(), Classes: tc.Data.Classes, Anchors: tc.Model.Anchors, Masks: tc.Model.AnchorMasks}
-	if err := got.CheckCompatible(softtarget.Meta{Classes: want.Classes, Anchors: want.Anchors, Masks: want.Masks}); err != nil {
-		return fmt.Errorf("teacher %s: %w", teacherPath, err)
-	}
-	det, err := detector.New(tc)
-	if err != nil {
-		return fmt.Errorf("teacher %s: %w", teacherPath, err)
-	}
-	for _, f := range want.Features {
-		if _, ok := lookupName(det.Spec, f); !ok {
-			return fmt.Errorf("teacher %s has no tensor %q that distill.pairs names (model-inspect lists the names)", teacherPath, f)
-		}
-	}
-	cache := s.g.CacheDir
-	if cache == "" {
-		cache = train.DefaultCacheDir()
-	}
-	ck, err := checkpoint.Open(ctx, s.g.TeacherWeights, cache)
-	if err != nil {
-		return fmt.Errorf("teacher weights: %w", err)
-	}
-	if err := det.LoadCheckpoint(ck); err != nil {
-		return fmt.Errorf("teacher weights %s: %w", s.g.TeacherWeights, err)
-	}
-	s.d.teacher = det
-	return nil
-}
-
-// lookupName reports whether name is a layer or alias of spec.
-func lookupName(spec *yolo.Spec, name string) (string, bool) {
-	for _, l := range spec.Layers {
-		if l.Name == name {
-			return name, true
-		}
-	}
-	for _, a := range spec.Aliases {
-		if a.Name == name {
-			return a.Layer, true
-		}
-	}
-	return "", false
-}
-
-func configName(cfg *config.Config) string {
-	if cfg.Path != "" {
-		return cfg.Path
-	}
-	return "configuration"
 }

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -18,10 +17,8 @@ import (
 	"yolodistill/pkg/checkpoint"
 	"yolodistill/pkg/config"
 	"yolodistill/pkg/detector"
-	"yolodistill/pkg/distill"
 	"yolodistill/pkg/nn"
 	"yolodistill/pkg/softtarget"
-	"yolodistill/pkg/yolo"
 )
 
 // The tiny configurations live with teacher-dump's tests.
@@ -334,68 +331,6 @@ func TestUsage(t *testing.T) {
 			}
 		})
 	}
-}
-
-// TestCreateParamsMatchesLazyAdapters: the adapters createParams makes before
-// any training graph (for resuming) are the ones a training graph makes.
-func TestCreateParamsMatchesLazyAdapters(t *testing.T) {
-	st, err := config.Load(studentPairsYML, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc, _ := config.Load(teacherYML, nil)
-	tspec, err := yolo.FromModelConfig(tc.Model)
-	if err != nil {
-		t.Fatal(err)
-	}
-	params := func(early bool) map[string][]float32 {
-		rec, err := distill.NewRecipe(st.Distill, 3, 3, 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rec.Close()
-		d := &distiller{recipe: rec, tspec: tspec}
-		det, err := detector.New(st)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if early {
-			if err := d.createParams(det); err != nil {
-				t.Fatal(err)
-			}
-		} else {
-			det.OnBuild = d.attach
-			if _, err := det.Net(2, 64, 64, true); err != nil {
-				t.Fatal(err)
-			}
-		}
-		out := map[string][]float32{}
-		for _, p := range det.Params.Params() {
-			if strings.HasPrefix(p.Name, "distill.") {
-				out[p.Name] = p.Data
-			}
-		}
-		return out
-	}
-	early, lazy := params(true), params(false)
-	w := early["distill.pair.0.adapter.0.weight"]
-	if len(early) != 2 || len(w) != 32*64 || len(early["distill.pair.0.adapter.0.bias"]) != 32 {
-		t.Fatalf("adapter parameters %v", keys(early))
-	}
-	for k, v := range early {
-		if !slices.Equal(v, lazy[k]) {
-			t.Errorf("%s differs between createParams and a training graph", k)
-		}
-	}
-}
-
-func keys(m map[string][]float32) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // TestSparseSoftTargets: a sparse soft-target file is refused for l2 (it

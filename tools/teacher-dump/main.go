@@ -9,7 +9,7 @@
 // # Which views
 //
 // The views are the ones the student's own training loader would make:
-// teacher-dump runs pkg/train's loader (the same one detect-train uses:
+// teacher-dump runs the training loader (augment.NewTrainLoader, the same one detect-train uses:
 // data.train_split, the training augmentation of augment.FromConfig,
 // a new shuffled order every epoch, the last partial batch dropped, every
 // random choice derived from the seed and the batch position) for K epochs;
@@ -64,30 +64,17 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
-	"time"
 
-	"yolodistill/pkg/augment"
-	"yolodistill/pkg/checkpoint"
 	"yolodistill/pkg/cli"
-	"yolodistill/pkg/config"
-	"yolodistill/pkg/dataset"
-	"yolodistill/pkg/detector"
-	"yolodistill/pkg/distill"
 	"yolodistill/pkg/nn"
 	"yolodistill/pkg/softtarget"
-	"yolodistill/pkg/train"
-	"yolodistill/pkg/yolo"
+	"yolodistill/pkg/teacher"
 
 	"golang.org/x/term"
 )
@@ -147,18 +134,25 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		log.Printf("error: --cache-mb %d: want 0 (off) or more", g.CacheMB)
 		return cli.ExitUsage
 	}
+	if len(g.StudentOverride) > 0 && g.StudentConfig == "" {
+		log.Printf("error: --student-override needs --student-config")
+		return cli.ExitUsage
+	}
 	if f, ok := stdout.(*os.File); ok && g.Out == "-" && term.IsTerminal(int(f.Fd())) {
 		log.Printf("error: refusing to write an Arrow stream to a terminal: give --out FILE, or pipe stdout into student-train --soft-targets -")
 		return cli.ExitUsage
 	}
-	d := &dumper{g: &g, log: log, shard: shard, nShards: nShards}
-	if g.CacheMB > 0 {
-		d.cache = newViewCache(int64(g.CacheMB) << 20)
+	enc := softtarget.Encoding{Half: g.FP16}
+	if g.Sparse != nil {
+		enc.Kind, enc.Threshold = softtarget.Sparse, *g.Sparse
 	}
-	if err := d.setup(ctx); err != nil {
-		return log.Fail(err)
-	}
-	if err := d.dump(ctx, stdout); err != nil {
+	err = teacher.Dump(ctx, teacher.DumpOptions{
+		Config: g.Config, Override: g.Override, Weights: g.Weights, CacheDir: g.CacheDir,
+		StudentConfig: g.StudentConfig, StudentOverride: g.StudentOverride, Dataset: g.Dataset,
+		Views: g.Views, Seed: g.Seed, Batch: g.Batch, Encoding: enc, Shard: shard, Shards: nShards,
+		Out: g.Out, Stdout: stdout, CacheMB: g.CacheMB, Log: log.Printf,
+	})
+	if err != nil {
 		return log.Fail(err)
 	}
 	return cli.ExitOK
@@ -177,325 +171,4 @@ func parseShard(s string) (i, n int, err error) {
 		return 0, 0, fmt.Errorf("%q: want i/n with 0 <= i < n", s)
 	}
 	return i, n, nil
-}
-
-type dumper struct {
-	g              *grammar
-	log            cli.Logger
-	shard, nShards int
-
-	teacher  *config.Config
-	data     *config.Config // the configuration whose data section and batch size make the views
-	aug      augment.Config // data's augmentation: the views, and the settings their replay reads
-	det      *detector.Detector
-	split    *dataset.Split
-	features []string
-	meta     softtarget.Meta
-	seed     int64
-	batch    int
-
-	cache            *viewCache // nil: --cache-mb 0
-	computed, reused int        // views the teacher ran on / written from the cache
-}
-
-// setup loads the configurations, the teacher and the split, and checks what
-// can be checked before anything is written.
-func (d *dumper) setup(ctx context.Context) error {
-	g := d.g
-	var err error
-	if d.teacher, err = config.Load(g.Config, g.Override); err != nil {
-		return err
-	}
-	d.data = d.teacher
-	if g.StudentConfig != "" {
-		st, err := config.Load(g.StudentConfig, g.StudentOverride)
-		if err != nil {
-			return err
-		}
-		if err := checkStudent(st, d.teacher, g.Config); err != nil {
-			return err
-		}
-		d.data = st
-		heads := len(st.Model.AnchorMasks)
-		rec, err := distill.NewRecipe(st.Distill, heads, st.Model.NumClasses, 1)
-		if err != nil {
-			return fmt.Errorf("%s: %w", g.StudentConfig, err)
-		}
-		d.features = rec.TeacherFeatures()
-		rec.Close()
-	} else if len(g.StudentOverride) > 0 {
-		return errors.New("--student-override needs --student-config")
-	}
-	d.seed = d.data.Train.Seed
-	if g.Seed != nil {
-		d.seed = *g.Seed
-	}
-	d.batch = d.data.Train.BatchSize
-	if g.Batch > 0 {
-		d.batch = g.Batch
-	}
-	if d.det, err = detector.New(d.teacher); err != nil {
-		return fmt.Errorf("%s: %w", g.Config, err)
-	}
-	for _, f := range d.features {
-		if !hasTensor(d.det.Spec, f) {
-			return fmt.Errorf("%s: distill pairs ask for teacher feature map %q, which the teacher (%s) does not have (model-inspect -c %s lists the names)",
-				g.StudentConfig, f, g.Config, g.Config)
-		}
-	}
-	cache := g.CacheDir
-	if cache == "" {
-		cache = train.DefaultCacheDir()
-	}
-	ck, err := checkpoint.Open(ctx, g.Weights, cache)
-	if err != nil {
-		return fmt.Errorf("teacher weights: %w", err)
-	}
-	if err := d.det.LoadCheckpoint(ck); err != nil {
-		return fmt.Errorf("teacher weights %s: %w", g.Weights, err)
-	}
-	if h, ok := ck.Meta["model_hash"]; ok && h != d.teacher.ModelHash() {
-		d.log.Printf("warning: %s was saved from another model configuration than %s (model hash %.12s, the configuration's %.12s)",
-			g.Weights, g.Config, h, d.teacher.ModelHash())
-	}
-	opt := dataset.SplitOptions{Root: g.Dataset}
-	if d.split, err = dataset.OpenSplit(d.data, d.data.Data.TrainSplit, opt); err != nil {
-		return err
-	}
-	enc := softtarget.Encoding{Half: g.FP16}
-	if g.Sparse != nil {
-		enc.Kind, enc.Threshold = softtarget.Sparse, *g.Sparse
-	}
-	d.meta = MetaFor(d.teacher, enc, d.features)
-	d.aug = augment.FromConfig(d.data)
-	d.meta.Replay = d.aug.ReplaySettings(true)
-	return nil
-}
-
-// checkStudent checks that a student configuration fits the teacher: the same
-// class list, the same anchor masks (head output channels), and, when the
-// student names its teacher configuration, the same model hash.
-func checkStudent(st, teacher *config.Config, teacherPath string) error {
-	if !slices.Equal(st.Data.Classes, teacher.Data.Classes) {
-		return fmt.Errorf("%s: classes %q, the teacher %s has %q", st.Path, st.Data.Classes, teacherPath, teacher.Data.Classes)
-	}
-	if tp := st.TeacherPath(); tp != "" {
-		tc, err := config.Load(tp, nil)
-		if err != nil {
-			return fmt.Errorf("%s: distill.teacher: %w", st.Path, err)
-		}
-		if tc.ModelHash() != teacher.ModelHash() {
-			return fmt.Errorf("%s: distill.teacher is %s (model hash %.12s), but -c %s has model hash %.12s: another teacher",
-				st.Path, tp, tc.ModelHash(), teacherPath, teacher.ModelHash())
-		}
-	}
-	return nil
-}
-
-// hasTensor reports whether name is a layer name or alias of spec.
-func hasTensor(spec *yolo.Spec, name string) bool {
-	for _, l := range spec.Layers {
-		if l.Name == name {
-			return true
-		}
-	}
-	for _, a := range spec.Aliases {
-		if a.Name == name {
-			return true
-		}
-	}
-	return false
-}
-
-// MetaFor is the soft-target metadata of a teacher configuration: its model
-// hash, classes, anchors and masks, with the given encoding and feature names.
-func MetaFor(teacher *config.Config, enc softtarget.Encoding, features []string) softtarget.Meta {
-	m := softtarget.Meta{
-		TeacherConfigHash: teacher.ModelHash(),
-		Classes:           slices.Clone(teacher.Data.Classes),
-		Anchors:           slices.Clone(teacher.Model.Anchors),
-		Encoding:          enc,
-		Features:          slices.Clone(features),
-	}
-	for _, mk := range teacher.Model.AnchorMasks {
-		m.Masks = append(m.Masks, slices.Clone(mk))
-	}
-	return m
-}
-
-// dump writes the views.
-func (d *dumper) dump(ctx context.Context, stdout io.Writer) (err error) {
-	g := d.g
-	var w *softtarget.Writer
-	var bw *bufio.Writer
-	if g.Out == "-" {
-		bw = bufio.NewWriterSize(stdout, 1<<20)
-		w, err = softtarget.NewStreamWriter(bw, d.meta)
-	} else {
-		w, err = softtarget.CreateFile(g.Out, d.meta)
-	}
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			w.Abort()
-			if bw != nil {
-				bw.Flush() // a reader then sees a stream without its end marker: truncated
-			}
-		}
-	}()
-
-	n := d.split.Source.Len()
-	per := n / d.batch
-	if per == 0 {
-		return fmt.Errorf("data: split %q of %s has %d images, fewer than one batch of %d", d.split.Name, d.split.Where, n, d.batch)
-	}
-	lo, hi := d.shard*per/d.nShards, (d.shard+1)*per/d.nShards
-	total := (hi - lo) * d.batch * g.Views
-	where := g.Out
-	if where == "-" {
-		where = "stdout"
-	}
-	d.log.Printf("%d views (%d epochs x %d batches of %d) of split %q (%d images) -> %s, %s",
-		total, g.Views, hi-lo, d.batch, d.split.Name, n, where, d.meta.Encoding)
-	start, lastLog := time.Now(), time.Now()
-	done := 0
-	skips := detector.SkipTally(d.data, n)
-	for epoch := 0; epoch < g.Views; epoch++ {
-		if hi == lo {
-			break
-		}
-		l, err := augment.NewTrainLoader(d.data, d.split.Source, d.batch, uint64(d.seed))
-		if err != nil {
-			return fmt.Errorf("data: %w", err)
-		}
-		if err := l.Start(ctx, augment.Position{Epoch: epoch, Batch: lo}); err != nil {
-			return err
-		}
-		for b := lo; b < hi; b++ {
-			batch, err := l.Next(ctx)
-			if err != nil {
-				l.Close()
-				return err
-			}
-			// A damaged image's slot holds the next image of the order, as
-			// in detect-train and student-train: the views stay aligned.
-			for _, sk := range skips.Add(batch.Skipped) {
-				d.log.Printf("warning: skipping an image that cannot be loaded (the next image takes its place): %v", sk.Err)
-			}
-			if err := skips.Err(); err != nil {
-				l.Close()
-				return fmt.Errorf("split %q of %s: %w", d.split.Name, d.split.Where, err)
-			}
-			if err := d.writeBatch(w, batch, epoch); err != nil {
-				l.Close()
-				return err
-			}
-			done += len(batch.Items)
-			if time.Since(lastLog) >= 5*time.Second || done == total {
-				el := time.Since(start).Seconds()
-				d.log.Printf("%d/%d views, %.1f views/s", done, total, float64(done)/math.Max(el, 1e-9))
-				lastLog = time.Now()
-			}
-		}
-		l.Close()
-	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	if bw != nil {
-		if err := bw.Flush(); err != nil {
-			return fmt.Errorf("stdout: %w", err)
-		}
-	}
-	if d.reused > 0 {
-		d.log.Printf("wrote %d views to %s (teacher run on %d; %d repeated earlier views' pixels and came from memory)", w.Count(), where, d.computed, d.reused)
-	} else {
-		d.log.Printf("wrote %d views to %s", w.Count(), where)
-	}
-	if skips.Count() > 0 {
-		d.log.Printf("warning: %d of %d images could not be loaded and were skipped", skips.Count(), n)
-	}
-	return nil
-}
-
-// writeBatch runs the teacher on one batch (inference mode: BatchNorm running
-// statistics) and writes one row per image. When every image of the batch is
-// in the view cache, the teacher does not run.
-func (d *dumper) writeBatch(w *softtarget.Writer, b *augment.Batch, epoch int) error {
-	n, s := len(b.Items), b.Size
-	net, err := d.det.Net(n, s, s, false)
-	if err != nil {
-		return err
-	}
-	// b.Images: [n, 3, s, s]
-	pix := len(b.Images) / n
-	keys := make([][sha256.Size]byte, n)
-	cached := make([]*cachedView, n)
-	allCached := d.cache != nil
-	if d.cache != nil {
-		for i := range n {
-			keys[i] = viewKey(s, b.Images[i*pix:(i+1)*pix])
-			if cached[i] = d.cache.get(keys[i]); cached[i] == nil {
-				allCached = false
-			}
-		}
-	}
-	if !allCached {
-		if err := net.Graph.SetInput(b.Images); err != nil {
-			return err
-		}
-		if err := net.Graph.Forward(false); err != nil {
-			return err
-		}
-		d.computed += n
-	} else {
-		d.reused += n
-	}
-	outs := net.Outputs()
-	feats := make([][]float32, len(d.features))
-	fshape := make([][]int, len(d.features))
-	for k, f := range d.features {
-		feats[k], fshape[k] = net.Graph.Tensor(f)
-		if feats[k] == nil || len(fshape[k]) < 2 || fshape[k][0] != n {
-			return fmt.Errorf("teacher feature map %q: no per-image tensor in the graph (shape %v)", f, fshape[k])
-		}
-	}
-	v := softtarget.View{Outputs: make([]softtarget.Tensor, len(outs)), Features: map[string]softtarget.Tensor{}, InputH: s, InputW: s}
-	for i, it := range b.Items {
-		sm := &d.split.DS.Samples[it.Index]
-		aug, err := it.Record.MarshalBinary()
-		if err != nil {
-			return err
-		}
-		var ov, fo [][]float32 // this image's slice of every output and feature map
-		if allCached {
-			ov, fo = cached[i].outs, cached[i].feats
-		} else {
-			ov, fo = make([][]float32, len(outs)), make([][]float32, len(d.features))
-			for k, sh := range net.Shapes {
-				per := sh[1] * sh[2] * sh[3]
-				ov[k] = outs[k][i*per : (i+1)*per]
-			}
-			for k := range d.features {
-				per := len(feats[k]) / n
-				fo[k] = feats[k][i*per : (i+1)*per]
-			}
-			if cached[i] == nil {
-				d.cache.put(keys[i], ov, fo)
-			}
-		}
-		v.ImageID, v.File, v.ViewIndex, v.Aug = sm.ID, sm.File, epoch, aug
-		for k, sh := range net.Shapes {
-			v.Outputs[k] = softtarget.Tensor{Shape: []int{sh[1], sh[2], sh[3]}, Data: ov[k]}
-		}
-		for k, f := range d.features {
-			v.Features[f] = softtarget.Tensor{Shape: slices.Clone(fshape[k][1:]), Data: fo[k]}
-		}
-		if err := w.Write(&v); err != nil {
-			return err
-		}
-	}
-	return nil
 }

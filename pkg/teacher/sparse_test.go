@@ -1,4 +1,4 @@
-package main
+package teacher
 
 import (
 	"math"
@@ -25,7 +25,8 @@ func TestPrepareMasks(t *testing.T) {
 	}
 	defer rec.Close()
 	fg := rec.Terms[0].Loss.(*distill.FineGrained)
-	d := &distiller{recipe: rec, sparse: true, anchors: []int{A, A}}
+	off := NewOffline(rec, nil)
+	st := distill.NewStudent(rec, off, [][]int{{0, 1}, {2, 3}})
 	tests := []struct {
 		name  string
 		dense []bool // per view: no Stored masks
@@ -35,7 +36,7 @@ func TestPrepareMasks(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d.views = nil
+			var views []*softtarget.View
 			for _, dense := range tt.dense {
 				v := &softtarget.View{}
 				for _, sh := range shapes {
@@ -52,14 +53,22 @@ func TestPrepareMasks(t *testing.T) {
 						v.Stored = append(v.Stored, m)
 					}
 				}
-				d.views = append(d.views, v)
+				views = append(views, v)
 			}
-			if err := d.prepareOffline(); err != nil {
+			off.setViews(views)
+			if err := off.Prepare(); err != nil {
 				t.Fatal(err)
 			}
-			teacher, err := d.teacherTensors(0)
-			if err != nil {
+			if err := st.Prepare(); err != nil {
 				t.Fatal(err)
+			}
+			var teacher []distill.Tensor
+			for _, r := range rec.Terms[0].Teacher {
+				x, err := off.Tensor(r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				teacher = append(teacher, *x)
 			}
 			student := make([]distill.Tensor, len(teacher))
 			for k, x := range teacher {
@@ -75,10 +84,10 @@ func TestPrepareMasks(t *testing.T) {
 			// Per view, with its own masks.
 			one, _ := distill.NewFineGrained(C, 7, 1)
 			var want float64
-			for n, v := range d.views {
+			for n, v := range views {
 				var s1, t1 []distill.Tensor
 				for k, x := range teacher {
-					per := len(x.Data) / len(d.views)
+					per := len(x.Data) / len(views)
 					sh := []int{1, x.Shape[1], x.Shape[2], x.Shape[3]}
 					s1 = append(s1, distill.Tensor{Shape: sh, Data: student[k].Data[n*per : (n+1)*per]})
 					t1 = append(t1, distill.Tensor{Shape: sh, Data: x.Data[n*per : (n+1)*per]})
@@ -88,7 +97,7 @@ func TestPrepareMasks(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				want += l / float64(len(d.views))
+				want += l / float64(len(views))
 			}
 			if math.Abs(got-want) > 1e-12*math.Abs(want) {
 				t.Errorf("batch loss %.17g, mean of per-view losses %.17g", got, want)

@@ -1,4 +1,4 @@
-package main
+package teacher
 
 import (
 	"context"
@@ -141,17 +141,18 @@ type produced struct {
 	err      error
 }
 
-// softSource is a train.Source over soft targets: batches of up to
+// Replay is the training batch source of offline distillation (a
+// train.Source): batches of up to
 // train.batch_size consecutive views of one input size, in file order, each
 // view rebuilt from its augmentation record (augment.Config.Replay)
 // from the student's training split.
-type softSource struct {
+type Replay struct {
 	seq     *sequence
 	split   *dataset.Split
 	aug     augment.Config
 	batch   int
 	workers int
-	d       *distiller
+	off     *Offline
 	need    int64 // batches the loop will ask for
 	handed  int64 // batches Next returned
 
@@ -162,10 +163,10 @@ type softSource struct {
 	pending *softtarget.View // read but not yet batched (producer only)
 }
 
-// openSoftSource makes the source at a saved state (nil: the start).
-func openSoftSource(ctx context.Context, cfg *config.Config, state []byte, seq *sequence, split *dataset.Split, d *distiller, need int64) (*softSource, error) {
-	s := &softSource{seq: seq, split: split, aug: augment.FromConfig(cfg), batch: cfg.Train.BatchSize,
-		workers: cfg.Data.Workers, d: d, need: need}
+// openReplay makes the source at a saved state (nil: the start).
+func openReplay(ctx context.Context, cfg *config.Config, state []byte, seq *sequence, split *dataset.Split, off *Offline, need int64) (*Replay, error) {
+	s := &Replay{seq: seq, split: split, aug: augment.FromConfig(cfg), batch: cfg.Train.BatchSize,
+		workers: cfg.Data.Workers, off: off, need: need}
 	if s.workers <= 0 {
 		s.workers = runtime.GOMAXPROCS(0)
 	}
@@ -187,7 +188,7 @@ func openSoftSource(ctx context.Context, cfg *config.Config, state []byte, seq *
 
 // produce makes the batches after position start on its own goroutine. It
 // never reads s.st, which Next updates concurrently.
-func (s *softSource) produce(ctx context.Context, start softState) {
+func (s *Replay) produce(ctx context.Context, start softState) {
 	defer s.wg.Done()
 	defer close(s.ch)
 	send := func(p produced) bool {
@@ -228,7 +229,7 @@ func (s *softSource) produce(ctx context.Context, start softState) {
 // listed in Batch.Skipped, and the next view takes its place, so that views
 // and teacher outputs stay paired. consumed counts every view read for the
 // batch, dropped ones included.
-func (s *softSource) next(ctx context.Context, index int64) (b *augment.Batch, views []*softtarget.View, consumed int64, err error) {
+func (s *Replay) next(ctx context.Context, index int64) (b *augment.Batch, views []*softtarget.View, consumed int64, err error) {
 	size := 0
 	var recs []augment.Record
 	var skipped []dataset.Skip
@@ -304,7 +305,7 @@ func (s *softSource) next(ctx context.Context, index int64) (b *augment.Batch, v
 
 // check validates a view's record against the student's split and decodes it
 // into rec.
-func (s *softSource) check(v *softtarget.View, rec *augment.Record, size int) error {
+func (s *Replay) check(v *softtarget.View, rec *augment.Record, size int) error {
 	if err := rec.UnmarshalBinary(v.Aug); err != nil {
 		return fmt.Errorf("%s: augmentation record: %w", viewName(v), err)
 	}
@@ -325,7 +326,7 @@ func (s *softSource) check(v *softtarget.View, rec *augment.Record, size int) er
 
 // rebuild replays the views' records in parallel into imgs ([n, 3, size,
 // size]); each slot's outcome is its item or its error.
-func (s *softSource) rebuild(ctx context.Context, views []*softtarget.View, recs []augment.Record, size int) ([]augment.BatchItem, []float32, []error) {
+func (s *Replay) rebuild(ctx context.Context, views []*softtarget.View, recs []augment.Record, size int) ([]augment.BatchItem, []float32, []error) {
 	plane := 3 * size * size
 	items := make([]augment.BatchItem, len(views))
 	imgs := make([]float32, len(views)*plane)
@@ -362,7 +363,7 @@ func (s *softSource) rebuild(ctx context.Context, views []*softtarget.View, recs
 // distiller. After the last batch training needs, it waits until every stream
 // input has been read to its verified end (a truncated stream fails here,
 // before the final checkpoint).
-func (s *softSource) Next(ctx context.Context) (*augment.Batch, error) {
+func (s *Replay) Next(ctx context.Context) (*augment.Batch, error) {
 	var p produced
 	var ok bool
 	select {
@@ -393,21 +394,21 @@ func (s *softSource) Next(ctx context.Context) (*augment.Batch, error) {
 			return nil, ctx.Err()
 		}
 	}
-	s.d.views = p.views
+	s.off.setViews(p.views)
 	return p.b, nil
 }
 
 // Images implements train.Source: the images of the student's training split.
-func (s *softSource) Images() int { return len(s.split.DS.Samples) }
+func (s *Replay) Images() int { return len(s.split.DS.Samples) }
 
 // State implements train.Source.
-func (s *softSource) State() []byte {
+func (s *Replay) State() []byte {
 	b, _ := json.Marshal(s.st)
 	return b
 }
 
 // Close implements train.Source.
-func (s *softSource) Close() {
+func (s *Replay) Close() {
 	s.cancel()
 	go func() {
 		for range s.ch {

@@ -1,4 +1,4 @@
-package main
+package teacher
 
 import (
 	"context"
@@ -62,14 +62,14 @@ func BenchmarkStepCost(b *testing.B) {
 		b.Fatal(err)
 	}
 	// Stored views: the teacher's outputs per image, as a soft-target reader gives them.
-	outs, shapes, err := teacher.Predict(batch.Images, n, size, size)
+	outs, outShapes, err := teacher.Predict(batch.Images, n, size, size)
 	if err != nil {
 		b.Fatal(err)
 	}
 	views := make([]*softtarget.View, n)
 	for i := range views {
 		v := &softtarget.View{InputH: size, InputW: size}
-		for s, sh := range shapes {
+		for s, sh := range outShapes {
 			per := sh[1] * sh[2] * sh[3]
 			v.Outputs = append(v.Outputs, softtarget.Tensor{Shape: []int{sh[1], sh[2], sh[3]}, Data: append([]float32(nil), outs[s][i*per:(i+1)*per]...)})
 		}
@@ -94,19 +94,22 @@ func BenchmarkStepCost(b *testing.B) {
 		}
 		b.Cleanup(crit.Close)
 		m := &mode{name: name, prepare: func() error { return nil }}
-		var d *distiller
+		var d *distill.Student
 		if distil {
 			rec, err := distill.NewRecipe(st.Distill, 3, st.Model.NumClasses, 0)
 			if err != nil {
 				b.Fatal(err)
 			}
 			b.Cleanup(rec.Close)
-			d = &distiller{recipe: rec, views: views}
 			if online {
-				d.teacher, d.tspec = teacher, teacher.Spec
-				m.prepare = func() error { return d.prepareOnline(batch.Images, n, size, size) }
+				on := &Online{Det: teacher, refs: rec.TeacherRefs(), sh: shapes{spec: teacher.Spec}}
+				d = distill.NewStudent(rec, on, st.Model.AnchorMasks)
+				m.prepare = func() error { return on.Prepare(batch) }
 			} else {
-				m.prepare = d.prepareOffline
+				off := NewOffline(rec, nil)
+				off.setViews(views)
+				d = distill.NewStudent(rec, off, st.Model.AnchorMasks)
+				m.prepare = off.Prepare
 			}
 		}
 		det.OnBuild = func(bd *nn.Builder, net *detector.Net) error {
@@ -118,7 +121,7 @@ func BenchmarkStepCost(b *testing.B) {
 				return p.Total
 			})
 			if d != nil {
-				return d.attach(bd, net)
+				return d.Attach(bd, net)
 			}
 			return bd.Err()
 		}

@@ -1,0 +1,231 @@
+package teacher
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"yolodistill/pkg/augment"
+	"yolodistill/pkg/config"
+	"yolodistill/pkg/dataset"
+	"yolodistill/pkg/detector"
+	"yolodistill/pkg/distill"
+	"yolodistill/pkg/softtarget"
+	"yolodistill/pkg/train"
+	"yolodistill/pkg/yolo"
+)
+
+// Options configure a distillation Session (student-train's flags).
+type Options struct {
+	// Student is the student's configuration (validated).
+	Student *config.Config
+	// TeacherConfig is the teacher configuration's path; "" means the
+	// student's distill.teacher (and none when that is empty too).
+	TeacherConfig string
+	// Weights are the teacher's weights (a path or an http(s) URL) for
+	// online distillation; "" means offline, from Inputs.
+	Weights string
+	// Inputs are the soft-target files of offline distillation, in order;
+	// "-" is Stdin (at most once).
+	Inputs []string
+	Stdin  io.Reader
+	// CacheDir holds downloaded weights (train.DefaultCacheDir when "").
+	CacheDir string
+	// Log receives messages (one line each, no prefix); nil discards them.
+	Log func(format string, args ...any)
+}
+
+// Session is the distillation side of one student training run: the recipe
+// applied to the student (distill.Student) and its teacher, online or
+// offline (with the Replay batch source over the soft-target inputs). Apply
+// puts it into pkg/train's loop.
+type Session struct {
+	Student *distill.Student
+	// Online or Offline is the teacher; the other is nil.
+	Online  *Online
+	Offline *Offline
+
+	cfg     *config.Config
+	ins     []input
+	seq     *sequence
+	split   *dataset.Split
+	opened  bool
+	logf    func(format string, args ...any)
+	Summary string // one line saying what the session distils from
+}
+
+// Setup makes the recipe of the student configuration, checks the teacher
+// (the soft targets' metadata, or the teacher configuration and weights)
+// against the student, and opens the soft-target inputs. Close it after
+// training.
+func Setup(ctx context.Context, opt Options) (s *Session, err error) {
+	cfg := opt.Student
+	s = &Session{cfg: cfg, logf: opt.Log}
+	if s.logf == nil {
+		s.logf = func(string, ...any) {}
+	}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	rec, err := distill.NewRecipe(cfg.Distill, len(cfg.Model.AnchorMasks), cfg.Model.NumClasses, 0)
+	if err != nil {
+		return s, fmt.Errorf("%s: %w", configName(cfg), err)
+	}
+	if rec.Kind == "none" {
+		rec.Close()
+		return s, fmt.Errorf("%s: distill.loss is none: nothing to distil (set distill.loss, e.g. -o distill.loss=l2, or use detect-train)", configName(cfg))
+	}
+	teacherPath := opt.TeacherConfig
+	if teacherPath == "" {
+		teacherPath = cfg.TeacherPath()
+	}
+	var tc *config.Config
+	var tspec *yolo.Spec
+	if teacherPath != "" {
+		if tc, err = config.Load(teacherPath, nil); err != nil {
+			rec.Close()
+			return s, fmt.Errorf("teacher configuration: %w", err)
+		}
+		if tspec, err = yolo.FromModelConfig(tc.Model); err != nil {
+			rec.Close()
+			return s, fmt.Errorf("teacher %s: %w", teacherPath, err)
+		}
+	}
+	want := Want(cfg, rec, tc)
+	cacheDir := opt.CacheDir
+	if cacheDir == "" {
+		cacheDir = train.DefaultCacheDir()
+	}
+	if opt.Weights != "" {
+		s.Student = distill.NewStudent(rec, nil, cfg.Model.AnchorMasks)
+		if tc == nil {
+			return s, errors.New("online mode needs the teacher configuration: -t TEACHER (or distill.teacher in the student configuration)")
+		}
+		if s.Online, err = NewOnline(ctx, tc, teacherPath, opt.Weights, cacheDir, rec, want); err != nil {
+			return s, err
+		}
+		s.Student.Teacher = s.Online
+		s.Summary = fmt.Sprintf("online distillation (%s) from teacher %s", rec.Kind, teacherPath)
+		return s, nil
+	}
+	s.Offline = NewOffline(rec, tspec)
+	s.Student = distill.NewStudent(rec, s.Offline, cfg.Model.AnchorMasks)
+	if teacherPath == "" {
+		s.logf("warning: no teacher configuration (-t or distill.teacher): the soft targets' teacher is not checked")
+	}
+	// The views are rebuilt with this configuration's augmentation: the
+	// settings the records do not carry must be the dump's.
+	aug := augment.FromConfig(cfg)
+	want.Replay = aug.ReplaySettings(false)
+	for _, path := range opt.Inputs {
+		var r *softtarget.Reader
+		if path == "-" {
+			r, err = softtarget.NewReader(bufio.NewReaderSize(opt.Stdin, 1<<20), "-")
+		} else {
+			r, err = softtarget.Open(path)
+		}
+		if err != nil {
+			return s, err
+		}
+		s.ins = append(s.ins, input{name: path, r: r})
+		if err := r.CheckCompatible(want); err != nil {
+			return s, err
+		}
+		if r.Meta().Replay == nil {
+			s.logf("warning: %s predates the augmentation-settings check (no %s in its metadata): "+
+				"cannot verify that it was dumped with this configuration's data.augment mean, std and expand fill; re-dump it with this teacher-dump to have them checked",
+				path, softtarget.KeyReplay)
+		}
+		if r.Meta().Encoding.Kind == softtarget.Sparse {
+			if err := rec.CheckSparse(); err != nil {
+				return s, fmt.Errorf("%s: %w", path, err)
+			}
+		}
+	}
+	if s.split, err = dataset.OpenSplit(cfg, cfg.Data.TrainSplit, dataset.SplitOptions{}); err != nil {
+		return s, err
+	}
+	s.seq = newSequence(s.ins)
+	if s.seq.cycle {
+		batches := s.seq.total / int64(cfg.Train.BatchSize)
+		s.Summary = fmt.Sprintf("offline distillation (%s): %d views in %d file(s), about %d batches per pass, %d iterations",
+			rec.Kind, s.seq.total, len(s.ins), batches, cfg.Train.MaxIters)
+	} else {
+		s.Summary = fmt.Sprintf("offline distillation (%s) from %d input(s) including a stream, %d iterations", rec.Kind, len(s.ins), cfg.Train.MaxIters)
+	}
+	return s, nil
+}
+
+// Apply sets o's hooks (the adapters before a checkpoint is loaded, the
+// losses on every training graph, the teacher's tensors before every step)
+// and, offline, its batch source: the Replay of the soft targets.
+func (s *Session) Apply(o *train.Options) {
+	o.Hooks.Init = s.Student.Init
+	o.Hooks.Attach = s.Student.Attach
+	if s.Online != nil {
+		o.Hooks.Prepare = func(ctx context.Context, it int, b *augment.Batch, net *detector.Net) error {
+			if err := s.Online.Prepare(b); err != nil {
+				return err
+			}
+			return s.Student.Prepare()
+		}
+		return
+	}
+	o.Open = s.open
+	o.Hooks.Prepare = func(ctx context.Context, it int, b *augment.Batch, net *detector.Net) error {
+		if err := s.Offline.Prepare(); err != nil {
+			return err
+		}
+		return s.Student.Prepare()
+	}
+}
+
+// open is the offline train.OpenSource: the Replay at a saved state.
+func (s *Session) open(ctx context.Context, cfg *config.Config, state []byte) (train.Source, error) {
+	if s.opened {
+		return nil, errors.New("soft targets: the source can be opened once per run")
+	}
+	s.opened = true
+	var st softState
+	if len(state) > 0 {
+		if err := json.Unmarshal(state, &st); err != nil {
+			return nil, fmt.Errorf("soft-target position %q in the checkpoint: not a student-train position", state)
+		}
+	}
+	need := int64(cfg.Train.MaxIters) - st.Batches
+	if need <= 0 {
+		return nil, fmt.Errorf("soft-target position %q: %d batches done, train.max_iters is %d", state, st.Batches, cfg.Train.MaxIters)
+	}
+	return openReplay(ctx, cfg, state, s.seq, s.split, s.Offline, need)
+}
+
+// Err is the first error of a distillation loss (losses cannot fail inside
+// a graph step: training sees a NaN loss; this says why).
+func (s *Session) Err() error {
+	if s.Student == nil {
+		return nil
+	}
+	return s.Student.Err()
+}
+
+// Close closes the losses and the soft-target inputs.
+func (s *Session) Close() {
+	if s.Student != nil {
+		s.Student.Recipe.Close()
+	}
+	for _, in := range s.ins {
+		in.r.Close()
+	}
+}
+
+func configName(cfg *config.Config) string {
+	if cfg.Path != "" {
+		return cfg.Path
+	}
+	return "configuration"
+}
