@@ -23,10 +23,26 @@ func IsURL(s string) bool {
 	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://")
 }
 
+// DefaultCacheDir is where downloaded checkpoints are kept:
+// $XDG_CACHE_HOME/yolodistill, else os.UserCacheDir()/yolodistill
+// (~/.cache/yolodistill on Linux), else a folder in the temp dir.
+func DefaultCacheDir() string {
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "yolodistill")
+	}
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "yolodistill")
+	}
+	return filepath.Join(os.TempDir(), "yolodistill-cache")
+}
+
 // Open loads a checkpoint from a local path, or from an http(s) URL through
-// Fetch's cache in cacheDir.
+// Fetch's cache in cacheDir (DefaultCacheDir when "").
 func Open(ctx context.Context, pathOrURL, cacheDir string) (*Checkpoint, error) {
 	if IsURL(pathOrURL) {
+		if cacheDir == "" {
+			cacheDir = DefaultCacheDir()
+		}
 		p, err := Fetch(ctx, pathOrURL, cacheDir)
 		if err != nil {
 			return nil, err

@@ -1,6 +1,7 @@
 package detector
 
 import (
+	"context"
 	"errors"
 	"math/rand/v2"
 	"path/filepath"
@@ -242,7 +243,7 @@ func TestLoadDetectorIgnoresAdapters(t *testing.T) {
 			if err := checkpoint.Save(path, c); err != nil {
 				t.Fatal(err)
 			}
-			_, _, _, err := Load(cfg, path)
+			_, _, err := Load(context.Background(), cfg, path, "")
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("Load: %v, want error %v", err, tc.wantErr)
 			}

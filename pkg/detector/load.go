@@ -1,6 +1,7 @@
 package detector
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -9,37 +10,38 @@ import (
 	"yolodistill/pkg/config"
 )
 
-// Load makes cfg's detector (New) and loads every weight and
-// BatchNorm statistic from the checkpoint file at path (LoadCheckpoint: the
-// checkpoint must fit the model exactly). It returns the checkpoint too
-// (its tensors are copied into the detector; callers may drop it) and a
-// warning, "" when none: the checkpoint's model_hash differs from the
-// configuration's although every tensor fits (e.g. other anchors or
-// scale_x_y, which change the decoding but not the weights' shapes). Errors
-// name the file: unreadable or corrupt checkpoints, and a
-// *checkpoint.MismatchError listing the tensors that do not fit (a
+// Load makes cfg's detector (New) and loads every weight and BatchNorm
+// statistic from the checkpoint at src, a file or an http(s) URL (downloaded
+// once into cacheDir; checkpoint.Open), with LoadCheckpoint: the checkpoint
+// must fit the model exactly, but training-only tensors (TrainingOnlyPrefix:
+// a student-train run's adapters) are ignored. It is how every tool loads a
+// model to run: detect-eval, detect-infer, teacher-dump and the online
+// teacher of student-train. The warning is "" or says that the checkpoint's
+// model_hash differs from the configuration's although every tensor fits
+// (e.g. other anchors or scale_x_y, which change the decoding but not the
+// weights' shapes). Errors name the file: unreadable or corrupt checkpoints,
+// and a *checkpoint.MismatchError listing the tensors that do not fit (a
 // checkpoint of another model).
-func Load(cfg *config.Config, path string) (*Detector, *checkpoint.Checkpoint, string, error) {
-	d, err := New(cfg)
+func Load(ctx context.Context, cfg *config.Config, src, cacheDir string) (d *Detector, warn string, err error) {
+	d, err = New(cfg)
 	if err != nil {
 		if cfg.Path != "" {
-			return nil, nil, "", fmt.Errorf("%s: %w", cfg.Path, err)
+			return nil, "", fmt.Errorf("%s: %w", cfg.Path, err)
 		}
-		return nil, nil, "", err
+		return nil, "", err
 	}
-	ck, err := checkpoint.Load(path)
+	ck, err := checkpoint.Open(ctx, src, cacheDir)
 	if err != nil {
-		return nil, nil, "", err
+		return nil, "", err
 	}
 	dropTrainingOnly(ck)
 	if err := d.LoadCheckpoint(ck); err != nil {
-		return nil, nil, "", err
+		return nil, "", err
 	}
-	warn := ""
 	if h, ok := ck.Meta["model_hash"]; ok && h != cfg.ModelHash() {
-		warn = fmt.Sprintf("%s: the checkpoint was made with another model configuration (model hash %s, the configuration's %s); its weights fit, but anchors or decoding settings may differ", path, h, cfg.ModelHash())
+		warn = fmt.Sprintf("%s: the checkpoint was made with another model configuration (model hash %.12s, the configuration's %.12s); its weights fit, but anchors or decoding settings may differ", src, h, cfg.ModelHash())
 	}
-	return d, ck, warn, nil
+	return d, warn, nil
 }
 
 // TrainingOnlyPrefix names the tensors a checkpoint may hold that belong to

@@ -529,7 +529,7 @@ func realStudent(t *testing.T, views []softtarget.View) [][]distill.Tensor {
 	if err != nil {
 		t.Fatal(err)
 	}
-	det, _, _, err := detector.Load(cfg, ckpt)
+	det, _, err := detector.Load(context.Background(), cfg, ckpt, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,13 +12,11 @@ import (
 	"time"
 
 	"yolodistill/pkg/augment"
-	"yolodistill/pkg/checkpoint"
 	"yolodistill/pkg/config"
 	"yolodistill/pkg/dataset"
 	"yolodistill/pkg/detector"
 	"yolodistill/pkg/distill"
 	"yolodistill/pkg/softtarget"
-	"yolodistill/pkg/train"
 )
 
 // DumpOptions configure Dump (teacher-dump's flags).
@@ -26,7 +24,7 @@ type DumpOptions struct {
 	Config          string   // the teacher configuration's path
 	Override        []string // its -o overrides
 	Weights         string   // the teacher's weights: a path or an http(s) URL
-	CacheDir        string   // where downloaded weights are kept (train.DefaultCacheDir when "")
+	CacheDir        string   // where downloaded weights are kept (checkpoint.DefaultCacheDir when "")
 	StudentConfig   string   // the student configuration: data, batch size and pairs ("" = the teacher's data, no feature maps)
 	StudentOverride []string // its -o overrides
 	Dataset         string   // replaces data.root when not ""
@@ -119,29 +117,18 @@ func (d *dumper) setup(ctx context.Context) error {
 	if g.Batch > 0 {
 		d.batch = g.Batch
 	}
-	if d.det, err = detector.New(d.teacher); err != nil {
-		return fmt.Errorf("%s: %w", g.Config, err)
+	var warn string
+	if d.det, warn, err = detector.Load(ctx, d.teacher, g.Weights, g.CacheDir); err != nil {
+		return fmt.Errorf("teacher weights: %w", err)
+	}
+	if warn != "" {
+		d.log("warning: %s", warn)
 	}
 	for _, f := range d.features {
 		if _, ok := d.det.Spec.Layer(f); !ok {
 			return fmt.Errorf("%s: distill pairs ask for teacher feature map %q, which the teacher (%s) does not have (model-inspect -c %s lists the names)",
 				g.StudentConfig, f, g.Config, g.Config)
 		}
-	}
-	cache := g.CacheDir
-	if cache == "" {
-		cache = train.DefaultCacheDir()
-	}
-	ck, err := checkpoint.Open(ctx, g.Weights, cache)
-	if err != nil {
-		return fmt.Errorf("teacher weights: %w", err)
-	}
-	if err := d.det.LoadCheckpoint(ck); err != nil {
-		return fmt.Errorf("teacher weights %s: %w", g.Weights, err)
-	}
-	if h, ok := ck.Meta["model_hash"]; ok && h != d.teacher.ModelHash() {
-		d.log("warning: %s was saved from another model configuration than %s (model hash %.12s, the configuration's %.12s)",
-			g.Weights, g.Config, h, d.teacher.ModelHash())
 	}
 	opt := dataset.SplitOptions{Root: g.Dataset}
 	if d.split, err = dataset.OpenSplit(d.data, d.data.Data.TrainSplit, opt); err != nil {

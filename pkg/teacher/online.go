@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"yolodistill/pkg/augment"
-	"yolodistill/pkg/checkpoint"
 	"yolodistill/pkg/config"
 	"yolodistill/pkg/detector"
 	"yolodistill/pkg/distill"
@@ -25,28 +24,25 @@ type Online struct {
 
 // NewOnline loads the teacher of configuration tc (from tcPath, for
 // messages) with the weights at weights (a path or an http(s) URL, cached in
-// cacheDir) and checks it fits want (the student's Want: classes, anchors and
-// masks, the feature maps the recipe reads, whose tensors it will give).
-func NewOnline(ctx context.Context, tc *config.Config, tcPath, weights, cacheDir string, rec *distill.Recipe, want softtarget.Meta) (*Online, error) {
+// cacheDir; detector.Load) and checks it fits want (the student's Want:
+// classes, anchors and masks, the feature maps the recipe reads, whose
+// tensors it will give). Warnings go to logf when not nil.
+func NewOnline(ctx context.Context, tc *config.Config, tcPath, weights, cacheDir string, rec *distill.Recipe, want softtarget.Meta, logf func(string, ...any)) (*Online, error) {
 	got := softtarget.Meta{TeacherConfigHash: tc.ModelHash(), Classes: tc.Data.Classes, Anchors: tc.Model.Anchors, Masks: tc.Model.AnchorMasks}
 	if err := got.CheckCompatible(softtarget.Meta{Classes: want.Classes, Anchors: want.Anchors, Masks: want.Masks}); err != nil {
 		return nil, fmt.Errorf("teacher %s: %w", tcPath, err)
 	}
-	det, err := detector.New(tc)
+	det, warn, err := detector.Load(ctx, tc, weights, cacheDir)
 	if err != nil {
-		return nil, fmt.Errorf("teacher %s: %w", tcPath, err)
+		return nil, fmt.Errorf("teacher weights: %w", err)
+	}
+	if warn != "" && logf != nil {
+		logf("warning: %s", warn)
 	}
 	for _, f := range want.Features {
 		if _, ok := det.Spec.Layer(f); !ok {
 			return nil, fmt.Errorf("teacher %s has no tensor %q that distill.pairs names (model-inspect lists the names)", tcPath, f)
 		}
-	}
-	ck, err := checkpoint.Open(ctx, weights, cacheDir)
-	if err != nil {
-		return nil, fmt.Errorf("teacher weights: %w", err)
-	}
-	if err := det.LoadCheckpoint(ck); err != nil {
-		return nil, fmt.Errorf("teacher weights %s: %w", weights, err)
 	}
 	return &Online{Det: det, refs: rec.TeacherRefs(), sh: shapes{spec: det.Spec}}, nil
 }

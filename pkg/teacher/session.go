@@ -32,7 +32,7 @@ type Options struct {
 	// "-" is Stdin (at most once).
 	Inputs []string
 	Stdin  io.Reader
-	// CacheDir holds downloaded weights (train.DefaultCacheDir when "").
+	// CacheDir holds downloaded weights (checkpoint.DefaultCacheDir when "").
 	CacheDir string
 	// Log receives messages (one line each, no prefix); nil discards them.
 	Log func(format string, args ...any)
@@ -97,16 +97,12 @@ func Setup(ctx context.Context, opt Options) (s *Session, err error) {
 		}
 	}
 	want := Want(cfg, rec, tc)
-	cacheDir := opt.CacheDir
-	if cacheDir == "" {
-		cacheDir = train.DefaultCacheDir()
-	}
 	if opt.Weights != "" {
 		s.Student = distill.NewStudent(rec, nil, cfg.Model.AnchorMasks)
 		if tc == nil {
 			return s, errors.New("online mode needs the teacher configuration: -t TEACHER (or distill.teacher in the student configuration)")
 		}
-		if s.Online, err = NewOnline(ctx, tc, teacherPath, opt.Weights, cacheDir, rec, want); err != nil {
+		if s.Online, err = NewOnline(ctx, tc, teacherPath, opt.Weights, opt.CacheDir, rec, want, s.logf); err != nil {
 			return s, err
 		}
 		s.Student.Teacher = s.Online

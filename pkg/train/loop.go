@@ -78,7 +78,7 @@ type Options struct {
 	// Pretrained is a checkpoint path or http(s) URL whose fitting weights
 	// initialise a fresh run ("" uses train.pretrained; ignored on resume).
 	Pretrained string
-	// CacheDir holds downloaded pretrained checkpoints (DefaultCacheDir when "").
+	// CacheDir holds downloaded pretrained checkpoints (checkpoint.DefaultCacheDir when "").
 	CacheDir string
 	// Name prefixes progress and log lines ("detect-train").
 	Name string
@@ -130,19 +130,6 @@ func (e *NonFiniteError) Error() string {
 		last = "the last good checkpoint is " + e.LastCheckpoint
 	}
 	return fmt.Sprintf("iteration %d: loss is %v (%s): training stopped; %s (lower train.base_lr?)", e.Iter, e.Loss, e.Parts, last)
-}
-
-// DefaultCacheDir is where downloaded checkpoints are kept:
-// $XDG_CACHE_HOME/yolodistill, else os.UserCacheDir()/yolodistill
-// (~/.cache/yolodistill on Linux), else a folder in the temp dir.
-func DefaultCacheDir() string {
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "yolodistill")
-	}
-	if d, err := os.UserCacheDir(); err == nil {
-		return filepath.Join(d, "yolodistill")
-	}
-	return filepath.Join(os.TempDir(), "yolodistill-cache")
 }
 
 // trainer is one run's state.
@@ -349,11 +336,7 @@ func (t *trainer) restore(ctx context.Context) (int, []byte, error) {
 		src = cfg.Train.Pretrained
 	}
 	if src != "" {
-		cache := t.opt.CacheDir
-		if cache == "" {
-			cache = DefaultCacheDir()
-		}
-		c, err := checkpoint.Open(ctx, src, cache)
+		c, err := checkpoint.Open(ctx, src, t.opt.CacheDir)
 		if err != nil {
 			return 0, nil, fmt.Errorf("pretrained weights: %w", err)
 		}

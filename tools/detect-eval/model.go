@@ -100,7 +100,7 @@ func modelDetections(ctx context.Context, f *modelFlags, jsonOut string, log cli
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	det, _, warn, err := detector.Load(cfg, f.Weights)
+	det, warn, err := detector.Load(ctx, cfg, f.Weights, "")
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -81,7 +81,7 @@ func TestModelDetectionsSynth(t *testing.T) {
 		}
 	}
 	// the same numbers as the library evaluation the trainer uses
-	d, _, _, err := detector.Load(cfg, ck)
+	d, _, err := detector.Load(context.Background(), cfg, ck, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +223,7 @@ func TestRunModelMode(t *testing.T) {
 		MapType string  `json:"map_type"`
 	}
 	readJSON(t, scores, &got)
-	d, _, _, err := detector.Load(cfg, ck)
+	d, _, err := detector.Load(context.Background(), cfg, ck, "")
 	if err != nil {
 		t.Fatal(err)
 	}

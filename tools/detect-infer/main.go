@@ -119,7 +119,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err := checkOutputDir(g.OutputDir, inputs); err != nil {
 		return log.Fail(err)
 	}
-	det, _, warn, err := detector.Load(cfg, g.Weights)
+	det, warn, err := detector.Load(ctx, cfg, g.Weights, "")
 	if err != nil {
 		return log.Fail(err)
 	}
