@@ -76,6 +76,12 @@ type Scored struct {
 // It returns at most keep boxes (keep <= 0: no limit) sorted by descending
 // score; ties keep input order. dets is not modified.
 func NMS(dets []Scored, scoreThresh, iouThresh float64, topK, keep int) []Scored {
+	return NMSWith(dets, IoU, scoreThresh, iouThresh, topK, keep)
+}
+
+// NMSWith is NMS with another overlap measure (e.g. PaddlePaddle's
+// multiclass_nms with normalized=false, which counts pixels inclusively).
+func NMSWith(dets []Scored, iou func(a, b Box) float64, scoreThresh, iouThresh float64, topK, keep int) []Scored {
 	byLabel := map[int][]Scored{}
 	var labels []int
 	for _, d := range dets {
@@ -99,7 +105,7 @@ func NMS(dets []Scored, scoreThresh, iouThresh float64, topK, keep int) []Scored
 		for _, c := range cand {
 			ok := true
 			for _, k := range kept {
-				if IoU(c.Box, k.Box) > iouThresh {
+				if iou(c.Box, k.Box) > iouThresh {
 					ok = false
 					break
 				}

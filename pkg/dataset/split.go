@@ -82,7 +82,7 @@ func OpenSplit(cfg *config.Config, split string, opt SplitOptions) (*Split, erro
 			return synthSplit(cfg, split)
 		}
 		format = "coco"
-		if st, err := os.Stat(filepath.Join(root, VOCAnnotations)); err == nil && st.IsDir() {
+		if IsVOCFolder(root) {
 			format = "voc"
 		}
 	}
@@ -219,4 +219,34 @@ func (s synthSource) Load(i int) (*Image, []Target, error) {
 	}
 	_, img := SynthImage(s.opts, s.idx[i])
 	return img, TargetsOf(s.ds.Samples[i].Objects), nil
+}
+
+// IsVOCFolder reports whether path is a folder holding VOC's Annotations/.
+func IsVOCFolder(path string) bool {
+	st, err := os.Stat(filepath.Join(path, VOCAnnotations))
+	return err == nil && st.IsDir()
+}
+
+// DetectFormat says what the dataset at path is: "voc" for a folder with
+// Annotations/ (VOC wins when both are there), "coco" for a .json file or a
+// folder with annotations.json (this project's COCO folder layout). Anything
+// else is an error naming path and asking for the format.
+func DetectFormat(path string) (string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	if !st.IsDir() {
+		if strings.HasSuffix(strings.ToLower(path), ".json") {
+			return "coco", nil
+		}
+		return "", fmt.Errorf("%s: not a folder or a .json file; give --format", path)
+	}
+	if IsVOCFolder(path) {
+		return "voc", nil
+	}
+	if fileExists(filepath.Join(path, COCOAnnotationFile)) {
+		return "coco", nil
+	}
+	return "", fmt.Errorf("%s: neither a VOC folder (no %s/) nor a COCO folder (no %s); give --format", path, VOCAnnotations, COCOAnnotationFile)
 }

@@ -90,7 +90,7 @@ func (c *anchorsCmd) Run(e *env) error {
 	}
 	format := c.Format
 	if format == "" {
-		if format, err = detectFormat(c.Path); err != nil {
+		if format, err = dataset.DetectFormat(c.Path); err != nil {
 			return err
 		}
 	}

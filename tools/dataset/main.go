@@ -102,31 +102,10 @@ type source struct {
 	maxPixels int
 }
 
-// detectFormat guesses voc or coco from what is at path.
-func detectFormat(path string) (string, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return "", err
-	}
-	if !st.IsDir() {
-		if strings.HasSuffix(strings.ToLower(path), ".json") {
-			return "coco", nil
-		}
-		return "", fmt.Errorf("%s: not a folder or a .json file; give --format", path)
-	}
-	if _, err := os.Stat(filepath.Join(path, dataset.VOCAnnotations)); err == nil {
-		return "voc", nil
-	}
-	if _, err := os.Stat(filepath.Join(path, dataset.COCOAnnotationFile)); err == nil {
-		return "coco", nil
-	}
-	return "", fmt.Errorf("%s: neither a VOC folder (no %s/) nor a COCO folder (no %s); give --format", path, dataset.VOCAnnotations, dataset.COCOAnnotationFile)
-}
-
 func (s source) read() (*dataset.Dataset, dataset.Problems, error) {
 	format := s.format
 	if format == "" {
-		f, err := detectFormat(s.path)
+		f, err := dataset.DetectFormat(s.path)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -198,7 +177,7 @@ func (c *checkCmd) Run(e *env) error {
 	}
 	format := c.Format
 	if format == "" {
-		if format, err = detectFormat(c.Path); err != nil {
+		if format, err = dataset.DetectFormat(c.Path); err != nil {
 			return err
 		}
 	}

@@ -194,16 +194,15 @@ func readGT(g *grammar, log cli.Logger) (*metrics.GroundTruth, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	path := g.GT
-	if st.IsDir() {
-		// a COCO folder (annotations.json + images/), as `dataset convert` writes it
-		if _, err := os.Stat(filepath.Join(g.GT, "annotations.json")); err == nil {
-			if _, err := os.Stat(filepath.Join(g.GT, dataset.VOCAnnotations)); err != nil {
-				path = filepath.Join(g.GT, "annotations.json")
-			}
-		}
+	format, err := dataset.DetectFormat(g.GT)
+	if err != nil {
+		return nil, false, fmt.Errorf("--gt: %w", err)
 	}
-	if path != g.GT || !st.IsDir() {
+	if format == "coco" {
+		path := g.GT
+		if st.IsDir() {
+			path = filepath.Join(g.GT, dataset.COCOAnnotationFile)
+		}
 		gt, err := metrics.ReadCOCOGroundTruth(path)
 		return gt, false, err
 	}

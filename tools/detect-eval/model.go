@@ -19,8 +19,8 @@ package main
 // default bbox.json beside --json FILE, else beside the checkpoint.
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -55,32 +55,6 @@ func resultsPath(f *modelFlags, jsonOut string) string {
 		return filepath.Join(filepath.Dir(jsonOut), "bbox.json")
 	}
 	return filepath.Join(filepath.Dir(f.Weights), "bbox.json")
-}
-
-// cocoResult is one record of a COCO results file.
-type cocoResult struct {
-	ImageID    int64      `json:"image_id"`
-	CategoryID int64      `json:"category_id"`
-	BBox       [4]float64 `json:"bbox"`
-	Score      float64    `json:"score"`
-}
-
-// marshalResults encodes detections as a COCO results array, one record per
-// line (float64 values round-trip exactly).
-func marshalResults(dets []metrics.Detection) ([]byte, error) {
-	out := []byte("[")
-	for i, d := range dets {
-		b, err := json.Marshal(cocoResult{d.ImageID, d.CategoryID, d.BBox, d.Score})
-		if err != nil {
-			return nil, fmt.Errorf("detection %d: %w", i, err)
-		}
-		if i > 0 {
-			out = append(out, ',')
-		}
-		out = append(out, '\n')
-		out = append(out, b...)
-	}
-	return append(out, "\n]\n"...), nil
 }
 
 // modelDetections runs the model mode up to the detections: configuration,
@@ -138,12 +112,12 @@ func modelDetections(ctx context.Context, f *modelFlags, jsonOut string, log cli
 	if len(skipped) > 0 {
 		log.Printf("warning: %d of %d images could not be loaded and are left out of the scores (and of the ground truth)", len(skipped), len(sp.DS.Samples))
 	}
-	data, err := marshalResults(dets)
-	if err != nil {
+	var data bytes.Buffer
+	if err := metrics.WriteCOCOResults(&data, dets); err != nil {
 		return nil, nil, nil, err
 	}
 	rp := resultsPath(f, jsonOut)
-	if err := atomicfile.WriteBytes(rp, data); err != nil {
+	if err := atomicfile.WriteBytes(rp, data.Bytes()); err != nil {
 		return nil, nil, nil, err
 	}
 	log.Printf("wrote %s", rp)

@@ -53,7 +53,6 @@ package decode
 import (
 	"fmt"
 	"math"
-	"sort"
 
 	"yolodistill/pkg/box"
 )
@@ -165,54 +164,9 @@ func (d *Decoder) Detect(outs [][]float32, shapes [][4]int, i, inputH, inputW in
 	}
 	c := d.cfg
 	if c.PaddlePixels {
-		return multiclassNMS(d.cand, paddleIoU, c.ScoreThresh, c.NMSThresh, c.NMSTopK, c.KeepTopK), nil
+		return box.NMSWith(d.cand, paddleIoU, c.ScoreThresh, c.NMSThresh, c.NMSTopK, c.KeepTopK), nil
 	}
 	return box.NMS(d.cand, c.ScoreThresh, c.NMSThresh, c.NMSTopK, c.KeepTopK), nil
-}
-
-// multiclassNMS is box.NMS with another IoU: per label, candidates with score
-// >= scoreThresh sorted by descending score (stable), cut to topK, kept when
-// their IoU with every kept box is <= iouThresh; then all kept boxes sorted by
-// descending score (stable, labels ascending first) and cut to keep.
-func multiclassNMS(dets []box.Scored, iou func(a, b box.Box) float64, scoreThresh, iouThresh float64, topK, keep int) []box.Scored {
-	byLabel := map[int][]box.Scored{}
-	var labels []int
-	for _, d := range dets {
-		if !(d.Score >= scoreThresh) {
-			continue
-		}
-		if _, ok := byLabel[d.Label]; !ok {
-			labels = append(labels, d.Label)
-		}
-		byLabel[d.Label] = append(byLabel[d.Label], d)
-	}
-	sort.Ints(labels)
-	var out []box.Scored
-	for _, l := range labels {
-		cand := byLabel[l]
-		sort.SliceStable(cand, func(i, j int) bool { return cand[i].Score > cand[j].Score })
-		if topK > 0 && len(cand) > topK {
-			cand = cand[:topK]
-		}
-		first := len(out)
-		for _, c := range cand {
-			ok := true
-			for _, k := range out[first:] {
-				if iou(c.Box, k.Box) > iouThresh {
-					ok = false
-					break
-				}
-			}
-			if ok {
-				out = append(out, c)
-			}
-		}
-	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Score > out[j].Score })
-	if keep > 0 && len(out) > keep {
-		out = out[:keep]
-	}
-	return out
 }
 
 // paddleIoU is Paddle's JaccardOverlap with normalized=false on boxes in the
