@@ -1,0 +1,116 @@
+// Package clitest helps test the yolodistill tools, in the style of
+// net/http/httptest: run a tool's run function in process (Run), build the
+// tools as binaries with the BLAS this test binary uses and run shell
+// pipelines over them (Build, Sh), and compare output with golden files that
+// `go test -update` rewrites (Golden).
+//
+// It imports only the standard library and pkg/nn (for the BLAS build tag);
+// only tests import it.
+package clitest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"yolodistill/pkg/nn"
+)
+
+// RunFunc is a tool's run function (see pkg/cli: main calls it with the
+// process's arguments and streams and exits with what it returns).
+type RunFunc func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int
+
+// Result is what a tool run returned and wrote.
+type Result struct {
+	Code           int
+	Stdout, Stderr string
+}
+
+// Run calls run with args, empty stdin and captured stdout and stderr.
+func Run(t testing.TB, run RunFunc, args ...string) Result {
+	t.Helper()
+	return RunInput(t, run, "", args...)
+}
+
+// RunInput is Run with stdin's contents.
+func RunInput(t testing.TB, run RunFunc, stdin string, args ...string) Result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, strings.NewReader(stdin), &out, &errb)
+	return Result{Code: code, Stdout: out.String(), Stderr: errb.String()}
+}
+
+// Build compiles the tool packages (paths as `go build` takes them, e.g.
+// "../teacher-dump", ".") into dir with the BLAS this test binary uses
+// (build tag openblas or purego), so that the binaries compute the same
+// float32 values as the code under test in process.
+func Build(dir string, pkgs ...string) error {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return err
+	}
+	args := []string{"build", "-o", dir + "/"}
+	env := os.Environ()
+	if nn.BLASName == "openblas" {
+		args = append(args, "-tags", "openblas")
+		if os.Getenv("CGO_LDFLAGS") == "" {
+			env = append(env, "CGO_LDFLAGS=-lopenblas")
+		}
+	} else {
+		args = append(args, "-tags", "purego")
+		env = append(env, "CGO_ENABLED=0")
+	}
+	cmd := exec.Command(goBin, append(args, pkgs...)...)
+	cmd.Env = env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return nil
+}
+
+// Sh runs a bash command line with pipefail, with binDir first on PATH and
+// extra environment variables (KEY=VALUE); it returns the exit code and
+// stderr. A command that cannot be started fails the test.
+func Sh(t testing.TB, binDir, line string, env ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command("bash", "-c", "set -o pipefail; "+line)
+	cmd.Env = append(append(os.Environ(), "PATH="+binDir+":"+os.Getenv("PATH")), env...)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), errb.String()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0, errb.String()
+}
+
+var update = flag.Bool("update", false, "rewrite the golden files (testdata/*.golden) from the current output")
+
+// Golden compares got with the file at path; with `go test -update` it
+// first rewrites the file with got.
+func Golden(t testing.TB, path, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (go test -update writes it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s (go test -update rewrites it):\n%s", path, got)
+	}
+}
