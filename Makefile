@@ -11,8 +11,6 @@ SHELL := bash
 GOTAGS = $(eval GOTAGS := $(shell ldconfig -p 2>/dev/null | grep 'libopenblas\.so ' >/dev/null && echo openblas || echo purego))$(GOTAGS)
 GO = $(if $(filter openblas,$(GOTAGS)),CGO_LDFLAGS=-lopenblas,CGO_ENABLED=0) go
 TOOLS := $(notdir $(wildcard tools/*))
-# Packages that must never import gorgonia (DESIGN.md layout rules).
-PLAIN_PKGS := box dataset augment metrics softtarget draw
 
 .PHONY: help setup build test race vet bench demo clean
 
@@ -32,16 +30,12 @@ build: setup ## build every tool into bin/
 	@mkdir -p bin
 	$(GO) build -tags '$(GOTAGS)' -o bin/ ./tools/...
 
-vet: setup ## go vet, gofmt, go.mod tidy, and the no-gorgonia rule for plain packages
+vet: setup ## go vet, gofmt, go.mod tidy, and the layout rules (pipelines/layout.sh: who may import whom)
 	$(GO) vet -tags '$(GOTAGS)' ./...
 	@$(GO) mod tidy -diff >/dev/null 2>&1 || { echo "go.mod/go.sum are not tidy: run 'go mod tidy'"; $(GO) mod tidy -diff; exit 1; }
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	@for p in $(PLAIN_PKGS); do \
-	  [ -d pkg/$$p ] || continue; \
-	  if $(GO) list -tags '$(GOTAGS)' -deps ./pkg/$$p | grep '^gorgonia.org/' >/dev/null; then \
-	    echo "pkg/$$p imports gorgonia (forbidden by DESIGN.md)"; exit 1; fi; \
-	done
+	@GO="$(GO)" GOTAGS='$(GOTAGS)' bash pipelines/layout.sh
 
 test: vet ## run every test (tiny sizes; under ~15 minutes on 2 cores)
 	$(GO) test -tags '$(GOTAGS)' -timeout 30m ./...

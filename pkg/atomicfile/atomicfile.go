@@ -1,6 +1,3 @@
-// Package atomicfile writes files so that a reader never sees a partial file:
-// the data goes to a temporary file in the destination's folder, is synced to
-// disk, and is renamed over the destination only when everything succeeded.
 package atomicfile
 
 import (

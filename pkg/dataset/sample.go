@@ -1,10 +1,3 @@
-// Package dataset reads detection datasets (Pascal VOC folders, COCO JSON, the
-// built-in synthetic set) into one Sample type, validates them, and provides
-// the YOLOv3 augmentations as recordable, replayable parameter records.
-//
-// Box convention: every Box in this package is box.Box, half-open pixel xyxy in
-// the image's own pixel grid (origin top-left). VOC's inclusive 1-based
-// coordinates and COCO's x,y,w,h are converted at the readers and writers.
 package dataset
 
 import "yolodistill/pkg/box"

@@ -3,8 +3,12 @@
 // two YOLOv3 recipes (slim/distillation/distill.py, release/0.3: l2_distill,
 // split_distill) and PaddleSlim's losses (paddleslim/dist/single_distiller.py:
 // l2_loss, fsp_loss, soft_label_loss), plus pair losses (l2, l1, cosine, kl)
-// over named feature maps. It imports neither gorgonia nor the model: a Loss
-// is attached to a graph through pkg/nn's Builder.Loss with a Binding.
+// over named feature maps; the Recipe a student configuration asks for (the
+// terms, their student and teacher tensors); and Student, which attaches a
+// recipe to a student detector's training graphs (with learned adapters)
+// reading the teacher's tensors of each batch from a Teacher (pkg/teacher
+// implements it, online and offline). The losses themselves see no engine: a
+// Loss is attached to a graph through pkg/nn's Builder.Loss with a Binding.
 //
 // # Conventions
 //
@@ -30,4 +34,8 @@
 // (Elementwise), "cosine" (Cosine), "kl" (KL), weight 1. Register and
 // RegisterPair add user kinds. Each type's doc comment gives its formula and
 // the reference it follows.
+//
+// Imports (make vet checks it): of this module only pkg/config, pkg/detector,
+// pkg/nn, pkg/yolo (never the soft-target format, the teacher runtime or the
+// training loop); never gorgonia directly (pkg/nn is the only user).
 package distill

@@ -18,6 +18,9 @@
 // +1; VOCParams.PlusOne applies PaddleDetection's formula literally for callers
 // that hold inclusive coordinates.
 //
-// Nothing here imports gorgonia; the package is plain Go and safe to call
-// from several goroutines on different inputs.
+// The package is plain Go and safe to call from several goroutines on
+// different inputs.
+//
+// Imports (make vet checks it): of this module only pkg/box, pkg/dataset;
+// never gorgonia, directly or through another package.
 package metrics

@@ -85,4 +85,7 @@
 // A Graph is not safe for concurrent use, and graphs sharing a ParamSet must
 // not run at the same time. Graphs on different ParamSets (a teacher and a
 // student) are independent.
+//
+// Imports (make vet checks it): nothing of this module. It is the only
+// package that imports gorgonia.
 package nn

@@ -15,4 +15,10 @@
 // Iterations are counted from 0 in metrics.jsonl ("iter") and in messages;
 // a checkpoint model_<N>.ckpt holds the state after N completed iterations
 // (iterations 0..N-1), so resuming from it runs iteration N next.
+//
+// Imports (make vet checks it): of this module only pkg/atomicfile,
+// pkg/augment, pkg/checkpoint, pkg/config, pkg/dataset, pkg/detector,
+// pkg/metrics, pkg/nn, pkg/yolo, pkg/yolo/loss (never distillation:
+// student-train adds it through Hooks); never gorgonia directly (pkg/nn is
+// the only user).
 package train

@@ -33,4 +33,8 @@
 // 41,981,729 and 88.43 GFLOPs, 20 classes). Where torch_reference.py departs
 // from PaddleDetection, LayoutPaddle follows PaddleDetection instead; see
 // its comment.
+//
+// Imports (make vet checks it): of this module only pkg/anchor, pkg/config,
+// pkg/nn (the model as data; the runtime detector is pkg/detector); never
+// gorgonia directly (pkg/nn is the only user).
 package yolo

@@ -7,8 +7,8 @@ import (
 )
 
 // ConfigFrom converts the `model:` section of a configuration file into the
-// Config that New takes. The layout is always LayoutTorch: the configuration
-// has no layout key yet.
+// Config that New takes; model.layout picks the layout ("" or "torch": the
+// torch build, "paddle": PaddleDetection's).
 func ConfigFrom(m config.ModelConfig) Config {
 	masks := make([][]int, len(m.AnchorMasks))
 	for i, mk := range m.AnchorMasks {

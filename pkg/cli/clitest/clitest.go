@@ -1,11 +1,3 @@
-// Package clitest helps test the yolodistill tools, in the style of
-// net/http/httptest: run a tool's run function in process (Run), build the
-// tools as binaries with the BLAS this test binary uses and run shell
-// pipelines over them (Build, Sh), and compare output with golden files that
-// `go test -update` rewrites (Golden).
-//
-// It imports only the standard library and pkg/nn (for the BLAS build tag);
-// only tests import it.
 package clitest
 
 import (

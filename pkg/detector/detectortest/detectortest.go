@@ -1,6 +1,3 @@
-// Package detectortest makes detector checkpoints for tests: a freshly
-// initialised model of a configuration, saved where a tool can load it.
-// Only tests import it.
 package detectortest
 
 import (

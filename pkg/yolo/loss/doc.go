@@ -123,4 +123,7 @@
 //     release/0.3) and YOLOv3Loss's iou_loss / iou_aware_loss / match_score
 //     are not implemented.
 //   - Sums are accumulated in float64; per-element values are float32.
+//
+// Imports (make vet checks it): of this module only pkg/anchor; never
+// gorgonia, directly or through another package.
 package loss

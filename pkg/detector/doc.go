@@ -1,0 +1,14 @@
+// Package detector is the YOLOv3 detector at run time: a model (pkg/yolo's
+// Spec) with its parameters, one graph per input size built on demand
+// (Detector.Net), inference (Predict, Detect, DetectImages: boxes in original
+// image pixels after PaddleDetection's decoding and NMS), checkpoints in and
+// out (ToCheckpoint, LoadCheckpoint, LoadPretrained), the one way every tool
+// loads a model to run (Load), and evaluation over a dataset split
+// (DetectSplit, Evaluate, Score: VOC mAP or COCO AP exactly as pkg/metrics
+// computes them).
+//
+// Imports (make vet checks it): of this module only pkg/anchor, pkg/augment,
+// pkg/box, pkg/checkpoint, pkg/config, pkg/dataset, pkg/draw, pkg/metrics,
+// pkg/nn, pkg/yolo, pkg/yolo/decode; never gorgonia directly (pkg/nn is the
+// only user).
+package detector
