@@ -1,4 +1,4 @@
-# make bccd-bench BCCD=../shared/datasets/bccd: the headline table on real data
+# make bccd-bench BCCD=path/to/BCCD: the headline table on real data
 # (issue 7). One teacher (bccd_teacher.yml, ResNet18 x0.5, its train.seed),
 # then per seed in SEEDS: the baseline student (bccd_student.yml, MobileNetV1
 # x0.25, detect-train) and two distilled students (student-train, L2 weight 100
@@ -18,7 +18,7 @@
 # error) and $(BCCD_OUT)/results.md.
 # Outputs depend on the configuration files, not on ITERS/SIZE/RECIPE_O: use
 # another BCCD_OUT after changing those.
-# Smoke run (~5 minutes): make bccd-bench BCCD=../shared/datasets/bccd ITERS=5 SEEDS=1 BCCD_SIZES=320 BCCD_OUT=out/bccd-smoke
+# Smoke run (~5 minutes): make bccd-bench BCCD=path/to/BCCD ITERS=5 SEEDS=1 BCCD_SIZES=320 BCCD_OUT=out/bccd-smoke
 
 BCCD ?=
 BCCD_OUT ?= out/bccd
@@ -37,7 +37,7 @@ bccd_loss_fine_grained := distill.loss=fine_grained distill.weight=1000
 .PHONY: bccd-bench bccd-check
 
 bccd-check:
-	@[ -n "$(BCCD)" ] || { echo "bccd-bench: set BCCD=DIR, e.g. BCCD=../shared/datasets/bccd" >&2; exit 2; }
+	@[ -n "$(BCCD)" ] || { echo "bccd-bench: set BCCD=DIR, e.g. BCCD=path/to/BCCD" >&2; exit 2; }
 	@[ -d "$(BCCD)" ] || { echo "bccd-bench: BCCD=$(BCCD): no such folder" >&2; exit 2; }
 
 $(BCCD_OUT)/teacher/model_final.ckpt: $(BCCD_TEACHER) | bccd-check
