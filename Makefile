@@ -12,7 +12,7 @@ GOTAGS = $(eval GOTAGS := $(shell ldconfig -p 2>/dev/null | grep 'libopenblas\.s
 GO = $(if $(filter openblas,$(GOTAGS)),CGO_LDFLAGS=-lopenblas,CGO_ENABLED=0) go
 TOOLS := $(notdir $(wildcard tools/*))
 # Packages that must never import gorgonia (DESIGN.md layout rules).
-PLAIN_PKGS := box dataset metrics softtarget draw
+PLAIN_PKGS := box anchor dataset metrics softtarget draw
 
 .PHONY: help setup build test race vet bench demo clean
 
