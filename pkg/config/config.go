@@ -1,6 +1,10 @@
 package config
 
-import "math"
+import (
+	"math"
+
+	"yolodistill/pkg/anchor"
+)
 
 // Config is a complete configuration. The zero value is not useful: start
 // from Defaults or Load.
@@ -34,7 +38,7 @@ type ModelConfig struct {
 	// NumClasses is C, the number of object classes (no background class).
 	NumClasses int `yaml:"num_classes"`
 	// Anchors are (width, height) in input pixels, smallest first.
-	Anchors [][2]float64 `yaml:"anchors"`
+	Anchors []anchor.Anchor `yaml:"anchors"`
 	// AnchorMasks lists, per output scale from the deepest (stride 32) to the
 	// shallowest (stride 8), the indices into Anchors that scale predicts.
 	AnchorMasks [][]int `yaml:"anchor_masks"`
@@ -258,16 +262,6 @@ func (p *PairConfig) setDefaults() {
 	p.Weight = 1
 }
 
-// COCOAnchors are YOLOv3's nine default anchors (pixels at 608 px input).
-func COCOAnchors() [][2]float64 {
-	return [][2]float64{{10, 13}, {16, 30}, {33, 23}, {30, 61}, {62, 45}, {59, 119}, {116, 90}, {156, 198}, {373, 326}}
-}
-
-// COCOAnchorMasks are YOLOv3's default masks, deepest scale first.
-func COCOAnchorMasks() [][]int {
-	return [][]int{{6, 7, 8}, {3, 4, 5}, {0, 1, 2}}
-}
-
 // Logit returns log(p / (1 - p)), the bias that makes sigmoid output p.
 func Logit(p float64) float64 { return math.Log(p / (1 - p)) }
 
@@ -282,8 +276,8 @@ func Defaults() Config {
 			BackboneWidth: 1,
 			HeadWidth:     1,
 			NumClasses:    20,
-			Anchors:       COCOAnchors(),
-			AnchorMasks:   COCOAnchorMasks(),
+			Anchors:       anchor.Defaults(),
+			AnchorMasks:   anchor.DefaultMasks(),
 		},
 		Loss: LossConfig{IgnoreThresh: 0.7, ScaleXY: 1},
 		Data: DataConfig{

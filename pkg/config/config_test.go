@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"yolodistill/pkg/anchor"
 )
 
 const presetDir = "../../pipelines/configs"
@@ -83,7 +85,7 @@ func TestPaddlePresetValues(t *testing.T) {
 		{"train.batch_size", 8}, {"loss.ignore_thresh", 0.7},
 		{"eval.nms.score_threshold", 0.01}, {"eval.nms.nms_top_k", 1000}, {"eval.nms.keep_top_k", 100},
 		{"eval.nms.nms_threshold", 0.45}, {"eval.nms.normalized", false}, {"eval.size", 608},
-		{"model.anchors", COCOAnchors()}, {"model.anchor_masks", COCOAnchorMasks()},
+		{"model.anchors", anchor.Defaults()}, {"model.anchor_masks", anchor.DefaultMasks()},
 		{"data.augment.multi_scale", []int{320, 352, 384, 416, 448, 480, 512, 544, 576, 608}},
 		{"data.augment.mixup.enabled", true},
 	}
@@ -127,7 +129,7 @@ func TestPaddlePresetValues(t *testing.T) {
 		})
 	}
 	// The BCCD presets carry the anchors of testdata/config/bccd_anchors.json.
-	var fit struct{ Anchors [][2]float64 }
+	var fit struct{ Anchors []anchor.Anchor }
 	b, err := os.ReadFile(filepath.Join(fixtureDir, "bccd_anchors.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -264,10 +266,10 @@ func TestOverrides(t *testing.T) {
 		{"string", []string{"model.backbone=resnet34"}, "model.backbone", "resnet34"},
 		{"string with colon", []string{"data.root=/a/b:c"}, "data.root", "/a/b:c"},
 		{"empty string", []string{"distill.teacher="}, "distill.teacher", ""},
-		{"nested list", []string{"model.anchors=[[10,13],[16,30],[33,23]]", "model.anchor_masks=[[2],[1],[0]]"}, "model.anchors", [][2]float64{{10, 13}, {16, 30}, {33, 23}}},
+		{"nested list", []string{"model.anchors=[[10,13],[16,30],[33,23]]", "model.anchor_masks=[[2],[1],[0]]"}, "model.anchors", []anchor.Anchor{{10, 13}, {16, 30}, {33, 23}}},
 		{"nested list masks", []string{"model.anchor_masks=[[0, 1], [2, 3], [4]]"}, "model.anchor_masks", [][]int{{0, 1}, {2, 3}, {4}}},
-		{"list element", []string{"model.anchors.8=[300, 300]"}, "model.anchors.8", [2]float64{300, 300}},
-		{"list element scalar", []string{"model.anchors.0.1=14"}, "model.anchors.0", [2]float64{10, 14}},
+		{"list element", []string{"model.anchors.8=[300, 300]"}, "model.anchors.8", anchor.Anchor{300, 300}},
+		{"list element scalar", []string{"model.anchors.0.1=14"}, "model.anchors.0", anchor.Anchor{10, 14}},
 		{"mask element", []string{"model.anchor_masks.2=[0, 1]"}, "model.anchor_masks", [][]int{{6, 7, 8}, {3, 4, 5}, {0, 1}}},
 		{"int list", []string{"train.milestones=[100, 200, 300]"}, "train.milestones", []int{100, 200, 300}},
 		{"empty list", []string{"train.milestones=[]"}, "train.milestones", []int{}},
@@ -362,6 +364,7 @@ func TestValidation(t *testing.T) {
 		{"negative seed", []string{"train.seed=-1"}, []string{"-o train.seed=-1: train.seed: must be >= 0, got -1"}},
 		{"masks count", []string{"model.anchor_masks=[[0],[1]]"}, []string{"-o model.anchor_masks=[[0],[1]]: model.anchor_masks: want 3 masks (strides 32, 16, 8), got 2"}},
 		{"mask repeat", []string{"model.anchor_masks=[[0,0],[1],[2]]"}, []string{"-o model.anchor_masks=[[0,0],[1],[2]]: model.anchor_masks.0.1: anchor index 0 repeated in the mask"}},
+		{"mask shared", []string{"model.anchor_masks=[[0,1],[1],[2]]"}, []string{"-o model.anchor_masks=[[0,1],[1],[2]]: model.anchor_masks.1.0: anchor index 1 is also in mask 0"}},
 		{"negative anchor", []string{"model.anchors.3=[0, 5]"}, []string{"-o model.anchors.3=[0, 5]: model.anchors.3: anchor [0, 5] must have positive width and height"}},
 		{"multi scale", []string{"data.augment.multi_scale=[320, 330]"}, []string{"-o data.augment.multi_scale=[320, 330]: data.augment.multi_scale.1: input size 330 must be a positive multiple of 32"}},
 		{"milestones", []string{"train.milestones=[300, 200]"}, []string{"-o train.milestones=[300, 200]: train.milestones.1: milestones must increase: 200 after 300"}},

@@ -6,6 +6,8 @@ import (
 	"math"
 	"slices"
 	"strings"
+
+	"yolodistill/pkg/anchor"
 )
 
 // Allowed values of the enumerated keys.
@@ -18,7 +20,6 @@ var (
 	DistillLoss  = []string{"none", "l2", "fine_grained", "fsp", "soft_label", "pairs"}
 	PairKinds    = []string{"l2", "l1", "cosine", "kl"}
 	SynthSplits  = []string{"train", "val", "test"}
-	NumScales    = 3 // YOLOv3 predicts at strides 32, 16, 8
 	SizeMultiple = 32
 )
 
@@ -106,31 +107,8 @@ func (c *Config) validate(byKey map[string]string) error {
 	v.positive("model.backbone_width", m.BackboneWidth)
 	v.positive("model.head_width", m.HeadWidth)
 	v.atLeast("model.num_classes", m.NumClasses, 1)
-	if len(m.Anchors) == 0 {
-		v.add("model.anchors", "no anchors")
-	}
-	for i, a := range m.Anchors {
-		if !(a[0] > 0 && a[1] > 0) || math.IsInf(a[0], 0) || math.IsInf(a[1], 0) {
-			v.add(fmt.Sprintf("model.anchors.%d", i), "anchor [%g, %g] must have positive width and height", a[0], a[1])
-		}
-	}
-	if len(m.AnchorMasks) != NumScales {
-		v.add("model.anchor_masks", "want %d masks (strides 32, 16, 8), got %d", NumScales, len(m.AnchorMasks))
-	}
-	for i, mask := range m.AnchorMasks {
-		if len(mask) == 0 {
-			v.add(fmt.Sprintf("model.anchor_masks.%d", i), "empty mask")
-		}
-		seen := map[int]bool{}
-		for j, a := range mask {
-			key := fmt.Sprintf("model.anchor_masks.%d.%d", i, j)
-			if a < 0 || a >= len(m.Anchors) {
-				v.add(key, "anchor index %d out of range [0, %d): there are %d anchors", a, len(m.Anchors), len(m.Anchors))
-			} else if seen[a] {
-				v.add(key, "anchor index %d repeated in the mask", a)
-			}
-			seen[a] = true
-		}
+	for _, e := range anchor.Validate(m.Anchors, m.AnchorMasks, anchor.DefaultStrides()) {
+		v.add("model."+e.Key(), "%s", e.Msg)
 	}
 	if m.ObjBiasInit != nil && (math.IsNaN(*m.ObjBiasInit) || math.IsInf(*m.ObjBiasInit, 0)) {
 		v.add("model.obj_bias_init", "must be finite")

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"yolodistill/pkg/anchor"
 	"yolodistill/pkg/box"
 	"yolodistill/pkg/checkpoint"
 	"yolodistill/pkg/config"
@@ -32,7 +33,7 @@ type Detector struct {
 	Params *nn.ParamSet
 	// Anchors (input pixels, w and h) and Masks (per output, deepest first)
 	// from the configuration.
-	Anchors [][2]float64
+	Anchors []anchor.Anchor
 	Masks   [][]int
 
 	// OnBuild, when set, is called for every training graph (see Net) after

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"testing"
 
+	"yolodistill/pkg/anchor"
 	"yolodistill/pkg/config"
 	"yolodistill/pkg/detector"
 	"yolodistill/pkg/distill"
@@ -65,9 +66,9 @@ func objLogit(rng *rand.Rand) float32 {
 }
 
 var (
-	seAnchors = [][2]float64{{10, 13}, {16, 30}, {33, 23}, {30, 61}, {62, 45}, {59, 119}, {116, 90}, {156, 198}, {373, 326}}
-	seMasks   = [][]int{{6, 7, 8}, {3, 4, 5}, {0, 1, 2}}
-	seStrides = []int{32, 16, 8}
+	seAnchors = anchor.Defaults()
+	seMasks   = anchor.DefaultMasks()
+	seStrides = anchor.DefaultStrides()
 )
 
 // synthView makes one view of teacher outputs at input side in: per scale

@@ -63,6 +63,6 @@
 //   - l2 (mean squared difference of all logits) reads every entry: sparse is
 //     lossy for it; use dense32 or dense16.
 //
-// Imports (make vet checks it): of this module only pkg/atomicfile; never
-// gorgonia, directly or through another package.
+// Imports (make vet checks it): of this module only pkg/anchor,
+// pkg/atomicfile; never gorgonia, directly or through another package.
 package softtarget

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"yolodistill/pkg/anchor"
 	"yolodistill/pkg/softtarget"
 )
 
@@ -14,8 +15,8 @@ func Example() {
 	meta := softtarget.Meta{
 		TeacherConfigHash: "sha256:0123",
 		Classes:           []string{"RBC", "WBC", "Platelets"},
-		Anchors:           [][2]float64{{10, 13}, {16, 30}, {33, 23}, {30, 61}, {62, 45}, {59, 119}, {116, 90}, {156, 198}, {373, 326}},
-		Masks:             [][]int{{6, 7, 8}, {3, 4, 5}, {0, 1, 2}},
+		Anchors:           anchor.Defaults(),
+		Masks:             anchor.DefaultMasks(),
 		Encoding:          softtarget.Encoding{Kind: softtarget.Sparse, Half: true, Threshold: 0.5},
 	}
 	var pipe bytes.Buffer

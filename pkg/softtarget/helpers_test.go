@@ -6,11 +6,13 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"yolodistill/pkg/anchor"
 )
 
-var yoloAnchors = [][2]float64{{10, 13}, {16, 30}, {33, 23}, {30, 61}, {62, 45}, {59, 119}, {116, 90}, {156, 198}, {373, 326}}
-var yoloMasks = [][]int{{6, 7, 8}, {3, 4, 5}, {0, 1, 2}}
-var yoloStrides = []int{32, 16, 8}
+var yoloAnchors = anchor.Defaults()
+var yoloMasks = anchor.DefaultMasks()
+var yoloStrides = anchor.DefaultStrides()
 
 func testMeta(nClasses int, enc Encoding, feats ...string) Meta {
 	cls := make([]string, nClasses)

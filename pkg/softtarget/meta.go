@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"yolodistill/pkg/anchor"
 )
 
 // FormatName identifies the format in the schema metadata.
@@ -110,11 +112,11 @@ func (e Encoding) logitThreshold() float64 {
 // Meta describes a soft-target file: what teacher produced it and how it is
 // encoded. It lives in the Arrow schema metadata.
 type Meta struct {
-	Version           int          // set by readers; writers always write Version
-	TeacherConfigHash string       // hash of the teacher's config (who computes it decides the form)
-	Classes           []string     // class names; C = len(Classes)
-	Anchors           [][2]float64 // all anchors, (w, h) in input pixels
-	Masks             [][]int      // per scale, deepest (stride 32) first: indices into Anchors
+	Version           int             // set by readers; writers always write Version
+	TeacherConfigHash string          // hash of the teacher's config (who computes it decides the form)
+	Classes           []string        // class names; C = len(Classes)
+	Anchors           []anchor.Anchor // all anchors, (w, h) in input pixels
+	Masks             [][]int         // per scale, deepest (stride 32) first: indices into Anchors
 	Encoding          Encoding
 	Features          []string // names of stored feature maps, in column order
 	// Replay holds the settings, outside each view's augmentation record,

@@ -10,6 +10,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
+
+	"yolodistill/pkg/anchor"
 )
 
 func TestCheckCompatible(t *testing.T) {
@@ -26,7 +28,7 @@ func TestCheckCompatible(t *testing.T) {
 		{"other class list", func(w *Meta) { w.Classes = []string{"class0", "dog", "class2"} }, []string{`class 1 is "class1", expected "dog"`}},
 		{"other class count", func(w *Meta) { w.Classes = w.Classes[:2] }, []string{"3 classes", "expected 2"}},
 		{"other anchor count", func(w *Meta) { w.Anchors = w.Anchors[:6]; w.Masks = [][]int{{3, 4, 5}, {0, 1, 2}} }, []string{"9 anchors, expected 6", "3 scales), expected", "(2 scales)"}},
-		{"other anchors", func(w *Meta) { w.Anchors = append([][2]float64{{11, 13}}, w.Anchors[1:]...) }, []string{"anchors [[10 13]"}},
+		{"other anchors", func(w *Meta) { w.Anchors = append([]anchor.Anchor{{11, 13}}, w.Anchors[1:]...) }, []string{"anchors [[10 13]"}},
 		{"missing feature", func(w *Meta) { w.Features = []string{"c4"} }, []string{`feature map "c4" is not stored`}},
 		{"two differences at once", func(w *Meta) { w.TeacherConfigHash = "x"; w.Classes = []string{"a"} }, []string{"teacher config hash", "3 classes"}},
 	}

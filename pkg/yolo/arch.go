@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"strings"
+
+	"yolodistill/pkg/anchor"
 )
 
 // Backbone names accepted by Config.Backbone.
@@ -47,8 +49,8 @@ type Config struct {
 	// NumClasses is the number of object classes (>= 1).
 	NumClasses int
 	// AnchorMasks gives the anchors each output predicts (see
-	// DefaultAnchorMasks); only their lengths shape the network. nil means
-	// DefaultAnchorMasks.
+	// anchor.DefaultMasks); only their lengths shape the network. nil means
+	// anchor.DefaultMasks.
 	AnchorMasks [][]int
 	// Layout is LayoutTorch ("" too) or LayoutPaddle.
 	Layout string
@@ -90,7 +92,7 @@ func New(cfg Config) (*Spec, error) {
 	}
 	masks := cfg.AnchorMasks
 	if masks == nil {
-		masks = DefaultAnchorMasks()
+		masks = anchor.DefaultMasks()
 	}
 	if len(masks) != 3 {
 		return nil, fmt.Errorf("model: %d anchor masks, the YOLOv3 head has 3 outputs", len(masks))
@@ -108,7 +110,7 @@ func New(cfg Config) (*Spec, error) {
 	default:
 		return nil, fmt.Errorf("model: layout %q: want %q or %q", cfg.Layout, LayoutTorch, LayoutPaddle)
 	}
-	b := &specBuilder{s: &Spec{InChannels: 3, NumClasses: cfg.NumClasses, AnchorsPerScale: AnchorsPerScale(masks), Strides: DefaultStrides()}}
+	b := &specBuilder{s: &Spec{InChannels: 3, NumClasses: cfg.NumClasses, AnchorsPerScale: anchor.PerScale(masks), Strides: anchor.DefaultStrides()}}
 	var taps [3]string
 	switch cfg.Backbone {
 	case BackboneMobileNetV1:

@@ -25,7 +25,8 @@
 //   - Input sizes must be multiples of 32 (CheckInputSize); training uses
 //     320..608 in steps of 32 (StandardSizes). Infer itself accepts any size
 //     whose shapes line up and reports an error naming the layer otherwise.
-//   - Anchors are in input pixels (DefaultAnchors, DefaultAnchorMasks).
+//   - Anchors are in input pixels; their type, defaults (masks and strides
+//     too) and validation are pkg/anchor's.
 //
 // The networks follow ../shared/bench/torch_reference.py exactly (its
 // parameter counts and FLOPs are the tests' reference: MobileNetV1-YOLOv3

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"yolodistill/pkg/anchor"
 	"yolodistill/pkg/nn"
 	"yolodistill/pkg/yolo/loss"
 )
@@ -457,11 +458,7 @@ func fullnetTrainRun(t *testing.T, c fullnetCase) ([]float64, map[string]float64
 			p.Data[a*(5+spec.NumClasses)+4] = fullnetObjBiasInit
 		}
 	}
-	var anchors [][2]float64
-	for _, a := range DefaultAnchors() {
-		anchors = append(anchors, [2]float64{a.W, a.H})
-	}
-	crit, err := loss.New(loss.Config{Path: loss.OperatorPath, Anchors: anchors, Masks: DefaultAnchorMasks(),
+	crit, err := loss.New(loss.Config{Path: loss.OperatorPath, Anchors: anchor.Defaults(), Masks: anchor.DefaultMasks(),
 		Strides: spec.Strides, NumClasses: spec.NumClasses, IgnoreThresh: 0.7, ScaleXY: 1, Workers: 1})
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package yolo
 import (
 	"fmt"
 
+	"yolodistill/pkg/anchor"
 	"yolodistill/pkg/config"
 )
 
@@ -24,24 +25,14 @@ func ConfigFrom(m config.ModelConfig) Config {
 	}
 }
 
-// AnchorsFrom converts configuration anchors ([width, height] in input
-// pixels) to Anchors.
-func AnchorsFrom(a [][2]float64) []Anchor {
-	out := make([]Anchor, len(a))
-	for i, wh := range a {
-		out[i] = Anchor{W: wh[0], H: wh[1]}
-	}
-	return out
-}
-
 // FromModelConfig builds the Spec of a configuration's model section, after
-// checking its anchors and masks with CheckAnchors. Errors do not name the
-// file; callers add it.
+// checking its anchors and masks with anchor.Check (one mask per output of
+// anchor.DefaultStrides). Errors do not name the file; callers add it.
 func FromModelConfig(m config.ModelConfig) (*Spec, error) {
 	if m.Architecture != "" && m.Architecture != "YOLOv3" {
 		return nil, fmt.Errorf("model: architecture %q is not supported; want YOLOv3", m.Architecture)
 	}
-	if err := CheckAnchors(AnchorsFrom(m.Anchors), m.AnchorMasks); err != nil {
+	if err := anchor.Check(m.Anchors, m.AnchorMasks, anchor.DefaultStrides()); err != nil {
 		return nil, fmt.Errorf("model: %w", err)
 	}
 	return New(ConfigFrom(m))

@@ -8,12 +8,13 @@ import (
 	"strconv"
 	"strings"
 
+	"yolodistill/pkg/anchor"
 	"yolodistill/pkg/cli"
 	"yolodistill/pkg/dataset"
 )
 
 // anchorsCmd is `dataset anchors`: YOLO anchors fitted to a dataset's boxes
-// by k-means on 1 - IoU (dataset.FitAnchors), printed as a config snippet.
+// by k-means on 1 - IoU (anchor.Fit), printed as a config snippet.
 //
 //	dataset anchors PATH [--format voc|coco] [--split S] [--classes A,B] [-k 9] [--size 320]
 //	                     [--init quantile|kmeans++] [--seed 1] [--decimals 0] [--json]
@@ -46,25 +47,25 @@ type anchorsCmd struct {
 // (pixels for a 608 px input); DefaultScaledAnchors the same scaled to
 // InputSize (rounded to 0.1 px).
 type anchorsReport struct {
-	Path                    string       `json:"path"`
-	Format                  string       `json:"format"`
-	Split                   string       `json:"split"`
-	InputSize               int          `json:"input_size"`
-	K                       int          `json:"k"`
-	Init                    string       `json:"init"`
-	Seed                    uint64       `json:"seed"`
-	Images                  int          `json:"images"`
-	Boxes                   int          `json:"boxes"`
-	Anchors                 [][2]float64 `json:"anchors"`
-	MeanIoU                 float64      `json:"mean_iou"`
-	UnroundedAnchorsMeanIoU float64      `json:"mean_iou_unrounded"`
-	Iterations              int          `json:"iterations"`
-	Converged               bool         `json:"converged"`
-	DefaultAnchors          [][2]float64 `json:"default_anchors"`
-	DefaultMeanIoU          float64      `json:"default_anchors_mean_iou"`
-	DefaultScaledAnchors    [][2]float64 `json:"default_anchors_scaled"`
-	DefaultScaledMeanIoU    float64      `json:"default_anchors_scaled_mean_iou"`
-	DefaultScaledFromSize   int          `json:"default_anchors_size"`
+	Path                    string          `json:"path"`
+	Format                  string          `json:"format"`
+	Split                   string          `json:"split"`
+	InputSize               int             `json:"input_size"`
+	K                       int             `json:"k"`
+	Init                    string          `json:"init"`
+	Seed                    uint64          `json:"seed"`
+	Images                  int             `json:"images"`
+	Boxes                   int             `json:"boxes"`
+	Anchors                 []anchor.Anchor `json:"anchors"`
+	MeanIoU                 float64         `json:"mean_iou"`
+	UnroundedAnchorsMeanIoU float64         `json:"mean_iou_unrounded"`
+	Iterations              int             `json:"iterations"`
+	Converged               bool            `json:"converged"`
+	DefaultAnchors          []anchor.Anchor `json:"default_anchors"`
+	DefaultMeanIoU          float64         `json:"default_anchors_mean_iou"`
+	DefaultScaledAnchors    []anchor.Anchor `json:"default_anchors_scaled"`
+	DefaultScaledMeanIoU    float64         `json:"default_anchors_scaled_mean_iou"`
+	DefaultScaledFromSize   int             `json:"default_anchors_size"`
 }
 
 // maxErrorsShown bounds the dataset errors anchors repeats on stderr.
@@ -80,7 +81,7 @@ func (c *anchorsCmd) Run(e *env) error {
 	if c.Decimals < 0 || c.Decimals > 6 {
 		return cli.UsageError{Err: fmt.Errorf("--decimals %d: want 0 to 6", c.Decimals)}
 	}
-	start, err := dataset.ParseAnchorInit(c.Init)
+	start, err := anchor.ParseInit(c.Init)
 	if err != nil {
 		return cli.UsageError{Err: err}
 	}
@@ -127,29 +128,24 @@ func (c *anchorsCmd) Run(e *env) error {
 	if len(sizes) == 0 {
 		return fmt.Errorf("%s: no usable boxes (%d images read)", c.Path, len(ds.Samples))
 	}
-	fit, err := dataset.FitAnchors(sizes, dataset.AnchorOptions{K: c.K, Init: start, Seed: c.Seed})
+	fit, err := anchor.Fit(sizes, anchor.FitOptions{K: c.K, Init: start, Seed: c.Seed})
 	if err != nil {
 		return fmt.Errorf("%s: %w", c.Path, err)
 	}
 	if !fit.Converged {
 		e.log.Printf("warning: k-means still moving after %d rounds; anchors may not be final", fit.Iterations)
 	}
-	anchors := dataset.RoundAnchors(fit.Anchors, c.Decimals)
-	def := dataset.DefaultAnchors()
-	scaled := make([]dataset.WH, len(def))
-	f := float64(c.Size) / dataset.DefaultAnchorSize
-	for i, a := range def {
-		scaled[i] = dataset.WH{W: a.W * f, H: a.H * f}
-	}
-	scaled = dataset.RoundAnchors(scaled, 1)
+	anchors := anchor.Round(fit.Anchors, c.Decimals)
+	def := anchor.Defaults()
+	scaled := anchor.Round(anchor.Scale(def, float64(c.Size)/anchor.DefaultSize), 1)
 	r := anchorsReport{
 		Path: c.Path, Format: format, Split: split, InputSize: c.Size, K: c.K, Init: start.String(), Seed: c.Seed,
 		Images: len(ds.Samples), Boxes: len(sizes),
-		Anchors: pairs(anchors), MeanIoU: dataset.MeanBestIoU(sizes, anchors),
+		Anchors: anchors, MeanIoU: anchor.MeanBestIoU(sizes, anchors),
 		Iterations: fit.Iterations, Converged: fit.Converged,
-		DefaultAnchors: pairs(def), DefaultMeanIoU: dataset.MeanBestIoU(sizes, def),
-		DefaultScaledAnchors: pairs(scaled), DefaultScaledMeanIoU: dataset.MeanBestIoU(sizes, scaled),
-		DefaultScaledFromSize: dataset.DefaultAnchorSize, UnroundedAnchorsMeanIoU: fit.MeanIoU,
+		DefaultAnchors: def, DefaultMeanIoU: anchor.MeanBestIoU(sizes, def),
+		DefaultScaledAnchors: scaled, DefaultScaledMeanIoU: anchor.MeanBestIoU(sizes, scaled),
+		DefaultScaledFromSize: anchor.DefaultSize, UnroundedAnchorsMeanIoU: fit.MeanIoU,
 	}
 	if c.JSON {
 		enc := json.NewEncoder(e.stdout)
@@ -159,23 +155,15 @@ func (c *anchorsCmd) Run(e *env) error {
 	return writeAnchorsYAML(e, &r)
 }
 
-func pairs(a []dataset.WH) [][2]float64 {
-	out := make([][2]float64, len(a))
-	for i, s := range a {
-		out[i] = [2]float64{s.W, s.H}
-	}
-	return out
-}
-
 // flowPairs formats anchors as a YAML flow sequence: [[10, 13], [16, 30]].
-func flowPairs(a [][2]float64) string {
+func flowPairs(a []anchor.Anchor) string {
 	var b strings.Builder
 	b.WriteByte('[')
 	for i, p := range a {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "[%s, %s]", strconv.FormatFloat(p[0], 'f', -1, 64), strconv.FormatFloat(p[1], 'f', -1, 64))
+		fmt.Fprintf(&b, "[%s, %s]", strconv.FormatFloat(p.W(), 'f', -1, 64), strconv.FormatFloat(p.H(), 'f', -1, 64))
 	}
 	b.WriteByte(']')
 	return b.String()
@@ -188,7 +176,7 @@ func oneLine(s string) string {
 
 func writeAnchorsYAML(e *env, r *anchorsReport) error {
 	start := r.Init
-	if r.Init == dataset.AnchorInitKMeansPP.String() {
+	if r.Init == anchor.InitKMeansPP.String() {
 		start += fmt.Sprintf(" seed %d", r.Seed)
 	}
 	split := ""

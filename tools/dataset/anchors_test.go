@@ -11,17 +11,18 @@ import (
 
 	"github.com/goccy/go-yaml"
 
+	"yolodistill/pkg/anchor"
 	"yolodistill/pkg/dataset"
 )
 
 // anchorsSnippet is the YAML `dataset anchors` prints.
 type anchorsSnippet struct {
 	Model struct {
-		Anchors [][2]float64 `yaml:"anchors"`
+		Anchors []anchor.Anchor `yaml:"anchors"`
 	} `yaml:"model"`
 }
 
-func parseAnchorsYAML(t *testing.T, out string) [][2]float64 {
+func parseAnchorsYAML(t *testing.T, out string) []anchor.Anchor {
 	t.Helper()
 	var s anchorsSnippet
 	if err := yaml.Unmarshal([]byte(out), &s); err != nil {
@@ -46,7 +47,7 @@ func parseAnchorsJSON(t *testing.T, out string) anchorsReport {
 func TestAnchorsSmall(t *testing.T) {
 	root := smallVOC(t, nil)
 	// 32x24 images stretched to 24x24: "a" is 10x11 px -> 7.5x11, "b" 18x20 -> 13.5x20.
-	want := [][2]float64{{7.5, 11}, {13.5, 20}}
+	want := []anchor.Anchor{{7.5, 11}, {13.5, 20}}
 
 	code, out, errs := runTool(t, "anchors", root, "-k", "2", "--size", "24", "--decimals", "1")
 	if code != 0 || errs != "" {
@@ -72,7 +73,7 @@ func TestAnchorsSmall(t *testing.T) {
 	// Whole pixels (the default): 7.5 rounds to 8, 13.5 to 14; the IoU drops below 1.
 	_, out, _ = runTool(t, "anchors", root, "-k", "2", "--size", "24", "--json")
 	r = parseAnchorsJSON(t, out)
-	if want := [][2]float64{{8, 11}, {14, 20}}; !reflect.DeepEqual(r.Anchors, want) || !(r.MeanIoU < 1) || math.Abs(r.UnroundedAnchorsMeanIoU-1) > 1e-12 {
+	if want := []anchor.Anchor{{8, 11}, {14, 20}}; !reflect.DeepEqual(r.Anchors, want) || !(r.MeanIoU < 1) || math.Abs(r.UnroundedAnchorsMeanIoU-1) > 1e-12 {
 		t.Errorf("whole pixels: anchors %v mean IoU %v (unrounded %v)", r.Anchors, r.MeanIoU, r.UnroundedAnchorsMeanIoU)
 	}
 

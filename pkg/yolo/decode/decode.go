@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"yolodistill/pkg/anchor"
 	"yolodistill/pkg/box"
 )
 
@@ -12,9 +13,9 @@ import (
 // 100, nms_threshold 0.45, background_label -1, normalized false; yolo_box
 // conf_thresh = score_threshold; YOLOv3Head clip_bbox true).
 type Config struct {
-	Anchors    [][2]float64 // all anchors, input pixels (w, h)
-	Masks      [][]int      // Masks[s]: anchors of output s, in channel order
-	Strides    []int        // Strides[s]: downsample ratio of output s
+	Anchors    []anchor.Anchor // all anchors, input pixels (w, h)
+	Masks      [][]int         // Masks[s]: anchors of output s, in channel order
+	Strides    []int           // Strides[s]: downsample ratio of output s
 	NumClasses int
 
 	ConfThresh   float64 // yolo_box conf_thresh on sigmoid(obj)
@@ -32,13 +33,9 @@ type Config struct {
 // default anchors, masks and strides.
 func DefaultConfig(numClasses int) Config {
 	return Config{
-		Anchors: [][2]float64{
-			{10, 13}, {16, 30}, {33, 23},
-			{30, 61}, {62, 45}, {59, 119},
-			{116, 90}, {156, 198}, {373, 326},
-		},
-		Masks:       [][]int{{6, 7, 8}, {3, 4, 5}, {0, 1, 2}},
-		Strides:     []int{32, 16, 8},
+		Anchors:     anchor.Defaults(),
+		Masks:       anchor.DefaultMasks(),
+		Strides:     anchor.DefaultStrides(),
 		NumClasses:  numClasses,
 		ConfThresh:  0.01,
 		ScaleXY:     1,
@@ -74,26 +71,14 @@ type Decoder struct {
 	cand []box.Scored
 }
 
-// New checks cfg and returns a Decoder.
+// New checks cfg (anchors, masks and strides with anchor.Check) and returns
+// a Decoder.
 func New(cfg Config) (*Decoder, error) {
 	if cfg.NumClasses < 1 {
 		return nil, fmt.Errorf("decode: %d classes, need at least 1", cfg.NumClasses)
 	}
-	if len(cfg.Masks) == 0 || len(cfg.Masks) != len(cfg.Strides) {
-		return nil, fmt.Errorf("decode: %d masks and %d strides, need one of each per output", len(cfg.Masks), len(cfg.Strides))
-	}
-	for s, m := range cfg.Masks {
-		if len(m) == 0 {
-			return nil, fmt.Errorf("decode: mask %d is empty", s)
-		}
-		for _, id := range m {
-			if id < 0 || id >= len(cfg.Anchors) {
-				return nil, fmt.Errorf("decode: mask %d names anchor %d, there are %d", s, id, len(cfg.Anchors))
-			}
-		}
-		if cfg.Strides[s] < 1 {
-			return nil, fmt.Errorf("decode: stride %d is %d", s, cfg.Strides[s])
-		}
+	if err := anchor.Check(cfg.Anchors, cfg.Masks, cfg.Strides); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
 	}
 	if cfg.ScaleXY == 0 {
 		cfg.ScaleXY = 1
@@ -184,8 +169,8 @@ func (d *Decoder) Candidates(dst []box.Scored, outs [][]float32, shapes [][4]int
 					// centre and size in input pixels
 					cx := (float64(l) + sigmoid(float64(x[base+p]))*sxy + bias) / float64(W) * float64(inputW)
 					cy := (float64(k) + sigmoid(float64(x[base+hw+p]))*sxy + bias) / float64(H) * float64(inputH)
-					bw := math.Exp(float64(x[base+2*hw+p])) * an[0]
-					bh := math.Exp(float64(x[base+3*hw+p])) * an[1]
+					bw := math.Exp(float64(x[base+2*hw+p])) * an.W()
+					bh := math.Exp(float64(x[base+3*hw+p])) * an.H()
 					b := box.Box{
 						X0: (cx - bw/2 - pl.PadX) / pl.ScaleX, Y0: (cy - bh/2 - pl.PadY) / pl.ScaleY,
 						X1: (cx + bw/2 - pl.PadX) / pl.ScaleX, Y1: (cy + bh/2 - pl.PadY) / pl.ScaleY,

@@ -5,14 +5,16 @@ import (
 	"math"
 	"runtime"
 	"sync"
+
+	"yolodistill/pkg/anchor"
 )
 
 // Config selects and parameterises the YOLOv3 loss (see the package doc).
 type Config struct {
 	Path       Path
-	Anchors    [][2]float64 // all anchors, input pixels (w, h)
-	Masks      [][]int      // Masks[s]: indices into Anchors of output s's anchors, in channel order
-	Strides    []int        // Strides[s]: downsample ratio of output s
+	Anchors    []anchor.Anchor // all anchors, input pixels (w, h)
+	Masks      [][]int         // Masks[s]: indices into Anchors of output s's anchors, in channel order
+	Strides    []int           // Strides[s]: downsample ratio of output s
 	NumClasses int
 
 	// IgnoreThresh: a non-positive prediction whose best IoU with a GT
@@ -43,9 +45,9 @@ type Config struct {
 func DefaultConfig(numClasses int) Config {
 	return Config{
 		Path:         OperatorPath,
-		Anchors:      DefaultAnchors(),
-		Masks:        DefaultMasks(),
-		Strides:      DefaultStrides(),
+		Anchors:      anchor.Defaults(),
+		Masks:        anchor.DefaultMasks(),
+		Strides:      anchor.DefaultStrides(),
 		NumClasses:   numClasses,
 		IgnoreThresh: 0.7,
 		LabelSmooth:  true,
@@ -98,31 +100,14 @@ type imageScratch struct {
 	err    error
 }
 
-// New checks cfg and returns a Criterion.
+// New checks cfg (anchors, masks and strides with anchor.Check) and returns
+// a Criterion.
 func New(cfg Config) (*Criterion, error) {
 	if cfg.NumClasses < 1 {
 		return nil, fmt.Errorf("loss: %d classes, need at least 1", cfg.NumClasses)
 	}
-	if len(cfg.Masks) == 0 || len(cfg.Masks) != len(cfg.Strides) {
-		return nil, fmt.Errorf("loss: %d masks and %d strides, need one of each per output", len(cfg.Masks), len(cfg.Strides))
-	}
-	for i, a := range cfg.Anchors {
-		if !(a[0] > 0) || !(a[1] > 0) {
-			return nil, fmt.Errorf("loss: anchor %d is %gx%g, sizes must be positive", i, a[0], a[1])
-		}
-	}
-	for s, m := range cfg.Masks {
-		if len(m) == 0 {
-			return nil, fmt.Errorf("loss: mask %d is empty", s)
-		}
-		for _, id := range m {
-			if id < 0 || id >= len(cfg.Anchors) {
-				return nil, fmt.Errorf("loss: mask %d names anchor %d, there are %d", s, id, len(cfg.Anchors))
-			}
-		}
-		if cfg.Strides[s] < 1 {
-			return nil, fmt.Errorf("loss: stride %d is %d", s, cfg.Strides[s])
-		}
+	if err := anchor.Check(cfg.Anchors, cfg.Masks, cfg.Strides); err != nil {
+		return nil, fmt.Errorf("loss: %w", err)
 	}
 	if cfg.Path != OperatorPath && cfg.Path != FineGrainedPath {
 		return nil, fmt.Errorf("loss: unknown path %v", cfg.Path)
@@ -344,7 +329,7 @@ func (c *Criterion) scale(i, s int, im *imageScratch) {
 	thr := float64(c.cfg.IgnoreThresh)
 	for a := 0; a < A; a++ {
 		an := c.cfg.Anchors[c.cfg.Masks[s][a]]
-		aw, ah := an[0]/float64(c.inW), an[1]/float64(c.inH)
+		aw, ah := an.W()/float64(c.inW), an.H()/float64(c.inH)
 		base := a * (5 + C) * hw
 		for k := 0; k < H; k++ {
 			for l := 0; l < W; l++ {

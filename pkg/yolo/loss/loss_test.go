@@ -4,10 +4,12 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"yolodistill/pkg/anchor"
 )
 
 func TestMatcherHand(t *testing.T) {
-	m := Matcher{Anchors: DefaultAnchors(), Masks: DefaultMasks(), Strides: DefaultStrides()}
+	m := Matcher{Anchors: anchor.Defaults(), Masks: anchor.DefaultMasks(), Strides: anchor.DefaultStrides()}
 	cases := []struct {
 		name           string
 		in             int
@@ -60,6 +62,46 @@ func TestMatcherHand(t *testing.T) {
 	}
 }
 
+// TestBestAnchorUnchanged: BestAnchor picks what its former inline loop
+// picked, for any input (sizes that are zero, negative, tiny, huge or not
+// finite included, where the unguarded IoU behaves oddly): the loss's
+// assignments must not move.
+func TestBestAnchorUnchanged(t *testing.T) {
+	inline := func(m *Matcher, w, h float32, inputH, inputW int) int {
+		best, bestIoU := -1, 0.0
+		gw, gh := float64(w), float64(h)
+		for i, a := range m.Anchors {
+			aw, ah := a[0]/float64(inputW), a[1]/float64(inputH)
+			inter := math.Min(gw, aw) * math.Min(gh, ah)
+			iou := inter / (gw*gh + aw*ah - inter)
+			if iou > bestIoU {
+				best, bestIoU = i, iou
+			}
+		}
+		return best
+	}
+	special := []float32{0, -1, 1e-30, 1e30, float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN())}
+	rng := rand.New(rand.NewPCG(5, 6))
+	pick := func() float32 {
+		if rng.IntN(6) == 0 {
+			return special[rng.IntN(len(special))]
+		}
+		return float32(rng.Float64()*1.5 - 0.25)
+	}
+	odd := []anchor.Anchor{{10, 13}, {-5, 20}, {0, 7}, {30, 61}, {1e-9, 3}}
+	for _, anchors := range [][]anchor.Anchor{anchor.Defaults(), odd} {
+		m := &Matcher{Anchors: anchors}
+		for n := 0; n < 50000; n++ {
+			w, h := pick(), pick()
+			inH := 32 * (1 + rng.IntN(19))
+			inW := inH + 32*rng.IntN(2)
+			if got, want := m.BestAnchor(w, h, inH, inW), inline(m, w, h, inH, inW); got != want {
+				t.Fatalf("BestAnchor(%g, %g, %d, %d) with %v = %d, inline loop %d", w, h, inH, inW, anchors, got, want)
+			}
+		}
+	}
+}
+
 // TestHandLoss: all logits 0, one class, no ignore. Every SCE term is ln 2
 // whatever its target, so the loss is countable by hand.
 func TestHandLoss(t *testing.T) {
@@ -109,7 +151,7 @@ func TestHandLoss(t *testing.T) {
 }
 
 func zeroOutputs(n, C, in int) (outs [][]float32, shapes [][4]int, grads [][]float32) {
-	for _, s := range DefaultStrides() {
+	for _, s := range anchor.DefaultStrides() {
 		sh := [4]int{n, 3 * (5 + C), in / s, in / s}
 		outs = append(outs, make([]float32, sh[0]*sh[1]*sh[2]*sh[3]))
 		grads = append(grads, make([]float32, sh[0]*sh[1]*sh[2]*sh[3]))
@@ -119,7 +161,7 @@ func zeroOutputs(n, C, in int) (outs [][]float32, shapes [][4]int, grads [][]flo
 }
 
 func randomBatch(r *rand.Rand, n, C, in int, nbox int) (outs [][]float32, shapes [][4]int, gts [][]GT) {
-	for _, s := range DefaultStrides() {
+	for _, s := range anchor.DefaultStrides() {
 		sh := [4]int{n, 3 * (5 + C), in / s, in / s}
 		o := make([]float32, sh[0]*sh[1]*sh[2]*sh[3])
 		for k := range o {

@@ -3,6 +3,8 @@ package loss
 import (
 	"fmt"
 	"math"
+
+	"yolodistill/pkg/anchor"
 )
 
 // GT is one ground-truth box of an image, normalised to the network input
@@ -37,23 +39,6 @@ func (p Path) String() string {
 	return fmt.Sprintf("Path(%d)", int(p))
 }
 
-// DefaultAnchors returns YOLOv3's nine anchors in input pixels (w, h):
-// 10,13 16,30 33,23 30,61 62,45 59,119 116,90 156,198 373,326.
-func DefaultAnchors() [][2]float64 {
-	return [][2]float64{
-		{10, 13}, {16, 30}, {33, 23},
-		{30, 61}, {62, 45}, {59, 119},
-		{116, 90}, {156, 198}, {373, 326},
-	}
-}
-
-// DefaultMasks returns YOLOv3's anchor masks, deepest output first:
-// [[6 7 8] [3 4 5] [0 1 2]].
-func DefaultMasks() [][]int { return [][]int{{6, 7, 8}, {3, 4, 5}, {0, 1, 2}} }
-
-// DefaultStrides returns the downsample ratios of the outputs: [32 16 8].
-func DefaultStrides() []int { return []int{32, 16, 8} }
-
 // Assignment is one positive: a GT matched to an anchor and a cell of one
 // output.
 type Assignment struct {
@@ -72,7 +57,7 @@ type Assignment struct {
 // Matcher assigns GTs to anchors and cells. Anchors are in input pixels,
 // Masks[s] lists the anchors of output s, Strides[s] is its downsample ratio.
 type Matcher struct {
-	Anchors [][2]float64
+	Anchors []anchor.Anchor
 	Masks   [][]int
 	Strides []int
 	Path    Path // selects the validity rule (see Valid)
@@ -90,14 +75,15 @@ func (m *Matcher) Valid(g GT) bool {
 
 // BestAnchor returns the index into Anchors of the anchor whose shape IoU
 // with a box of normalised size w x h is highest (first anchor on ties), or -1
-// when no anchor overlaps (w or h not positive).
+// when no anchor overlaps (w or h not positive). The IoU is inter / union of
+// anchor.Overlap with the anchor normalised by the input size, unguarded
+// (unlike anchor.ShapeIoU), as Paddle computes it.
 func (m *Matcher) BestAnchor(w, h float32, inputH, inputW int) int {
 	best, bestIoU := -1, 0.0
-	gw, gh := float64(w), float64(h)
+	g := anchor.Anchor{float64(w), float64(h)}
 	for i, a := range m.Anchors {
-		aw, ah := a[0]/float64(inputW), a[1]/float64(inputH)
-		inter := math.Min(gw, aw) * math.Min(gh, ah)
-		iou := inter / (gw*gh + aw*ah - inter)
+		inter, union := anchor.Overlap(g, anchor.Anchor{a.W() / float64(inputW), a.H() / float64(inputH)})
+		iou := inter / union
 		if iou > bestIoU {
 			best, bestIoU = i, iou
 		}
@@ -136,8 +122,8 @@ func (m *Matcher) Assign(dst []Assignment, gts []GT, inputH, inputW, numClasses 
 					GT: t, Scale: s, Anchor: a, AnchorID: id, GI: gi, GJ: gj,
 					TX:     float32(fx - float64(gi)),
 					TY:     float32(fy - float64(gj)),
-					TW:     float32(math.Log(float64(g.W) * float64(inputW) / an[0])),
-					TH:     float32(math.Log(float64(g.H) * float64(inputH) / an[1])),
+					TW:     float32(math.Log(float64(g.W) * float64(inputW) / an.W())),
+					TH:     float32(math.Log(float64(g.H) * float64(inputH) / an.H())),
 					TScale: float32(2 - float64(g.W)*float64(g.H)),
 					Score:  g.Score,
 					Label:  g.Label,

@@ -5,6 +5,8 @@ import (
 	"math"
 	"os"
 	"testing"
+
+	"yolodistill/pkg/anchor"
 )
 
 // refFile is written by testdata/yololoss/gen_reference.py (PyTorch, float64,
@@ -34,10 +36,10 @@ type refCase struct {
 }
 
 type refFileT struct {
-	Anchors [][2]float64 `json:"anchors"`
-	Masks   [][]int      `json:"masks"`
-	Strides []int        `json:"strides"`
-	Cases   []refCase    `json:"cases"`
+	Anchors []anchor.Anchor `json:"anchors"`
+	Masks   [][]int         `json:"masks"`
+	Strides []int           `json:"strides"`
+	Cases   []refCase       `json:"cases"`
 }
 
 // lcgFill is the generator of gen_reference.py: values uniform in [-amp, amp),
