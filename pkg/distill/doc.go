@@ -5,6 +5,8 @@
 // l2_loss, fsp_loss, soft_label_loss), plus pair losses (l2, l1, cosine, kl)
 // over named feature maps. It imports neither gorgonia nor the model: a Loss
 // is attached to a graph through pkg/nn's Builder.Loss with a Binding.
+// MatchShapes lists the teacher/student feature maps of equal shape, the
+// candidates for pair losses (model-inspect -t).
 //
 // # Conventions
 //
