@@ -4,11 +4,13 @@
 // split_distill) and PaddleSlim's losses (paddleslim/dist/single_distiller.py:
 // l2_loss, fsp_loss, soft_label_loss), plus pair losses (l2, l1, cosine, kl)
 // over named feature maps; the Recipe a student configuration asks for (the
-// terms, their student and teacher tensors); and Student, which attaches a
+// terms, their student and teacher tensors); Student, which attaches a
 // recipe to a student detector's training graphs (with learned adapters)
 // reading the teacher's tensors of each batch from a Teacher (pkg/teacher
-// implements it, online and offline). The losses themselves see no engine: a
-// Loss is attached to a graph through pkg/nn's Builder.Loss with a Binding.
+// implements it, online and offline); and MatchShapes, the teacher/student
+// feature maps of equal shape, the candidates for pair losses (model-inspect
+// -t). The losses themselves see no engine: a Loss is attached to a graph
+// through pkg/nn's Builder.Loss with a Binding.
 //
 // # Conventions
 //

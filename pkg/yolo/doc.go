@@ -5,7 +5,8 @@
 // makes the Spec of a family member (MobileNetV1, ResNet18 or ResNet34
 // backbone with width multipliers, the three-scale YOLOv3 head);
 // Spec.Infer gives every layer's output shape, trainable parameter count and
-// FLOPs at an input size without any tensor engine. Engines (pkg/nn on
+// FLOPs at an input size without any tensor engine; Describe turns that into
+// the report model-inspect prints (a table, or JSON). Engines (pkg/nn on
 // gorgonia) build the graph by walking the Spec.
 //
 // Conventions:

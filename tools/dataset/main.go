@@ -30,14 +30,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"sort"
-	"strings"
 
 	"yolodistill/pkg/cli"
 	"yolodistill/pkg/dataset"
@@ -91,57 +87,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return e.log.Fail(err)
 }
 
-// source names a dataset on the command line and how to read it.
-type source struct {
-	format    string
-	path      string
-	split     string
-	classes   []string
-	imageRoot string
-	images    dataset.ImageCheck
-	maxPixels int
-}
-
-func (s source) read() (*dataset.Dataset, dataset.Problems, error) {
-	format := s.format
-	if format == "" {
-		f, err := dataset.DetectFormat(s.path)
-		if err != nil {
-			return nil, nil, err
-		}
-		format = f
-	}
-	if _, err := os.Stat(s.path); err != nil {
-		return nil, nil, err
-	}
-	switch format {
-	case "voc":
-		if s.imageRoot != "" {
-			return nil, nil, cli.UsageError{Err: errors.New("--image-root applies to COCO only (VOC images are in JPEGImages/)")}
-		}
-		ds, ps := dataset.ReadVOC(s.path, dataset.VOCOptions{Classes: s.classes, Split: s.split, Images: s.images, MaxPixels: s.maxPixels})
-		return ds, ps, nil
-	case "coco":
-		if s.split != "" {
-			return nil, nil, cli.UsageError{Err: errors.New("--split applies to VOC only (a COCO file is one split)")}
-		}
-		ds, ps := dataset.ReadCOCO(s.path, dataset.COCOOptions{ImageRoot: s.imageRoot, Classes: s.classes, Images: s.images, MaxPixels: s.maxPixels})
-		return ds, ps, nil
-	}
-	return nil, nil, cli.UsageError{Err: fmt.Errorf("format %q: want voc or coco", format)}
-}
-
-func splitClasses(s string) []string {
-	if s == "" {
-		return nil
-	}
-	var out []string
-	for _, c := range strings.Split(s, ",") {
-		out = append(out, strings.TrimSpace(c))
-	}
-	return out
-}
-
 type checkCmd struct {
 	Path      string `arg:"" placeholder:"PATH" help:"VOC folder, COCO JSON file, or COCO folder (annotations.json + images/)."`
 	Format    string `enum:"voc,coco," default:"" help:"voc or coco (default: guessed from PATH)."`
@@ -153,89 +98,30 @@ type checkCmd struct {
 	JSON      bool   `name:"json" help:"write one JSON object instead of lines."`
 }
 
-// checkReport is check's --json output.
-type checkReport struct {
-	Path     string           `json:"path"`
-	Format   string           `json:"format"`
-	Images   int              `json:"images"`
-	Boxes    int              `json:"boxes"`
-	Classes  []string         `json:"classes"`
-	PerClass map[string]int   `json:"boxes_per_class"`
-	Errors   int              `json:"errors"`
-	Warnings int              `json:"warnings"`
-	ByKind   map[string]int   `json:"problems_by_kind"`
-	Problems dataset.Problems `json:"problems"`
-}
-
-// maxClassesShown bounds the per-class counts in check's summary line.
-const maxClassesShown = 20
-
 func (c *checkCmd) Run(e *env) error {
 	mode, err := dataset.ParseImageCheck(c.Images)
 	if err != nil {
 		return cli.UsageError{Err: err}
 	}
-	format := c.Format
-	if format == "" {
-		if format, err = dataset.DetectFormat(c.Path); err != nil {
-			return err
-		}
+	src := source{format: c.Format, path: c.Path, split: c.Split, classes: splitClasses(c.Classes), imageRoot: c.ImageRoot, images: mode, maxPixels: c.MaxPixels}
+	if src.format, err = src.formatName(); err != nil {
+		return err
 	}
-	ds, ps, err := source{format: format, path: c.Path, split: c.Split, classes: splitClasses(c.Classes), imageRoot: c.ImageRoot, images: mode, maxPixels: c.MaxPixels}.read()
+	ds, ps, err := src.read()
 	if err != nil {
 		return err
 	}
 	if e.ctx.Err() != nil {
 		return e.ctx.Err()
 	}
-	ps.Sort()
-	r := checkReport{Path: c.Path, Format: format, Images: len(ds.Samples), Classes: ds.Classes, PerClass: map[string]int{},
-		Errors: ps.Count(dataset.Error), Warnings: ps.Count(dataset.Warning), ByKind: map[string]int{}, Problems: ps}
-	if r.Classes == nil {
-		r.Classes = []string{}
-	}
-	if r.Problems == nil {
-		r.Problems = dataset.Problems{}
-	}
-	for _, s := range ds.Samples {
-		r.Boxes += len(s.Objects)
-		for _, o := range s.Objects {
-			r.PerClass[ds.Classes[o.Label]]++
-		}
-	}
-	for _, p := range ps {
-		r.ByKind[p.Kind]++
-	}
+	r := dataset.NewCheckReport(c.Path, src.format, ds, ps)
 	if c.JSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", " ")
-		if err := enc.Encode(&r); err != nil {
-			return err
-		}
+		err = r.WriteJSON(e.stdout)
 	} else {
-		if err := ps.Write(e.stdout); err != nil {
-			return err
-		}
-		var per []string
-		for _, cl := range ds.Classes {
-			per = append(per, fmt.Sprintf("%s %d", cl, r.PerClass[cl]))
-		}
-		if len(per) > maxClassesShown {
-			per = append(per[:maxClassesShown], "... (--json lists all)")
-		}
-		var kinds []string
-		for k, n := range r.ByKind {
-			kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
-		}
-		sort.Strings(kinds)
-		byKind := ""
-		if len(kinds) > 0 {
-			byKind = " (" + strings.Join(kinds, ", ") + ")"
-		}
-		if _, err := fmt.Fprintf(e.stdout, "%s: %s, %d images usable, %d boxes, %d classes [%s]; %d errors, %d warnings%s\n",
-			c.Path, format, r.Images, r.Boxes, len(ds.Classes), strings.Join(per, ", "), r.Errors, r.Warnings, byKind); err != nil {
-			return err
-		}
+		err = r.WriteText(e.stdout)
+	}
+	if err != nil {
+		return err
 	}
 	if r.Errors > 0 {
 		return exitCode(cli.ExitFailure)
@@ -280,65 +166,18 @@ func (c *convertCmd) Run(e *env) error {
 		}
 		e.log.Printf("%d errors in %s; their images are left out (--skip-bad)", n, c.In)
 	}
-	if err := checkOut(c.Out); err != nil {
+	if err := dataset.CheckOutDir(c.Out); err != nil {
 		return err
 	}
-	parent := filepath.Dir(filepath.Clean(c.Out))
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(filepath.Clean(c.Out))+".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp) // a no-op after the rename
-	switch c.To {
-	case "voc":
-		err = dataset.WriteVOC(tmp, ds, dataset.VOCWriteOptions{Split: c.OutSplit, Images: imgMode})
-	default:
-		err = dataset.WriteCOCO(tmp, ds, dataset.COCOWriteOptions{Images: imgMode})
-	}
-	if err != nil {
-		return err
-	}
-	if err := e.ctx.Err(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return err
-	}
-	// An empty OUT is replaced; checkOut made sure it is empty.
-	if st, err := os.Stat(c.Out); err == nil && st.IsDir() {
-		if err := os.Remove(c.Out); err != nil {
+	err = dataset.WriteDir(c.Out, func(tmp string) error {
+		if err := dataset.Write(tmp, c.To, ds, dataset.WriteOptions{Split: c.OutSplit, Images: imgMode}); err != nil {
 			return err
 		}
-	}
-	if err := os.Rename(tmp, c.Out); err != nil {
-		return err
-	}
-	boxes := 0
-	for _, s := range ds.Samples {
-		boxes += len(s.Objects)
-	}
-	e.log.Printf("wrote %s (%s): %d images, %d boxes, %d classes", c.Out, c.To, len(ds.Samples), boxes, len(ds.Classes))
-	return nil
-}
-
-// checkOut refuses an OUT that exists and is not an empty folder.
-func checkOut(out string) error {
-	st, err := os.Stat(out)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
+		return e.ctx.Err()
+	})
 	if err != nil {
 		return err
 	}
-	if !st.IsDir() {
-		return fmt.Errorf("%s exists and is not a folder; refusing to overwrite", out)
-	}
-	ents, err := os.ReadDir(out)
-	if err != nil {
-		return err
-	}
-	if len(ents) > 0 {
-		return fmt.Errorf("%s exists and is not empty; refusing to overwrite", out)
-	}
+	e.log.Printf("wrote %s (%s): %d images, %d boxes, %d classes", c.Out, c.To, len(ds.Samples), ds.NumObjects(), len(ds.Classes))
 	return nil
 }

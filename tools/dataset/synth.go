@@ -45,34 +45,22 @@ func (c *synthCmd) Run(e *env) error {
 	if err := opts.Validate(); err != nil {
 		return cli.UsageError{Err: err}
 	}
-	if err := checkOut(c.Out); err != nil {
+	if err := dataset.CheckOutDir(c.Out); err != nil {
 		return err
 	}
-	parent := filepath.Dir(filepath.Clean(c.Out))
-	if err := os.MkdirAll(parent, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(filepath.Clean(c.Out)), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(filepath.Clean(c.Out))+".tmp-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(tmp) // a no-op after the rename
-	sum, err := dataset.WriteSynth(e.ctx, tmp, c.Format, opts, c.Workers)
-	if err != nil {
-		if e.ctx.Err() != nil {
+	var sum *dataset.SynthSummary
+	err := dataset.WriteDir(c.Out, func(tmp string) error {
+		var err error
+		sum, err = dataset.WriteSynth(e.ctx, tmp, c.Format, opts, c.Workers)
+		if err != nil && e.ctx.Err() != nil {
 			return e.ctx.Err()
 		}
 		return err
-	}
-	if err := os.Chmod(tmp, 0o755); err != nil {
-		return err
-	}
-	if st, err := os.Stat(c.Out); err == nil && st.IsDir() {
-		if err := os.Remove(c.Out); err != nil {
-			return err
-		}
-	}
-	if err := os.Rename(tmp, c.Out); err != nil {
+	})
+	if err != nil {
 		return err
 	}
 	for _, sp := range dataset.SynthSplits {

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"yolodistill/pkg/cli"
+	"yolodistill/pkg/cli/clitest"
 	"yolodistill/pkg/dataset"
 )
 
@@ -114,12 +115,12 @@ func TestSynthCLI(t *testing.T) {
 		t.Skip("the dataset grammar has no synth command yet")
 	}
 	out := filepath.Join(t.TempDir(), "s")
-	code, stdout, stderr := runTool(t, "synth", "--out", out, "--format", "voc", "--images", "4", "--size", "64", "--seed", "3")
-	if code != 0 || stdout != "" {
-		t.Fatalf("exit %d, stdout %q, stderr:\n%s", code, stdout, stderr)
+	r := clitest.Run(t, run, "synth", "--out", out, "--format", "voc", "--images", "4", "--size", "64", "--seed", "3")
+	if r.Code != 0 || r.Stdout != "" {
+		t.Fatalf("exit %d, stdout %q, stderr:\n%s", r.Code, r.Stdout, r.Stderr)
 	}
-	if code, _, _ := runTool(t, "synth", "--out", out, "--format", "yolo", "--images", "4"); code != 2 {
-		t.Errorf("--format yolo: exit %d, want 2", code)
+	if r := clitest.Run(t, run, "synth", "--out", out, "--format", "yolo", "--images", "4"); r.Code != 2 {
+		t.Errorf("--format yolo: exit %d, want 2", r.Code)
 	}
 }
 

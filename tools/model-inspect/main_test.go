@@ -4,48 +4,28 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"yolodistill/pkg/cli/clitest"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
 
 const (
 	studentYML = "testdata/student.yml"
 	teacherYML = "testdata/teacher.yml"
 )
 
-func runTool(t *testing.T, args ...string) (code int, stdout, stderr string) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	code = run(context.Background(), args, strings.NewReader(""), &out, &errb)
-	return code, out.String(), errb.String()
-}
-
 // TestGoldenTable compares the whole table of a student with a teacher at 320
 // with testdata/student_teacher_320.golden (go test -update rewrites it).
 func TestGoldenTable(t *testing.T) {
-	code, stdout, stderr := runTool(t, "-c", studentYML, "--size", "320", "-t", teacherYML)
-	if code != 0 || stderr != "" {
-		t.Fatalf("exit %d, stderr %q", code, stderr)
+	r := clitest.Run(t, run, "-c", studentYML, "--size", "320", "-t", teacherYML)
+	if r.Code != 0 || r.Stderr != "" {
+		t.Fatalf("exit %d, stderr %q", r.Code, r.Stderr)
 	}
-	golden := filepath.Join("testdata", "student_teacher_320.golden")
-	if *update {
-		if err := os.WriteFile(golden, []byte(stdout), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if stdout != string(want) {
-		t.Errorf("stdout differs from %s:\n%s", golden, stdout)
-	}
+	clitest.Golden(t, filepath.Join("testdata", "student_teacher_320.golden"), r.Stdout)
 	// Independent of the golden file: figures from testdata/yolo/reference.json
 	// (PyTorch) for MobileNetV1 x0.25 + head x0.25, 20 classes, at 320.
 	for _, s := range []string{
@@ -54,16 +34,16 @@ func TestGoldenTable(t *testing.T) {
 		"# total: 1556721 params (+9696 BN running stats), 0.793 GFLOPs",
 		"head.0.route  head.0.route  128x10x10",
 	} {
-		if !strings.Contains(stdout, s) {
+		if !strings.Contains(r.Stdout, s) {
 			t.Errorf("stdout lacks %q", s)
 		}
 	}
 }
 
 func TestJSON(t *testing.T) {
-	code, stdout, stderr := runTool(t, "-c", studentYML, "--size", "320", "-t", teacherYML, "--json")
-	if code != 0 || stderr != "" {
-		t.Fatalf("exit %d, stderr %q", code, stderr)
+	r := clitest.Run(t, run, "-c", studentYML, "--size", "320", "-t", teacherYML, "--json")
+	if r.Code != 0 || r.Stderr != "" {
+		t.Fatalf("exit %d, stderr %q", r.Code, r.Stderr)
 	}
 	var got struct {
 		Model  string `json:"model"`
@@ -87,7 +67,7 @@ func TestJSON(t *testing.T) {
 			SameName         bool `json:"same_name"`
 		} `json:"pairs"`
 	}
-	if err := json.Unmarshal([]byte(stdout), &got); err != nil {
+	if err := json.Unmarshal([]byte(r.Stdout), &got); err != nil {
 		t.Fatalf("stdout is not JSON: %v", err)
 	}
 	var sum, flops int64
@@ -112,31 +92,31 @@ func TestJSON(t *testing.T) {
 // TestAllLayers: --all pairs every layer output, so pairs appear that the
 // feature points alone do not give (the head's inner convs).
 func TestAllLayers(t *testing.T) {
-	code, stdout, _ := runTool(t, "-c", studentYML, "--size", "320", "-t", teacherYML, "--all")
-	if code != 0 {
-		t.Fatalf("exit %d", code)
+	r := clitest.Run(t, run, "-c", studentYML, "--size", "320", "-t", teacherYML, "--all")
+	if r.Code != 0 {
+		t.Fatalf("exit %d", r.Code)
 	}
 	found := false
-	for _, line := range strings.Split(stdout, "\n") {
+	for _, line := range strings.Split(r.Stdout, "\n") {
 		if strings.Join(strings.Fields(line), " ") == "head.1.conv1 head.1.conv1 128x20x20" {
 			found = true
 		}
 	}
 	if !found {
-		t.Errorf("no inner-layer pair in:\n%s", stdout)
+		t.Errorf("no inner-layer pair in:\n%s", r.Stdout)
 	}
 }
 
 // TestDefaultSize: without --size the configuration's eval.size (608 by
 // default) is used.
 func TestDefaultSize(t *testing.T) {
-	code, stdout, _ := runTool(t, "-c", studentYML)
-	if code != 0 || !strings.Contains(stdout, "input 3x608x608") || !strings.Contains(stdout, "head.0.out  75x19x19") {
-		t.Errorf("exit %d:\n%s", code, stdout)
+	r := clitest.Run(t, run, "-c", studentYML)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "input 3x608x608") || !strings.Contains(r.Stdout, "head.0.out  75x19x19") {
+		t.Errorf("exit %d:\n%s", r.Code, r.Stdout)
 	}
-	code, stdout, _ = runTool(t, "-c", studentYML, "-o", "eval.size=416")
-	if code != 0 || !strings.Contains(stdout, "input 3x416x416") {
-		t.Errorf("override eval.size: exit %d:\n%.200s", code, stdout)
+	r = clitest.Run(t, run, "-c", studentYML, "-o", "eval.size=416")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "input 3x416x416") {
+		t.Errorf("override eval.size: exit %d:\n%.200s", r.Code, r.Stdout)
 	}
 }
 
@@ -157,15 +137,15 @@ func TestErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, stdout, stderr := runTool(t, tt.args...)
-			if code != tt.code {
-				t.Errorf("exit %d, want %d", code, tt.code)
+			r := clitest.Run(t, run, tt.args...)
+			if r.Code != tt.code {
+				t.Errorf("exit %d, want %d", r.Code, tt.code)
 			}
-			if stdout != "" {
-				t.Errorf("stdout not empty: %q", stdout)
+			if r.Stdout != "" {
+				t.Errorf("stdout not empty: %q", r.Stdout)
 			}
-			if !strings.Contains(stderr, tt.want) || !strings.Contains(stderr, "model-inspect: error: ") {
-				t.Errorf("stderr %q, want it to contain %q", stderr, tt.want)
+			if !strings.Contains(r.Stderr, tt.want) || !strings.Contains(r.Stderr, "model-inspect: error: ") {
+				t.Errorf("stderr %q, want it to contain %q", r.Stderr, tt.want)
 			}
 		})
 	}
@@ -183,43 +163,38 @@ func TestCancelled(t *testing.T) {
 // TestBinary builds the real binary and checks one success and one failure:
 // exit codes, data only on stdout, messages only on stderr.
 func TestBinary(t *testing.T) {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
+	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("go tool not in PATH")
 	}
-	bin := filepath.Join(t.TempDir(), "model-inspect")
-	if out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	bin := t.TempDir()
+	if err := clitest.Build(bin, "."); err != nil {
+		t.Fatal(err)
 	}
 	tests := []struct {
-		args       []string
+		args       string
 		code       int
 		wantStdout string
 		wantStderr string
 	}{
-		{[]string{"-c", studentYML, "--size", "320"}, 0, "backbone.c5 = backbone.conv6.sep  256x10x10", ""},
-		{[]string{"-c", "testdata/bad_key.yml"}, 1, "", "model-inspect: error: testdata/bad_key.yml:3:3"},
-		{[]string{"--size", "320"}, 2, "", "missing flags: --config"},
+		{"-c " + studentYML + " --size 320", 0, "backbone.c5 = backbone.conv6.sep  256x10x10", ""},
+		{"-c testdata/bad_key.yml", 1, "", "model-inspect: error: testdata/bad_key.yml:3:3"},
+		{"--size 320", 2, "", "missing flags: --config"},
 	}
+	outFile := filepath.Join(t.TempDir(), "stdout")
 	for _, tt := range tests {
-		cmd := exec.Command(bin, tt.args...)
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
+		code, stderr := clitest.Sh(t, bin, fmt.Sprintf("model-inspect %s >'%s'", tt.args, outFile))
+		out, err := os.ReadFile(outFile)
+		if err != nil {
 			t.Fatal(err)
 		}
 		if code != tt.code {
 			t.Errorf("%v: exit %d, want %d", tt.args, code, tt.code)
 		}
-		if (tt.wantStdout == "") != (out.Len() == 0) || !strings.Contains(out.String(), tt.wantStdout) {
-			t.Errorf("%v: stdout %.300q", tt.args, out.String())
+		if (tt.wantStdout == "") != (len(out) == 0) || !strings.Contains(string(out), tt.wantStdout) {
+			t.Errorf("%v: stdout %.300q", tt.args, out)
 		}
-		if (tt.wantStderr == "") != (errb.Len() == 0) || !strings.Contains(errb.String(), tt.wantStderr) {
-			t.Errorf("%v: stderr %q", tt.args, errb.String())
+		if (tt.wantStderr == "") != (stderr == "") || !strings.Contains(stderr, tt.wantStderr) {
+			t.Errorf("%v: stderr %q", tt.args, stderr)
 		}
 	}
 }
