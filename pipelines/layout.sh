@@ -21,11 +21,12 @@ declare -A allow=(
   [dataset]="anchor atomicfile box config"
   [augment]="box config dataset"
   [metrics]="box dataset"
+  [metrics/prplot]="atomicfile metrics"
   [draw]="atomicfile box"
   [yolo]="anchor config nn"
   [yolo/loss]="anchor"
   [yolo/decode]="anchor box"
-  [detector]="anchor augment box checkpoint config dataset draw metrics nn yolo yolo/decode"
+  [detector]="anchor atomicfile augment box checkpoint config dataset draw metrics nn yolo yolo/decode"
   [distill]="config detector nn yolo"
   [train]="atomicfile augment checkpoint config dataset detector metrics nn yolo yolo/loss"
   [teacher]="augment checkpoint config dataset detector distill softtarget train yolo"
@@ -34,7 +35,7 @@ declare -A allow=(
   [softtarget/softtargettest]="softtarget"
 )
 # Packages that must not depend on gorgonia, directly or not.
-plain="atomicfile anchor box cli config checkpoint softtarget dataset augment metrics draw yolo/loss yolo/decode"
+plain="atomicfile anchor box cli config checkpoint softtarget dataset augment metrics metrics/prplot draw yolo/loss yolo/decode"
 mod=$(env $GO list -m)
 fail=0
 while read -r pkg imports; do

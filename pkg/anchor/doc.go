@@ -17,4 +17,7 @@
 // The package imports the standard library only: no other package of this
 // module, and never gorgonia. Everything here is safe to call from several
 // goroutines on different inputs.
+//
+// Imports (make vet checks it): nothing of this module; never gorgonia,
+// directly or through another package.
 package anchor

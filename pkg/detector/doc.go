@@ -7,8 +7,8 @@
 // (DetectSplit, Evaluate, Score: VOC mAP or COCO AP exactly as pkg/metrics
 // computes them).
 //
-// Imports (make vet checks it): of this module only pkg/anchor, pkg/augment,
-// pkg/box, pkg/checkpoint, pkg/config, pkg/dataset, pkg/draw, pkg/metrics,
-// pkg/nn, pkg/yolo, pkg/yolo/decode; never gorgonia directly (pkg/nn is the
-// only user).
+// Imports (make vet checks it): of this module only pkg/anchor,
+// pkg/atomicfile, pkg/augment, pkg/box, pkg/checkpoint, pkg/config,
+// pkg/dataset, pkg/draw, pkg/metrics, pkg/nn, pkg/yolo, pkg/yolo/decode;
+// never gorgonia directly (pkg/nn is the only user).
 package detector

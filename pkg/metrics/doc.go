@@ -18,6 +18,11 @@
 // +1; VOCParams.PlusOne applies PaddleDetection's formula literally for callers
 // that hold inclusive coordinates.
 //
+// Score turns a results file into a Report: the table, the JSON and the
+// precision/recall curves detect-eval prints (pictures of the curves are
+// drawn by the subpackage prplot, so that gonum/plot stays out of the tools
+// that only score); ReadGroundTruth reads COCO or VOC ground truth for it.
+//
 // The package is plain Go and safe to call from several goroutines on
 // different inputs.
 //

@@ -33,18 +33,16 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"yolodistill/pkg/atomicfile"
 	"yolodistill/pkg/cli"
 	"yolodistill/pkg/dataset"
 	"yolodistill/pkg/metrics"
+	"yolodistill/pkg/metrics/prplot"
 	"yolodistill/pkg/nn"
 )
 
@@ -120,30 +118,14 @@ func score(ctx context.Context, g *grammar, stdout io.Writer, log cli.Logger) er
 // report scores dets against gt and writes the table (stdout), --json and
 // --pr-dir outputs; both modes end here. isVOC picks the default metric.
 func report(ctx context.Context, g *grammar, gt *metrics.GroundTruth, dets []metrics.Detection, isVOC bool, stdout io.Writer, log cli.Logger) error {
-	metric := g.Metric
-	if metric == "" {
-		metric = "coco"
+	opt := metrics.ScoreOptions{Metric: g.Metric, EvaluateDifficult: g.Difficult}
+	if opt.Metric == "" {
+		opt.Metric = "coco"
 		if isVOC {
-			metric = "voc"
+			opt.Metric = "voc"
 		}
 	}
-	table := stdout
-	if g.JSON == "-" {
-		table = io.Discard
-	}
-	var out any
-	var curves []prCurve
-	switch metric {
-	case "coco":
-		res, err := metrics.EvaluateCOCO(gt, dets, metrics.DefaultCOCOParams())
-		if err != nil {
-			return fmt.Errorf("%s: %w", g.Dets, err)
-		}
-		if err := writeCOCOTable(table, res); err != nil {
-			return err
-		}
-		out, curves = cocoJSON(res), cocoCurves(res)
-	case "voc":
+	if opt.Metric == "voc" {
 		mapType := g.MapType
 		if mapType == "" {
 			mapType = "11point"
@@ -152,35 +134,34 @@ func report(ctx context.Context, g *grammar, gt *metrics.GroundTruth, dets []met
 		if err != nil {
 			return err
 		}
-		imgs, vd, names, err := metrics.VOCFromCOCO(gt, dets)
-		if err != nil {
-			return fmt.Errorf("%s: %w", g.Dets, err)
-		}
-		res, err := metrics.EvaluateVOC(imgs, vd, metrics.VOCParams{NumClasses: len(names), Mode: mode, EvaluateDifficult: g.Difficult})
-		if err != nil {
-			return fmt.Errorf("%s: %w", g.Dets, err)
-		}
-		if err := writeVOCTable(table, res, names, mode); err != nil {
+		opt.VOCMode = mode
+	}
+	rep, err := metrics.Score(gt, dets, opt)
+	if err != nil {
+		return fmt.Errorf("%s: %w", g.Dets, err)
+	}
+	if g.JSON != "-" {
+		if err := rep.WriteTable(stdout); err != nil {
 			return err
 		}
-		out, curves = vocJSON(res, names, mode), vocCurves(res, names)
 	}
 	if g.JSON != "" {
-		data, err := json.MarshalIndent(out, "", "  ")
+		data, err := rep.JSON()
 		if err != nil {
 			return err
 		}
-		data = append(data, '\n')
 		if g.JSON == "-" {
-			if _, err := stdout.Write(data); err != nil {
-				return err
-			}
-		} else if err := atomicfile.WriteBytes(g.JSON, data); err != nil {
+			_, err = stdout.Write(data)
+		} else {
+			err = atomicfile.WriteBytes(g.JSON, data)
+		}
+		if err != nil {
 			return err
 		}
 	}
 	if g.PRDir != "" {
-		if err := writeCurves(ctx, g.PRDir, curves); err != nil {
+		curves := rep.Curves()
+		if err := prplot.Write(ctx, g.PRDir, curves); err != nil {
 			return err
 		}
 		log.Printf("wrote %d precision/recall curves to %s", len(curves), g.PRDir)
@@ -188,138 +169,26 @@ func report(ctx context.Context, g *grammar, gt *metrics.GroundTruth, dets []met
 	return nil
 }
 
-// readGT reads COCO JSON, or a VOC folder through pkg/dataset.
-func readGT(g *grammar, log cli.Logger) (*metrics.GroundTruth, bool, error) {
-	st, err := os.Stat(g.GT)
-	if err != nil {
+// readGT reads --gt: COCO JSON (a file or a folder holding
+// annotations.json), or a VOC folder with --split and --classes. isVOC says
+// which.
+func readGT(g *grammar, log cli.Logger) (gt *metrics.GroundTruth, isVOC bool, err error) {
+	if _, err := os.Stat(g.GT); err != nil {
 		return nil, false, err
 	}
 	format, err := dataset.DetectFormat(g.GT)
 	if err != nil {
 		return nil, false, fmt.Errorf("--gt: %w", err)
 	}
-	if format == "coco" {
-		path := g.GT
-		if st.IsDir() {
-			path = filepath.Join(g.GT, dataset.COCOAnnotationFile)
-		}
-		gt, err := metrics.ReadCOCOGroundTruth(path)
-		return gt, false, err
-	}
-	opt := dataset.VOCOptions{Split: g.Split, Images: dataset.ImageNone}
+	opt := dataset.VOCOptions{Split: g.Split}
 	if g.Classes != "" {
 		for _, c := range strings.Split(g.Classes, ",") {
 			opt.Classes = append(opt.Classes, strings.TrimSpace(c))
 		}
 	}
-	ds, ps := dataset.ReadVOC(g.GT, opt)
-	if err := ps.Err(); err != nil {
-		return nil, true, fmt.Errorf("VOC ground truth %s: %w", g.GT, err)
+	gt, warnings, err := metrics.ReadGroundTruth(g.GT, format, opt)
+	if warnings > 0 {
+		log.Printf("VOC ground truth %s: %d warnings (boxes repaired or dropped; `dataset check` lists them)", g.GT, warnings)
 	}
-	if n := ps.Count(dataset.Warning); n > 0 {
-		log.Printf("VOC ground truth %s: %d warnings (boxes repaired or dropped; `dataset check` lists them)", g.GT, n)
-	}
-	return metrics.GroundTruthFromDataset(ds), true, nil
-}
-
-// classKeys returns unique JSON keys for the class names: the name, or
-// "name#id" when it is empty or repeated.
-func classKeys(names []string, ids []int64) []string {
-	count := map[string]int{}
-	for _, n := range names {
-		count[n]++
-	}
-	keys := make([]string, len(names))
-	for i, n := range names {
-		keys[i] = n
-		if n == "" || count[n] > 1 {
-			keys[i] = fmt.Sprintf("%s#%d", n, ids[i])
-		}
-	}
-	return keys
-}
-
-func writeCOCOTable(w io.Writer, res *metrics.COCOResult) error {
-	if err := res.WriteSummary(w); err != nil {
-		return err
-	}
-	width := 5
-	for _, n := range res.CategoryNames {
-		width = max(width, len(n))
-	}
-	fmt.Fprintf(w, "\n%-*s  %8s  AP@[.50:.95]\n", width, "class", "category")
-	for k, n := range res.CategoryNames {
-		ap := res.ClassAP(k)
-		v := fmt.Sprintf("%.3f", ap)
-		if ap < 0 {
-			v = "-1 (no ground truth)"
-		}
-		if _, err := fmt.Fprintf(w, "%-*s  %8d  %s\n", width, n, res.CategoryIDs[k], v); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-type cocoOut struct {
-	Metric   string             `json:"metric"`
-	Stats    []float64          `json:"stats"`
-	PerClass map[string]float64 `json:"per_class"`
-}
-
-func cocoJSON(res *metrics.COCOResult) cocoOut {
-	o := cocoOut{Metric: "coco", Stats: res.Stats[:], PerClass: map[string]float64{}}
-	for k, key := range classKeys(res.CategoryNames, res.CategoryIDs) {
-		o.PerClass[key] = res.ClassAP(k)
-	}
-	return o
-}
-
-func writeVOCTable(w io.Writer, res *metrics.VOCResult, names []string, mode metrics.VOCMode) error {
-	fmt.Fprintf(w, "mAP(0.50, %s) = %.4f\n\n", mode, res.MAP)
-	width := 5
-	for _, n := range names {
-		width = max(width, len(n))
-	}
-	fmt.Fprintf(w, "%-*s  %8s  %8s  %s\n", width, "class", "gt", "dets", "AP")
-	for c, n := range names {
-		v := fmt.Sprintf("%.4f", res.AP[c])
-		switch {
-		case res.NumGT[c] == 0:
-			v = "-1 (no ground truth; not in the mean)"
-		case !res.Valid[c]:
-			v = "-1 (no detections; not in the mean, as in PaddleDetection)"
-		}
-		if _, err := fmt.Fprintf(w, "%-*s  %8d  %8d  %s\n", width, n, res.NumGT[c], res.NumDet[c], v); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-type vocOut struct {
-	Metric   string             `json:"metric"`
-	MAP      float64            `json:"map"`
-	MapType  string             `json:"map_type"`
-	PerClass map[string]float64 `json:"per_class"`
-}
-
-func vocJSON(res *metrics.VOCResult, names []string, mode metrics.VOCMode) vocOut {
-	ids := make([]int64, len(names))
-	for i := range ids {
-		ids[i] = int64(i + 1)
-	}
-	o := vocOut{Metric: "voc", MAP: res.MAP, MapType: mode.String(), PerClass: map[string]float64{}}
-	for c, key := range classKeys(names, ids) {
-		o.PerClass[key] = res.AP[c]
-	}
-	return o
-}
-
-// finiteOr returns v, or d when v is not finite.
-func finiteOr(v, d float64) float64 {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return d
-	}
-	return v
+	return gt, format == "voc", err
 }

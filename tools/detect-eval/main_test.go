@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -11,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"yolodistill/pkg/dataset"
+	"yolodistill/pkg/cli/clitest"
 )
 
 // Paths seen from tools/detect-eval: the repository root is ../../ and the
@@ -21,13 +19,6 @@ const (
 	bccd     = "../../../shared/datasets/bccd"
 	td       = "../../testdata/metrics"
 )
-
-func runTool(t *testing.T, args ...string) (code int, stdout, stderr string) {
-	t.Helper()
-	var out, errb bytes.Buffer
-	code = run(context.Background(), args, strings.NewReader(""), &out, &errb)
-	return code, out.String(), errb.String()
-}
 
 func readJSON(t *testing.T, path string, v any) {
 	t.Helper()
@@ -59,12 +50,12 @@ func TestFixtureStats(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "scores.json")
-			code, stdout, stderr := runTool(t, "--gt", filepath.Join(fixtures, c.GT), "--dets", filepath.Join(fixtures, c.DT), "--metric", "coco", "--json", out)
-			if code != 0 {
-				t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+			r := clitest.Run(t, run, "--gt", filepath.Join(fixtures, c.GT), "--dets", filepath.Join(fixtures, c.DT), "--metric", "coco", "--json", out)
+			if r.Code != 0 {
+				t.Fatalf("exit %d, stderr:\n%s", r.Code, r.Stderr)
 			}
-			if stderr != "" {
-				t.Errorf("unexpected stderr: %s", stderr)
+			if r.Stderr != "" {
+				t.Errorf("unexpected stderr: %s", r.Stderr)
 			}
 			var got struct {
 				Metric   string             `json:"metric"`
@@ -81,7 +72,7 @@ func TestFixtureStats(t *testing.T) {
 					t.Errorf("stats[%d] = %.7f, want %.6f", i, got.Stats[i], want)
 				}
 			}
-			lines := strings.Split(stdout, "\n")
+			lines := strings.Split(r.Stdout, "\n")
 			if len(lines) < 12 {
 				t.Fatalf("stdout has %d lines", len(lines))
 			}
@@ -90,14 +81,8 @@ func TestFixtureStats(t *testing.T) {
 					t.Errorf("line %d %q does not end with %q", i, lines[i], w)
 				}
 			}
-			if name == "tiny" {
-				golden, err := os.ReadFile(filepath.Join(td, "tiny_summary.golden"))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got := strings.Join(lines[:12], "\n") + "\n"; got != string(golden) {
-					t.Errorf("summary lines differ from pycocotools' format:\n%s\nwant:\n%s", got, golden)
-				}
+			if name == "tiny" { // pycocotools' format, as it printed it
+				clitest.Golden(t, filepath.Join(td, "tiny_summary.golden"), strings.Join(lines[:12], "\n")+"\n")
 			}
 		})
 	}
@@ -148,256 +133,21 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			code, stdout, stderr := runTool(t, tc.args...)
-			if code != tc.code {
-				t.Errorf("exit %d, want %d; stderr:\n%s", code, tc.code, stderr)
+			r := clitest.Run(t, run, tc.args...)
+			if r.Code != tc.code {
+				t.Errorf("exit %d, want %d; stderr:\n%s", r.Code, tc.code, r.Stderr)
 			}
-			if stdout != "" {
-				t.Errorf("stdout not empty:\n%s", stdout)
+			if r.Stdout != "" {
+				t.Errorf("stdout not empty:\n%s", r.Stdout)
 			}
 			for _, w := range tc.want {
-				if !strings.Contains(stderr, w) {
-					t.Errorf("stderr lacks %q:\n%s", w, stderr)
+				if !strings.Contains(r.Stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, r.Stderr)
 				}
 			}
-			if tc.code == 1 && !strings.HasPrefix(stderr, "detect-eval: error: ") {
-				t.Errorf("stderr not prefixed with the tool name: %q", stderr)
+			if tc.code == 1 && !strings.HasPrefix(r.Stderr, "detect-eval: error: ") {
+				t.Errorf("stderr not prefixed with the tool name: %q", r.Stderr)
 			}
 		})
-	}
-}
-
-// TestEmptyDetections: an empty results array is valid; every AP and AR is 0
-// where ground truth exists and -1 where an area range has none.
-func TestEmptyDetections(t *testing.T) {
-	out := filepath.Join(t.TempDir(), "s.json")
-	code, _, stderr := runTool(t, "--gt", filepath.Join(td, "gt_small.json"), "--dets", filepath.Join(td, "dets_empty.json"), "--json", out)
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
-	var got struct {
-		Stats    []float64          `json:"stats"`
-		PerClass map[string]float64 `json:"per_class"`
-	}
-	readJSON(t, out, &got)
-	// gt_small has one medium (1600) and one small (400) object, no large one.
-	want := []float64{0, 0, 0, 0, 0, -1, 0, 0, 0, 0, 0, -1}
-	for i := range want {
-		if got.Stats[i] != want[i] {
-			t.Errorf("stats[%d] = %v, want %v", i, got.Stats[i], want[i])
-		}
-	}
-	if got.PerClass["cat"] != 0 || got.PerClass["dog"] != 0 {
-		t.Errorf("per_class = %v", got.PerClass)
-	}
-}
-
-// TestVOCFromCOCOJSON: hand-computed VOC mAP on gt_small: "cat" is found
-// exactly (AP 1); the "dog" detection covers half the object (IoU 0.5, not
-// > 0.5): a false positive, AP 0. mAP 0.5 in both modes.
-func TestVOCFromCOCOJSON(t *testing.T) {
-	for _, mode := range []string{"11point", "integral"} {
-		out := filepath.Join(t.TempDir(), "voc.json")
-		code, stdout, stderr := runTool(t, "--gt", filepath.Join(td, "gt_small.json"), "--dets", filepath.Join(td, "dets_good.json"),
-			"--metric", "voc", "--map-type", mode, "--json", out)
-		if code != 0 {
-			t.Fatalf("exit %d: %s", code, stderr)
-		}
-		var got struct {
-			Metric   string             `json:"metric"`
-			MAP      float64            `json:"map"`
-			MapType  string             `json:"map_type"`
-			PerClass map[string]float64 `json:"per_class"`
-		}
-		readJSON(t, out, &got)
-		if got.Metric != "voc" || got.MapType != mode || math.Abs(got.MAP-0.5) > 1e-12 || got.PerClass["cat"] != 1 || got.PerClass["dog"] != 0 {
-			t.Errorf("%s: got %+v", mode, got)
-		}
-		if !strings.HasPrefix(stdout, fmt.Sprintf("mAP(0.50, %s) = 0.5000\n", mode)) {
-			t.Errorf("stdout:\n%s", stdout)
-		}
-	}
-}
-
-// smallVOCFolder writes Annotations and a test split (no images: the tool
-// reads VOC ground truth without opening images).
-//
-//	im0: a [1,2,10,12] (inclusive; half-open [0,1,10,12]), b [15,5,32,24] difficult
-//	im1: a [5,5,20,20] (half-open [4,4,20,20])
-func smallVOCFolder(t *testing.T) string {
-	root := t.TempDir()
-	obj := func(n string, d int, x0, y0, x1, y1 int) string {
-		return fmt.Sprintf("<object><name>%s</name><difficult>%d</difficult><bndbox><xmin>%d</xmin><ymin>%d</ymin><xmax>%d</xmax><ymax>%d</ymax></bndbox></object>", n, d, x0, y0, x1, y1)
-	}
-	files := map[string]string{
-		"im0": obj("a", 0, 1, 2, 10, 12) + obj("b", 1, 15, 5, 32, 24),
-		"im1": obj("a", 0, 5, 5, 20, 20),
-	}
-	for id, objs := range files {
-		x := fmt.Sprintf("<annotation><filename>%s.jpg</filename><size><width>64</width><height>48</height><depth>3</depth></size>%s</annotation>", id, objs)
-		p := filepath.Join(root, "Annotations", id+".xml")
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(x), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	sets := filepath.Join(root, "ImageSets", "Main")
-	if err := os.MkdirAll(sets, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(sets, "test.txt"), []byte("im0\nim1\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return root
-}
-
-// TestVOCFolder, hand-computed. Image ids are split positions, category ids
-// class index + 1 (a=1, b=2). Detections:
-//
-//	im0 a exact (.9) TP; im0 on the difficult b (.8) ignored;
-//	im1 a far away (.95) FP; im1 a exact (.7) TP.
-//
-// Class a: 2 objects; records FP, TP, TP: precision 0, 1/2, 2/3, recall 0, 1/2, 1:
-// integral 1/2*1/2 + 2/3*1/2 = 7/12; 11point 2/3. Class b: no non-difficult
-// object, left out. With --evaluate-difficult, b has AP 1: mAP (7/12+1)/2.
-func TestVOCFolder(t *testing.T) {
-	root := smallVOCFolder(t)
-	dets := filepath.Join(t.TempDir(), "dets.json")
-	os.WriteFile(dets, []byte(`[
- {"image_id": 0, "category_id": 1, "bbox": [0, 1, 10, 11], "score": 0.9},
- {"image_id": 0, "category_id": 2, "bbox": [14, 4, 18, 20], "score": 0.8},
- {"image_id": 1, "category_id": 1, "bbox": [50, 40, 5, 5], "score": 0.95},
- {"image_id": 1, "category_id": 1, "bbox": [4, 4, 16, 16], "score": 0.7}]`), 0o644)
-	cases := []struct {
-		name  string
-		extra []string
-		want  float64
-		b     float64
-	}{
-		{"integral", []string{"--map-type", "integral"}, 7.0 / 12, -1},
-		{"11point", []string{"--map-type", "11point"}, 2.0 / 3, -1},
-		{"difficult evaluated", []string{"--map-type", "integral", "--evaluate-difficult"}, (7.0/12 + 1) / 2, 1},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			out := filepath.Join(t.TempDir(), "voc.json")
-			args := append([]string{"--gt", root, "--dets", dets, "--json", out}, tc.extra...)
-			code, stdout, stderr := runTool(t, args...)
-			if code != 0 {
-				t.Fatalf("exit %d: %s", code, stderr)
-			}
-			var got struct {
-				Metric   string             `json:"metric"`
-				MAP      float64            `json:"map"`
-				PerClass map[string]float64 `json:"per_class"`
-			}
-			readJSON(t, out, &got)
-			if got.Metric != "voc" || math.Abs(got.MAP-tc.want) > 1e-12 || got.PerClass["b"] != tc.b {
-				t.Errorf("got %+v, want map %v, b %v\n%s", got, tc.want, tc.b, stdout)
-			}
-		})
-	}
-}
-
-// TestBCCDPerfect: detections equal to BCCD's test ground truth score 1 in
-// both metrics (difficult objects excluded / ignored).
-func TestBCCDPerfect(t *testing.T) {
-	if _, err := os.Stat(filepath.Join(bccd, "Annotations")); err != nil {
-		t.Skipf("BCCD not found at %s", bccd)
-	}
-	ds, _ := dataset.ReadVOC(bccd, dataset.VOCOptions{Split: "test", Images: dataset.ImageNone})
-	type det struct {
-		ImageID    int64      `json:"image_id"`
-		CategoryID int        `json:"category_id"`
-		BBox       [4]float64 `json:"bbox"`
-		Score      float64    `json:"score"`
-	}
-	var dets []det
-	for _, s := range ds.Samples {
-		for j, o := range s.Objects {
-			dets = append(dets, det{s.ID, o.Label + 1, [4]float64{o.Box.X0, o.Box.Y0, o.Box.X1 - o.Box.X0, o.Box.Y1 - o.Box.Y0}, 1 - float64(j)/1000})
-		}
-	}
-	if len(dets) == 0 {
-		t.Fatal("no objects in BCCD test split")
-	}
-	data, _ := json.Marshal(dets)
-	path := filepath.Join(t.TempDir(), "dets.json")
-	os.WriteFile(path, data, 0o644)
-	for _, metric := range []string{"voc", "coco"} {
-		out := filepath.Join(t.TempDir(), metric+".json")
-		code, _, stderr := runTool(t, "--gt", bccd, "--dets", path, "--metric", metric, "--json", out)
-		if code != 0 {
-			t.Fatalf("%s: exit %d: %s", metric, code, stderr)
-		}
-		var got struct {
-			MAP   float64   `json:"map"`
-			Stats []float64 `json:"stats"`
-		}
-		readJSON(t, out, &got)
-		if metric == "voc" && math.Abs(got.MAP-1) > 1e-12 {
-			t.Errorf("voc mAP = %v, want 1", got.MAP)
-		}
-		if metric == "coco" && math.Abs(got.Stats[0]-1) > 1e-12 {
-			t.Errorf("coco AP = %v, want 1", got.Stats[0])
-		}
-	}
-}
-
-// TestPRCurves writes one PNG per class with ground truth.
-func TestPRCurves(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "pr")
-	code, _, stderr := runTool(t, "--gt", filepath.Join(td, "gt_small.json"), "--dets", filepath.Join(td, "dets_good.json"), "--pr-dir", dir)
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
-	for _, f := range []string{"pr_001_cat.png", "pr_003_dog.png"} {
-		data, err := os.ReadFile(filepath.Join(dir, f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.HasPrefix(data, []byte("\x89PNG\r\n\x1a\n")) || len(data) < 1000 {
-			t.Errorf("%s is not a PNG (%d bytes)", f, len(data))
-		}
-	}
-	if !strings.Contains(stderr, "wrote 2 precision/recall curves") {
-		t.Errorf("stderr: %s", stderr)
-	}
-}
-
-// TestJSONStdout: --json - puts only the JSON on stdout.
-func TestJSONStdout(t *testing.T) {
-	code, stdout, stderr := runTool(t, "--gt", filepath.Join(td, "gt_small.json"), "--dets", filepath.Join(td, "dets_good.json"), "--json", "-")
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
-	var got map[string]any
-	if err := json.Unmarshal([]byte(stdout), &got); err != nil {
-		t.Fatalf("stdout is not one JSON object: %v\n%s", err, stdout)
-	}
-	if got["metric"] != "coco" {
-		t.Errorf("got %v", got)
-	}
-}
-
-// TestCOCOFolder: a folder holding annotations.json (as `dataset convert
-// --to coco` writes) is read as COCO ground truth.
-func TestCOCOFolder(t *testing.T) {
-	dir := t.TempDir()
-	data, err := os.ReadFile(filepath.Join(td, "gt_small.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "annotations.json"), data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	code, stdout, stderr := runTool(t, "--gt", dir, "--dets", filepath.Join(td, "dets_good.json"))
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
-	if !strings.HasPrefix(stdout, " Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ]") {
-		t.Errorf("stdout is not a COCO summary:\n%s", stdout)
 	}
 }

@@ -19,18 +19,14 @@ package main
 // default bbox.json beside --json FILE, else beside the checkpoint.
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
-	"time"
 
-	"yolodistill/pkg/atomicfile"
 	"yolodistill/pkg/cli"
 	"yolodistill/pkg/config"
-	"yolodistill/pkg/dataset"
 	"yolodistill/pkg/detector"
 	"yolodistill/pkg/metrics"
 	"yolodistill/pkg/yolo"
@@ -57,10 +53,10 @@ func resultsPath(f *modelFlags, jsonOut string) string {
 	return filepath.Join(filepath.Dir(f.Weights), "bbox.json")
 }
 
-// modelDetections runs the model mode up to the detections: configuration,
-// checkpoint, eval split, inference, results file. It returns the split's
-// ground truth in COCO form, the detections, the metric and VOC map type
-// the configuration asks for.
+// modelDetections runs the model mode up to the detections: flag checks,
+// configuration, then detector.RunEval (checkpoint, eval split, inference,
+// results file). It returns the split's ground truth in COCO form, the
+// detections and the configuration (its metric and VOC map type).
 func modelDetections(ctx context.Context, f *modelFlags, jsonOut string, log cli.Logger) (*metrics.GroundTruth, []metrics.Detection, *config.Config, error) {
 	if f.Weights == "" {
 		return nil, nil, nil, cli.UsageError{Err: errors.New("-c needs --weights CKPT")}
@@ -74,54 +70,12 @@ func modelDetections(ctx context.Context, f *modelFlags, jsonOut string, log cli
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	det, warn, err := detector.Load(ctx, cfg, f.Weights, "")
+	gt, dets, err := detector.RunEval(ctx, cfg, detector.EvalRun{Weights: f.Weights, Dataset: f.Dataset, Size: f.Size,
+		Results: resultsPath(f, jsonOut), Logf: log.Printf})
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if warn != "" {
-		log.Printf("warning: %s", warn)
-	}
-	sp, err := dataset.OpenSplit(cfg, cfg.Data.EvalSplit, dataset.SplitOptions{Root: f.Dataset})
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	if n := sp.Problems.Count(dataset.Warning); n > 0 {
-		log.Printf("%s: %d warnings (boxes repaired or dropped; `dataset check` lists them)", sp.Where, n)
-	}
-	size := f.Size
-	if size == 0 {
-		size = cfg.Eval.Size
-	}
-	log.Printf("evaluating %s on split %q of %s: %d images at %d px", f.Weights, sp.Name, sp.Where, len(sp.DS.Samples), size)
-	start := time.Now()
-	lastTenth := 0
-	dets, skipped, err := detector.DetectSplit(ctx, det, sp, detector.EvalOptions{Size: size, Progress: func(done, total int) {
-		if tenth := done * 10 / total; tenth > lastTenth && done < total {
-			lastTenth = tenth
-			log.Printf("%d/%d images", done, total)
-		}
-	}, OnSkip: func(s dataset.Skip) {
-		log.Printf("warning: skipping an image that cannot be loaded: %v", s.Err)
-	}})
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	el := time.Since(start).Seconds()
-	ran := len(sp.DS.Samples) - len(skipped)
-	log.Printf("%d images, %d detections in %.1f s (%.1f images/s)", ran, len(dets), el, float64(ran)/max(el, 1e-9))
-	if len(skipped) > 0 {
-		log.Printf("warning: %d of %d images could not be loaded and are left out of the scores (and of the ground truth)", len(skipped), len(sp.DS.Samples))
-	}
-	var data bytes.Buffer
-	if err := metrics.WriteCOCOResults(&data, dets); err != nil {
-		return nil, nil, nil, err
-	}
-	rp := resultsPath(f, jsonOut)
-	if err := atomicfile.WriteBytes(rp, data.Bytes()); err != nil {
-		return nil, nil, nil, err
-	}
-	log.Printf("wrote %s", rp)
-	return metrics.GroundTruthFromDataset(sp.DS.Without(skipped)), dets, cfg, nil
+	return gt, dets, cfg, nil
 }
 
 // runModel is the model mode: detections (modelDetections), then the same

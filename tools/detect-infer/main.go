@@ -31,18 +31,14 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 
 	"yolodistill/pkg/atomicfile"
 	"yolodistill/pkg/augment"
-	"yolodistill/pkg/box"
 	"yolodistill/pkg/cli"
 	"yolodistill/pkg/config"
 	"yolodistill/pkg/dataset"
@@ -72,16 +68,6 @@ func main() {
 	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
-}
-
-// record is one detection in the JSON output.
-type record struct {
-	ImageID    int64      `json:"image_id"`
-	File       string     `json:"file"`
-	CategoryID int64      `json:"category_id"`
-	Category   string     `json:"category"`
-	BBox       [4]float64 `json:"bbox"`
-	Score      float64    `json:"score"`
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -129,14 +115,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err := os.MkdirAll(g.OutputDir, 0o755); err != nil {
 		return log.Fail(err)
 	}
-	maxPx := dataset.MaxPixels(cfg)
-	recs := []record{}
+	recs := []detector.InferRecord{}
 	failed := 0
 	for i, in := range inputs {
 		if err := ctx.Err(); err != nil {
 			return log.Fail(err)
 		}
-		n, err := inferOne(det, in, int64(i), size, thresh, maxPx, g.OutputDir, &recs)
+		dets, err := det.InferFile(in, size, thresh, g.OutputDir)
 		if err != nil {
 			var ie *dataset.ImageError
 			if !errors.As(err, &ie) {
@@ -146,26 +131,23 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			failed++
 			continue
 		}
-		log.Printf("%s: %d detections at score >= %.2f -> %s", in, n, thresh, filepath.Join(g.OutputDir, filepath.Base(in)))
+		recs = append(recs, detector.InferRecords(int64(i), in, dets, cfg.Data.Classes)...)
+		log.Printf("%s: %d detections at score >= %.2f -> %s", in, len(dets), thresh, filepath.Join(g.OutputDir, filepath.Base(in)))
 	}
-	data, err := json.MarshalIndent(recs, "", "  ")
+	data, err := detector.MarshalInferRecords(recs)
 	if err != nil {
 		return log.Fail(err)
 	}
-	data = append(data, '\n')
 	switch g.JSON {
 	case "-":
-		if _, err := stdout.Write(data); err != nil {
-			return log.Fail(err)
-		}
+		_, err = stdout.Write(data)
+	case "":
+		err = atomicfile.WriteBytes(filepath.Join(g.OutputDir, "detections.json"), data)
 	default:
-		p := g.JSON
-		if p == "" {
-			p = filepath.Join(g.OutputDir, "detections.json")
-		}
-		if err := atomicfile.WriteBytes(p, data); err != nil {
-			return log.Fail(err)
-		}
+		err = atomicfile.WriteBytes(g.JSON, data)
+	}
+	if err != nil {
+		return log.Fail(err)
 	}
 	if failed > 0 {
 		if allowed := augment.AllowedSkips(cfg.Data.SkipLimit, len(inputs)); failed > allowed {
@@ -175,52 +157,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		log.Printf("warning: %d of %d images could not be read and were skipped", failed, len(inputs))
 	}
 	return cli.ExitOK
-}
-
-// inferOne detects, draws and saves one image; it appends the drawn
-// detections to recs and returns their number. Image decoding errors are
-// *dataset.ImageError.
-func inferOne(det *detector.Detector, path string, id int64, size int, thresh float64, maxPx int, outDir string, recs *[]record) (int, error) {
-	img, err := dataset.DecodeImage(path, maxPx)
-	if err != nil {
-		return 0, err
-	}
-	res, err := det.DetectImages([]*dataset.Image{img}, size)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", path, err)
-	}
-	var keep []box.Scored
-	for _, d := range res[0] {
-		if d.Score >= thresh {
-			keep = append(keep, d)
-		}
-	}
-	classes := det.Config.Data.Classes
-	canvas := img.RGBA()
-	if err := draw.Detections(canvas, keep, classes, draw.Style{}); err != nil {
-		return 0, err
-	}
-	if err := draw.Save(filepath.Join(outDir, filepath.Base(path)), canvas); err != nil {
-		return 0, err
-	}
-	for _, d := range keep {
-		name := fmt.Sprintf("class%d", d.Label)
-		if d.Label < len(classes) {
-			name = classes[d.Label]
-		}
-		*recs = append(*recs, record{ImageID: id, File: path, CategoryID: int64(d.Label + 1), Category: name,
-			BBox: [4]float64{d.Box.X0, d.Box.Y0, d.Box.W(), d.Box.H()}, Score: d.Score})
-	}
-	return len(keep), nil
-}
-
-// imageExt reports whether a file name has an extension detect-infer reads.
-func imageExt(p string) bool {
-	switch strings.ToLower(filepath.Ext(p)) {
-	case ".jpg", ".jpeg", ".png":
-		return true
-	}
-	return false
 }
 
 // listInputs returns the images to process: the one file, or the folder's
@@ -234,25 +170,18 @@ func listInputs(img, dir string) ([]string, error) {
 		if st.IsDir() {
 			return nil, fmt.Errorf("--infer-img %s is a folder (use --infer-dir)", img)
 		}
-		if !imageExt(img) {
+		if !draw.ImageExt(img) {
 			return nil, fmt.Errorf("--infer-img %s: extension %q is not .jpg, .jpeg or .png", img, filepath.Ext(img))
 		}
 		return []string{img}, nil
 	}
-	ents, err := os.ReadDir(dir)
+	out, err := draw.ListImages(dir)
 	if err != nil {
 		return nil, fmt.Errorf("--infer-dir: %w", err)
-	}
-	var out []string
-	for _, e := range ents {
-		if e.Type().IsRegular() && imageExt(e.Name()) && !strings.HasPrefix(e.Name(), ".") {
-			out = append(out, filepath.Join(dir, e.Name()))
-		}
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("--infer-dir %s: no .jpg, .jpeg or .png files", dir)
 	}
-	slices.Sort(out)
 	return out, nil
 }
 
