@@ -227,29 +227,23 @@ func Evaluate(ctx context.Context, d *Detector, sp *dataset.Split, opt EvalOptio
 func Score(cfg *config.Config, ds *dataset.Dataset, dets []metrics.Detection) (*EvalResult, error) {
 	gt := metrics.GroundTruthFromDataset(ds)
 	r := &EvalResult{Metric: cfg.Eval.Metric, GT: gt, Detections: dets}
-	switch cfg.Eval.Metric {
-	case "voc":
+	opt := metrics.ScoreOptions{Metric: cfg.Eval.Metric}
+	if cfg.Eval.Metric == "voc" {
 		mode, err := metrics.ParseVOCMode(cfg.Eval.MapType)
 		if err != nil {
 			return nil, fmt.Errorf("eval.map_type: %w", err)
 		}
-		imgs, vd, names, err := metrics.VOCFromCOCO(gt, dets)
-		if err != nil {
-			return nil, err
-		}
-		res, err := metrics.EvaluateVOC(imgs, vd, metrics.VOCParams{NumClasses: len(names), Mode: mode})
-		if err != nil {
-			return nil, err
-		}
-		r.VOC, r.VOCMode, r.VOCNames, r.Score = res, mode, names, res.MAP
-	case "coco":
-		res, err := metrics.EvaluateCOCO(gt, dets, metrics.DefaultCOCOParams())
-		if err != nil {
-			return nil, err
-		}
-		r.COCO, r.Score = res, res.Stats[0]
-	default:
-		return nil, fmt.Errorf("eval.metric %q: want voc or coco", cfg.Eval.Metric)
+		opt.VOCMode = mode
+	}
+	rep, err := metrics.Score(gt, dets, opt)
+	if err != nil {
+		return nil, fmt.Errorf("eval.metric: %w", err)
+	}
+	r.VOC, r.VOCMode, r.VOCNames, r.COCO = rep.VOC, rep.VOCMode, rep.VOCNames, rep.COCO
+	if rep.COCO != nil {
+		r.Score = rep.COCO.Stats[0]
+	} else {
+		r.Score = rep.VOC.MAP
 	}
 	return r, nil
 }
