@@ -30,7 +30,7 @@ declare -A allow=(
   [distill]="config detector nn yolo"
   [train]="atomicfile augment checkpoint config dataset detector metrics nn yolo yolo/loss"
   [teacher]="augment checkpoint config dataset detector distill softtarget train yolo"
-  [cli/clitest]="nn"
+  [cli/clitest]="cli nn"
   [detector/detectortest]="checkpoint config detector"
   [softtarget/softtargettest]="softtarget"
 )

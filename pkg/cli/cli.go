@@ -134,6 +134,20 @@ func IsUsage(err error) bool {
 	return false
 }
 
+// RunFunc is a tool's run function: it parses args, does the work with the
+// given streams and returns the exit code. Tests call it in process
+// (pkg/cli/clitest).
+type RunFunc func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int
+
+// Main runs a tool's run function on the process's arguments and streams,
+// with a context cancelled on SIGINT or SIGTERM, and returns its exit code:
+// a tool's main is os.Exit(cli.Main(run)).
+func Main(run RunFunc) int {
+	ctx, stop := SignalContext()
+	defer stop()
+	return run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+}
+
 // SignalContext returns a context cancelled on SIGINT or SIGTERM, for main.
 func SignalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

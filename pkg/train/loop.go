@@ -770,9 +770,14 @@ func writeConfig(path string, cfg *config.Config) error {
 	return atomicfile.WriteBytes(path, cfg.YAML())
 }
 
-// ReportSkips writes the end-of-run summary of the images a run skipped
-// because they could not be loaded (nothing when there were none).
-func ReportSkips(printf func(format string, args ...any), res *Result) {
+// Summary writes the end of a finished run: the best evaluated model (when
+// there was an evaluation), the iterations, the final loss and the run folder,
+// then the images the run skipped because they could not be loaded.
+func Summary(printf func(format string, args ...any), res *Result, cfg *config.Config, outDir string) {
+	if res.Best != "" {
+		printf("best %s %.4f: %s", cfg.Eval.Metric, res.BestScore, res.Best)
+	}
+	printf("done: %d iterations, final loss %.4f, run folder %s", res.Iterations, res.LastLoss, outDir)
 	if n := len(res.Skipped); n > 0 {
 		printf("warning: %d training image(s) could not be loaded and were skipped (metrics.jsonl skipped_images); the first: %v", n, res.Skipped[0].Err)
 	}

@@ -2,6 +2,8 @@ package train
 
 import (
 	"fmt"
+	"path/filepath"
+	"strings"
 
 	"yolodistill/pkg/checkpoint"
 	"yolodistill/pkg/config"
@@ -22,4 +24,15 @@ func LoadRunConfig(path, resume string, overrides []string) (*config.Config, err
 		return nil, fmt.Errorf("%s: the checkpoint holds no configuration; pass -c CONFIG", resume)
 	}
 	return config.Parse([]byte(c.Config), resume+" (stored configuration)", overrides)
+}
+
+// DefaultOutDir is the run folder when --out is not given:
+// output/<configuration file name without extension>, or, with -r and no
+// -c, output/<name of the checkpoint's folder>.
+func DefaultOutDir(configPath, resume string) string {
+	base := configPath
+	if base == "" {
+		base = filepath.Dir(resume)
+	}
+	return filepath.Join("output", strings.TrimSuffix(filepath.Base(base), filepath.Ext(base)))
 }

@@ -67,10 +67,7 @@ type grammar struct {
 
 func main() {
 	nn.TuneGC()
-	ctx, stop := cli.SignalContext()
-	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	os.Exit(cli.Main(run))
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {

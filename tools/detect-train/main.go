@@ -32,8 +32,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"path/filepath"
-	"strings"
 
 	"yolodistill/pkg/cli"
 	"yolodistill/pkg/nn"
@@ -57,10 +55,7 @@ var testHooks train.Hooks
 
 func main() {
 	nn.TuneGC()
-	ctx, stop := cli.SignalContext()
-	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	os.Exit(cli.Main(run))
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -79,11 +74,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	out := g.Out
 	if out == "" {
-		base := g.Config
-		if base == "" {
-			base = filepath.Dir(g.Resume)
-		}
-		out = filepath.Join("output", strings.TrimSuffix(filepath.Base(base), filepath.Ext(base)))
+		out = train.DefaultOutDir(g.Config, g.Resume)
 	}
 	res, err := train.Run(ctx, train.Options{
 		Config:     cfg,
@@ -104,10 +95,6 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		return log.Fail(err)
 	}
-	if res.Best != "" {
-		log.Printf("best %s %.4f: %s", cfg.Eval.Metric, res.BestScore, res.Best)
-	}
-	log.Printf("done: %d iterations, final loss %.4f, run folder %s", res.Iterations, res.LastLoss, out)
-	train.ReportSkips(log.Printf, res)
+	train.Summary(log.Printf, res, cfg, out)
 	return cli.ExitOK
 }

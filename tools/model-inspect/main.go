@@ -37,10 +37,7 @@ type grammar struct {
 }
 
 func main() {
-	ctx, stop := cli.SignalContext()
-	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	os.Exit(cli.Main(run))
 }
 
 // model is one loaded configuration, its Spec and the inference at the size.

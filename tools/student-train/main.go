@@ -62,7 +62,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -89,10 +88,7 @@ type grammar struct {
 
 func main() {
 	nn.TuneGC()
-	ctx, stop := cli.SignalContext()
-	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	os.Exit(cli.Main(run))
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -131,11 +127,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	out := g.Out
 	if out == "" {
-		base := g.Config
-		if base == "" {
-			base = filepath.Dir(g.Resume)
-		}
-		out = filepath.Join("output", strings.TrimSuffix(filepath.Base(base), filepath.Ext(base)))
+		out = train.DefaultOutDir(g.Config, g.Resume)
 	}
 	s, err := teacher.Setup(ctx, teacher.Options{Student: cfg, TeacherConfig: g.Teacher, Weights: g.TeacherWeights,
 		Inputs: inputs, Stdin: stdin, CacheDir: g.CacheDir, Log: log.Printf})
@@ -157,11 +149,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		return log.Fail(err)
 	}
-	if res.Best != "" {
-		log.Printf("best %s %.4f: %s", cfg.Eval.Metric, res.BestScore, res.Best)
-	}
-	log.Printf("done: %d iterations, final loss %.4f, run folder %s", res.Iterations, res.LastLoss, out)
-	train.ReportSkips(log.Printf, res)
+	train.Summary(log.Printf, res, cfg, out)
 	return cli.ExitOK
 }
 

@@ -6,18 +6,17 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
 
+	"yolodistill/pkg/cli"
 	"yolodistill/pkg/nn"
 )
 
-// RunFunc is a tool's run function (see pkg/cli: main calls it with the
-// process's arguments and streams and exits with what it returns).
-type RunFunc func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int
+// RunFunc is a tool's run function (cli.RunFunc).
+type RunFunc = cli.RunFunc
 
 // Result is what a tool run returned and wrote.
 type Result struct {

@@ -7,6 +7,6 @@
 // It imports only the standard library and pkg/nn (for the BLAS build tag);
 // only tests import it.
 //
-// Imports (make vet checks it): of this module only pkg/nn; never gorgonia
-// directly (pkg/nn is the only user).
+// Imports (make vet checks it): of this module only pkg/cli, pkg/nn; never
+// gorgonia directly (pkg/nn is the only user).
 package clitest
