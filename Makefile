@@ -42,7 +42,7 @@ test: vet ## run every test (tiny sizes; under ~15 minutes on 2 cores)
 
 # The packages that start goroutines (kernels, loader, losses, metrics,
 # downloads, the soft-target source) and the tools that drive them.
-RACE_PKGS := ./pkg/nn ./pkg/dataset ./pkg/yolo/... ./pkg/distill ./pkg/metrics ./pkg/checkpoint ./pkg/train \
+RACE_PKGS := ./pkg/nn ./pkg/dataset ./pkg/augment ./pkg/yolo/... ./pkg/detector ./pkg/distill ./pkg/teacher ./pkg/metrics ./pkg/checkpoint ./pkg/train \
 	./tools/detect-train ./tools/student-train ./tools/teacher-dump
 
 race: setup ## the goroutine-starting packages under the race detector (cgo: needs gcc)

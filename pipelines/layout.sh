@@ -32,7 +32,7 @@ declare -A allow=(
   [teacher]="augment checkpoint config dataset detector distill softtarget train yolo"
   [cli/clitest]="cli nn"
   [detector/detectortest]="checkpoint config detector"
-  [softtarget/softtargettest]="softtarget"
+  [softtarget/softtargettest]="anchor softtarget"
 )
 # Packages that must not depend on gorgonia, directly or not.
 plain="atomicfile anchor box cli config checkpoint softtarget dataset augment metrics metrics/prplot draw yolo/loss yolo/decode"

@@ -9,6 +9,14 @@ import (
 	"testing"
 )
 
+// newLoss makes the pair loss (NewPair) or the head loss (New) of kind.
+func newLoss(pair bool, kind string, o Options) (Loss, error) {
+	if pair {
+		return NewPair(kind, o)
+	}
+	return New(kind, o)
+}
+
 func TestKinds(t *testing.T) {
 	if got, want := Kinds(), []string{"fine_grained", "fsp", "l2", "soft_label"}; !slices.Equal(got, want) {
 		t.Errorf("Kinds() = %v, want %v", got, want)
@@ -34,13 +42,7 @@ func TestKinds(t *testing.T) {
 		{"pair kl", true, "kl", Options{}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var l Loss
-			var err error
-			if tc.pair {
-				l, err = NewPair(tc.kind, tc.o)
-			} else {
-				l, err = New(tc.kind, tc.o)
-			}
+			l, err := newLoss(tc.pair, tc.kind, tc.o)
 			if tc.want == "" {
 				if err != nil || l == nil || l.Name() != tc.kind {
 					t.Fatalf("got %v, %v; want a %s loss", l, err, tc.kind)
@@ -218,13 +220,7 @@ func TestShapeErrors(t *testing.T) {
 		{"soft_label axis", "soft_label", false, Options{Axis: 3}, []Tensor{nm("a", 2, 3)}, []Tensor{nm("b", 2, 3)}, "axis 3 does not exist"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var l Loss
-			var err error
-			if tc.pair {
-				l, err = NewPair(tc.kind, tc.o)
-			} else {
-				l, err = New(tc.kind, tc.o)
-			}
+			l, err := newLoss(tc.pair, tc.kind, tc.o)
 			if err != nil {
 				t.Fatal(err)
 			}

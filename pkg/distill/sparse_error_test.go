@@ -21,11 +21,11 @@ import (
 	"strings"
 	"testing"
 
-	"yolodistill/pkg/anchor"
 	"yolodistill/pkg/config"
 	"yolodistill/pkg/detector"
 	"yolodistill/pkg/distill"
 	"yolodistill/pkg/softtarget"
+	"yolodistill/pkg/softtarget/softtargettest"
 	"yolodistill/pkg/train"
 )
 
@@ -50,101 +50,25 @@ import (
 // objectness not at all. float16 halves the relative precision to 2^-11, so
 // dense16's loss moves by about 1e-3 relative or less.
 
-// objLogit draws a teacher objectness logit with the distribution of a
-// trained YOLO head (see TestSparseErrorReal's output for the demo teacher):
-// almost every cell background far below 0, a tail of uncertain cells around
-// the thresholds, and a few confident cells.
-func objLogit(rng *rand.Rand) float32 {
-	switch u := rng.Float64(); {
-	case u < 0.01:
-		return float32(rng.Float64() * 6) // confident: p in [0.5, 0.998)
-	case u < 0.06:
-		return float32(-6 + 6*rng.Float64()) // uncertain: p in [0.0025, 0.5)
-	default:
-		return float32(-8 + 1.5*rng.NormFloat64()) // background
+// synthViews draws n views (image ids 1..n) of a teacher with the given
+// number of classes at input side in: per scale [A*(5+C), in/stride,
+// in/stride]; x, y, w, h, cls ~ N(0, 2), objectness of a trained head
+// (softtargettest.Trained: almost every cell background far below 0, a tail
+// of uncertain cells around the thresholds, and a few confident cells).
+func synthViews(rng *rand.Rand, classes, in, n int) []*softtarget.View {
+	g := softtargettest.Gen{Rand: rng, Objectness: softtargettest.Trained}
+	m := softtargettest.Meta(classes, softtarget.Encoding{})
+	var vs []*softtarget.View
+	for id := 1; id <= n; id++ {
+		vs = append(vs, g.View(&m, int64(id), 0, in, in))
 	}
-}
-
-var (
-	seAnchors = anchor.Defaults()
-	seMasks   = anchor.DefaultMasks()
-	seStrides = anchor.DefaultStrides()
-)
-
-// synthView makes one view of teacher outputs at input side in: per scale
-// [A*(5+C), in/stride, in/stride]; x, y, w, h, cls ~ N(0, 2), objectness
-// from objLogit.
-func synthView(rng *rand.Rand, classes, in int, id int64) *softtarget.View {
-	v := &softtarget.View{ImageID: id, File: fmt.Sprintf("img%d.jpg", id), InputH: in, InputW: in, Aug: []byte{1}}
-	k := 5 + classes
-	for s, m := range seMasks {
-		g := in / seStrides[s]
-		t := softtarget.Tensor{Shape: []int{len(m) * k, g, g}, Data: make([]float32, len(m)*k*g*g)}
-		for ai := range m {
-			for c := 0; c < k; c++ {
-				ch := t.Data[(ai*k+c)*g*g : (ai*k+c+1)*g*g]
-				for p := range ch {
-					if c == 4 {
-						ch[p] = objLogit(rng)
-					} else {
-						ch[p] = float32(2 * rng.NormFloat64())
-					}
-				}
-			}
-		}
-		v.Outputs = append(v.Outputs, t)
-	}
-	return v
+	return vs
 }
 
 // roundTrip writes views with the encoding and reads them back.
-func roundTrip(t *testing.T, classes int, enc softtarget.Encoding, views []*softtarget.View) []softtarget.View {
+func roundTrip(t *testing.T, classes int, enc softtarget.Encoding, views []*softtarget.View) []*softtarget.View {
 	t.Helper()
-	cls := make([]string, classes)
-	for i := range cls {
-		cls[i] = fmt.Sprint("c", i)
-	}
-	meta := softtarget.Meta{TeacherConfigHash: "sha256:x", Classes: cls, Anchors: seAnchors, Masks: seMasks, Encoding: enc}
-	var buf bytes.Buffer
-	w, err := softtarget.NewStreamWriter(&buf, meta)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range views {
-		if err := w.Write(v); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	r, err := softtarget.NewReader(&buf, enc.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	out := make([]softtarget.View, len(views))
-	for i := range out {
-		var v softtarget.View
-		if err := r.Next(&v); err != nil {
-			t.Fatal(err)
-		}
-		out[i] = cloneView(&v)
-	}
-	return out
-}
-
-func cloneView(v *softtarget.View) softtarget.View {
-	c := *v
-	c.Outputs = make([]softtarget.Tensor, len(v.Outputs))
-	for s, o := range v.Outputs {
-		c.Outputs[s] = softtarget.Tensor{Shape: append([]int(nil), o.Shape...), Data: append([]float32(nil), o.Data...)}
-	}
-	c.Stored = nil
-	for _, st := range v.Stored {
-		c.Stored = append(c.Stored, append([]bool(nil), st...))
-	}
-	return c
+	return softtargettest.RoundTrip(t, softtargettest.Meta(classes, enc), views)
 }
 
 // asBatch gives the view's outputs as [1, A*(5+C), H, W] distill tensors.
@@ -196,7 +120,7 @@ func TestSparseFineGrainedErrorBound(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(tc.classes), uint64(tc.in)))
-			views := []*softtarget.View{synthView(rng, tc.classes, tc.in, 1), synthView(rng, tc.classes, tc.in, 2)}
+			views := synthViews(rng, tc.classes, tc.in, 2)
 			sparse := roundTrip(t, tc.classes, softtarget.Encoding{Kind: softtarget.Sparse, Threshold: tc.thr}, views)
 			fg, err := distill.NewFineGrained(tc.classes, weight, 1)
 			if err != nil {
@@ -303,7 +227,7 @@ func TestDense16LossError(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(7, uint64(tc.classes)))
-			views := []*softtarget.View{synthView(rng, tc.classes, 64, 1), synthView(rng, tc.classes, 64, 2)}
+			views := synthViews(rng, tc.classes, 64, 2)
 			half := roundTrip(t, tc.classes, softtarget.Encoding{Half: true}, views)
 			fg, err := distill.NewFineGrained(tc.classes, 1, 1)
 			if err != nil {
@@ -499,7 +423,7 @@ func TestSparseErrorReal(t *testing.T) {
 
 type fileViews struct {
 	meta  softtarget.Meta
-	views []softtarget.View
+	views []*softtarget.View
 }
 
 func readAll(t *testing.T, path string) fileViews {
@@ -509,20 +433,12 @@ func readAll(t *testing.T, path string) fileViews {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	fv := fileViews{meta: r.Meta()}
-	for i := 0; i < r.Len(); i++ {
-		var v softtarget.View
-		if err := r.ReadRow(i, &v); err != nil {
-			t.Fatal(err)
-		}
-		fv.views = append(fv.views, cloneView(&v))
-	}
-	return fv
+	return fileViews{meta: r.Meta(), views: softtargettest.ReadAll(t, r)}
 }
 
 // realStudent runs the baseline student on the views, rebuilt by the
 // training loader (same seed and batch size as the dump).
-func realStudent(t *testing.T, views []softtarget.View) [][]distill.Tensor {
+func realStudent(t *testing.T, views []*softtarget.View) [][]distill.Tensor {
 	t.Helper()
 	cfgPath := envOr("YOLODISTILL_SPARSE_ERROR_CONFIG", "../../pipelines/configs/demo_student.yml")
 	ckpt := envOr("YOLODISTILL_SPARSE_ERROR_CKPT", "../../out/demo/baseline/model_final.ckpt")
@@ -552,7 +468,7 @@ func realStudent(t *testing.T, views []softtarget.View) [][]distill.Tensor {
 			t.Fatal(err)
 		}
 		for i := 0; i < n && len(out) < len(views); i++ {
-			v := &views[len(out)]
+			v := views[len(out)]
 			rec, err := b.Items[i].Record.MarshalBinary()
 			if err != nil {
 				t.Fatal(err)

@@ -1,4 +1,4 @@
-package softtarget
+package softtarget_test
 
 import (
 	"bytes"
@@ -11,6 +11,9 @@ import (
 	"testing"
 	"unsafe"
 
+	"yolodistill/pkg/softtarget"
+	"yolodistill/pkg/softtarget/softtargettest"
+
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
@@ -19,20 +22,20 @@ import (
 
 var benchEncodings = []struct {
 	name string
-	enc  Encoding
+	enc  softtarget.Encoding
 }{
-	{"dense32", Encoding{}},
-	{"dense16", Encoding{Half: true}},
-	{"sparse32", Encoding{Kind: Sparse, Threshold: 0.5}},
-	{"sparse16", Encoding{Kind: Sparse, Half: true, Threshold: 0.5}},
+	{"dense32", softtarget.Encoding{}},
+	{"dense16", softtarget.Encoding{Half: true}},
+	{"sparse32", softtarget.Encoding{Kind: softtarget.Sparse, Threshold: 0.5}},
+	{"sparse16", softtarget.Encoding{Kind: softtarget.Sparse, Half: true, Threshold: 0.5}},
 }
 
 // benchView: a 416 px view with 20 classes; SetBytes counts its dense float32 size.
-func benchView(m *Meta) *View {
-	return testView(rand.New(rand.NewPCG(416, 20)), m, 1, 0, 416, 416)
+func benchView(m *softtarget.Meta) *softtarget.View {
+	return (&softtargettest.Gen{Rand: rand.New(rand.NewPCG(416, 20))}).View(m, 1, 0, 416, 416)
 }
 
-func denseBytes(v *View) int64 {
+func denseBytes(v *softtarget.View) int64 {
 	n := 0
 	for _, t := range v.Outputs {
 		n += 4 * len(t.Data)
@@ -45,9 +48,9 @@ func denseBytes(v *View) int64 {
 func BenchmarkWrite(b *testing.B) {
 	for _, e := range benchEncodings {
 		b.Run(e.name, func(b *testing.B) {
-			m := testMeta(20, e.enc)
+			m := softtargettest.Meta(20, e.enc)
 			v := benchView(&m)
-			w, err := NewStreamWriter(io.Discard, m)
+			w, err := softtarget.NewStreamWriter(io.Discard, m)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -69,22 +72,22 @@ func BenchmarkWrite(b *testing.B) {
 func BenchmarkRead(b *testing.B) {
 	const nViews = 8
 	for _, e := range benchEncodings {
-		m := testMeta(20, e.enc)
+		m := softtargettest.Meta(20, e.enc)
 		v := benchView(&m)
-		views := make([]*View, nViews)
+		views := make([]*softtarget.View, nViews)
 		for i := range views {
 			c := *v
 			c.ImageID = int64(i)
 			views[i] = &c
 		}
-		stream := writeStream(b, m, views)
+		stream := softtargettest.WriteStream(b, m, views)
 		file := fileBytes(b, m, views)
 		b.Run(e.name+"/file", func(b *testing.B) {
-			r, err := NewFileReader(bytes.NewReader(file), int64(len(file)), "bench")
+			r, err := softtarget.NewFileReader(bytes.NewReader(file), int64(len(file)), "bench")
 			if err != nil {
 				b.Fatal(err)
 			}
-			var dst View
+			var dst softtarget.View
 			b.SetBytes(denseBytes(v))
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
@@ -94,15 +97,15 @@ func BenchmarkRead(b *testing.B) {
 			}
 		})
 		b.Run(e.name+"/stream", func(b *testing.B) {
-			var dst View
+			var dst softtarget.View
 			b.SetBytes(denseBytes(v))
-			r, _ := NewReader(bytes.NewReader(stream), "bench")
+			r, _ := softtarget.NewReader(bytes.NewReader(stream), "bench")
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				err := r.Next(&dst)
 				if err == io.EOF {
 					b.StopTimer()
-					r, _ = NewReader(bytes.NewReader(stream), "bench")
+					r, _ = softtarget.NewReader(bytes.NewReader(stream), "bench")
 					b.StartTimer()
 					err = r.Next(&dst)
 				}
@@ -115,20 +118,9 @@ func BenchmarkRead(b *testing.B) {
 }
 
 // fileBytes writes views as an IPC file and returns its bytes.
-func fileBytes(b testing.TB, m Meta, views []*View) []byte {
+func fileBytes(b testing.TB, m softtarget.Meta, views []*softtarget.View) []byte {
 	p := filepath.Join(b.TempDir(), "b.arrow")
-	w, err := CreateFile(p, m)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, v := range views {
-		if err := w.Write(v); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		b.Fatal(err)
-	}
+	softtargettest.WriteFile(b, p, m, views)
 	data, err := os.ReadFile(p)
 	if err != nil {
 		b.Fatal(err)

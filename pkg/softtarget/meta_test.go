@@ -1,4 +1,4 @@
-package softtarget
+package softtarget_test
 
 import (
 	"bytes"
@@ -7,34 +7,32 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/ipc"
-
 	"yolodistill/pkg/anchor"
+	"yolodistill/pkg/softtarget"
+	"yolodistill/pkg/softtarget/softtargettest"
 )
 
 func TestCheckCompatible(t *testing.T) {
-	got := testMeta(3, Encoding{Half: true}, "c5")
+	got := softtargettest.Meta(3, softtarget.Encoding{Half: true}, "c5")
 	cases := []struct {
 		name string
-		edit func(w *Meta)
+		edit func(w *softtarget.Meta)
 		want []string // substrings of the error; none: compatible
 	}{
-		{"same", func(w *Meta) {}, nil},
-		{"encoding is not checked", func(w *Meta) { w.Encoding = Encoding{Kind: Sparse, Threshold: 0.3} }, nil},
-		{"empty expectations", func(w *Meta) { *w = Meta{} }, nil},
-		{"other teacher", func(w *Meta) { w.TeacherConfigHash = "sha256:other" }, []string{`teacher config hash is "sha256:teacher-abc", expected "sha256:other"`}},
-		{"other class list", func(w *Meta) { w.Classes = []string{"class0", "dog", "class2"} }, []string{`class 1 is "class1", expected "dog"`}},
-		{"other class count", func(w *Meta) { w.Classes = w.Classes[:2] }, []string{"3 classes", "expected 2"}},
-		{"other anchor count", func(w *Meta) { w.Anchors = w.Anchors[:6]; w.Masks = [][]int{{3, 4, 5}, {0, 1, 2}} }, []string{"9 anchors, expected 6", "3 scales), expected", "(2 scales)"}},
-		{"other anchors", func(w *Meta) { w.Anchors = append([]anchor.Anchor{{11, 13}}, w.Anchors[1:]...) }, []string{"anchors [[10 13]"}},
-		{"missing feature", func(w *Meta) { w.Features = []string{"c4"} }, []string{`feature map "c4" is not stored`}},
-		{"two differences at once", func(w *Meta) { w.TeacherConfigHash = "x"; w.Classes = []string{"a"} }, []string{"teacher config hash", "3 classes"}},
+		{"same", func(w *softtarget.Meta) {}, nil},
+		{"encoding is not checked", func(w *softtarget.Meta) { w.Encoding = softtarget.Encoding{Kind: softtarget.Sparse, Threshold: 0.3} }, nil},
+		{"empty expectations", func(w *softtarget.Meta) { *w = softtarget.Meta{} }, nil},
+		{"other teacher", func(w *softtarget.Meta) { w.TeacherConfigHash = "sha256:other" }, []string{`teacher config hash is "sha256:teacher-abc", expected "sha256:other"`}},
+		{"other class list", func(w *softtarget.Meta) { w.Classes = []string{"class0", "dog", "class2"} }, []string{`class 1 is "class1", expected "dog"`}},
+		{"other class count", func(w *softtarget.Meta) { w.Classes = w.Classes[:2] }, []string{"3 classes", "expected 2"}},
+		{"other anchor count", func(w *softtarget.Meta) { w.Anchors = w.Anchors[:6]; w.Masks = [][]int{{3, 4, 5}, {0, 1, 2}} }, []string{"9 anchors, expected 6", "3 scales), expected", "(2 scales)"}},
+		{"other anchors", func(w *softtarget.Meta) { w.Anchors = append([]anchor.Anchor{{11, 13}}, w.Anchors[1:]...) }, []string{"anchors [[10 13]"}},
+		{"missing feature", func(w *softtarget.Meta) { w.Features = []string{"c4"} }, []string{`feature map "c4" is not stored`}},
+		{"two differences at once", func(w *softtarget.Meta) { w.TeacherConfigHash = "x"; w.Classes = []string{"a"} }, []string{"teacher config hash", "3 classes"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			w := testMeta(3, Encoding{Half: true}, "c5")
+			w := softtargettest.Meta(3, softtarget.Encoding{Half: true}, "c5")
 			tc.edit(&w)
 			err := got.CheckCompatible(w)
 			if tc.want == nil {
@@ -55,40 +53,19 @@ func TestCheckCompatible(t *testing.T) {
 	}
 }
 
-// writeRawStream writes an Arrow stream with the soft-target columns of m but
-// the given schema metadata edits, and one trailer batch.
-func writeRawStream(t *testing.T, m Meta, edit map[string]string) []byte {
+// writeRawStream is softtarget.RawStream, failing the test on error.
+func writeRawStream(t *testing.T, m softtarget.Meta, edit map[string]string) []byte {
 	t.Helper()
-	l := newLayout(m)
-	md := l.schema.Metadata().ToMap()
-	for k, v := range edit {
-		if v == "" {
-			delete(md, k)
-		} else {
-			md[k] = v
-		}
-	}
-	mm := arrow.MetadataFrom(md)
-	sc := arrow.NewSchema(l.schema.Fields(), &mm)
-	var buf bytes.Buffer
-	w := ipc.NewWriter(&buf, ipc.WithSchema(sc))
-	cols := make([]colBuf, len(l.kinds))
-	arrs := make([]arrow.Array, len(cols))
-	for i := range cols {
-		cols[i].reset()
-		arrs[i] = cols[i].array(sc.Field(i).Type, l.kinds[i], 0)
-	}
-	rec := array.NewRecordBatchWithMetadata(sc, arrs, 0, trailerMetadata(nil, nil))
-	if err := w.Write(rec); err != nil {
+	b, err := softtarget.RawStream(m, edit)
+	if err != nil {
 		t.Fatal(err)
 	}
-	w.Close()
-	return buf.Bytes()
+	return b
 }
 
 func TestSchemaMetadataErrors(t *testing.T) {
-	m := testMeta(2, Encoding{})
-	if _, err := NewReader(bytes.NewReader(writeRawStream(t, m, nil)), "ok"); err != nil {
+	m := softtargettest.Meta(2, softtarget.Encoding{})
+	if _, err := softtarget.NewReader(bytes.NewReader(writeRawStream(t, m, nil)), "ok"); err != nil {
 		t.Fatalf("unedited raw stream: %v", err)
 	}
 	cases := []struct {
@@ -96,17 +73,17 @@ func TestSchemaMetadataErrors(t *testing.T) {
 		edit map[string]string
 		want string
 	}{
-		{"newer version", map[string]string{KeyVersion: "2"}, "schema version 2, this program reads version 1"},
-		{"not ours", map[string]string{KeyFormat: ""}, "not a soft-target file"},
-		{"no teacher hash", map[string]string{KeyTeacher: ""}, "no " + KeyTeacher},
-		{"bad classes", map[string]string{KeyClasses: "[1,"}, KeyClasses},
-		{"channels disagree", map[string]string{KeyChannels: "[21,21,22]"}, "scale 2 has 22 channels"},
-		{"encoding vs columns", map[string]string{KeyEncoding: "dense16"}, "columns do not match"},
-		{"unknown encoding", map[string]string{KeyEncoding: "zip"}, "unknown soft-target encoding"},
+		{"newer version", map[string]string{softtarget.KeyVersion: "2"}, "schema version 2, this program reads version 1"},
+		{"not ours", map[string]string{softtarget.KeyFormat: ""}, "not a soft-target file"},
+		{"no teacher hash", map[string]string{softtarget.KeyTeacher: ""}, "no " + softtarget.KeyTeacher},
+		{"bad classes", map[string]string{softtarget.KeyClasses: "[1,"}, softtarget.KeyClasses},
+		{"channels disagree", map[string]string{softtarget.KeyChannels: "[21,21,22]"}, "scale 2 has 22 channels"},
+		{"encoding vs columns", map[string]string{softtarget.KeyEncoding: "dense16"}, "columns do not match"},
+		{"unknown encoding", map[string]string{softtarget.KeyEncoding: "zip"}, "unknown soft-target encoding"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := NewReader(bytes.NewReader(writeRawStream(t, m, tc.edit)), "x.arrows")
+			_, err := softtarget.NewReader(bytes.NewReader(writeRawStream(t, m, tc.edit)), "x.arrows")
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "x.arrows: ") {
 				t.Fatalf("got %v, want an error naming the input with %q", err, tc.want)
 			}
@@ -122,28 +99,28 @@ func TestNotArrow(t *testing.T) {
 		{"text", "hello world, not arrow", "not an Arrow IPC stream or file"},
 		{"short", "\xff\xff", "truncated"},
 	} {
-		_, err := NewReader(strings.NewReader(tc.data), "in")
+		_, err := softtarget.NewReader(strings.NewReader(tc.data), "in")
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
 		}
 	}
 	p := filepath.Join(t.TempDir(), "missing.arrow")
-	if _, err := Open(p); err == nil || !strings.Contains(err.Error(), p) {
+	if _, err := softtarget.Open(p); err == nil || !strings.Contains(err.Error(), p) {
 		t.Errorf("missing file: %v", err)
 	}
 }
 
 func TestReaderCheckCompatible(t *testing.T) {
-	m := testMeta(3, Encoding{})
+	m := softtargettest.Meta(3, softtarget.Encoding{})
 	path := filepath.Join(t.TempDir(), "dump.arrow")
-	w, err := CreateFile(path, m)
+	w, err := softtarget.CreateFile(path, m)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	r, err := Open(path)
+	r, err := softtarget.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +128,7 @@ func TestReaderCheckCompatible(t *testing.T) {
 	if err := r.CheckCompatible(m); err != nil {
 		t.Fatal(err)
 	}
-	other := testMeta(80, Encoding{})
+	other := softtargettest.Meta(80, softtarget.Encoding{})
 	other.TeacherConfigHash = "sha256:coco-teacher"
 	err = r.CheckCompatible(other)
 	for _, s := range []string{path + ": ", "teacher config hash", "3 classes", "expected 80"} {
@@ -161,9 +138,9 @@ func TestReaderCheckCompatible(t *testing.T) {
 	}
 }
 
-// replayMeta is testMeta with recorded replay settings.
-func replayMeta() Meta {
-	m := testMeta(3, Encoding{})
+// replayMeta is softtargettest.Meta with recorded replay settings.
+func replayMeta() softtarget.Meta {
+	m := softtargettest.Meta(3, softtarget.Encoding{})
 	m.Replay = map[string]string{
 		"data.augment.mean":        "[0.485,0.456,0.406]",
 		"data.augment.std":         "[0.229,0.224,0.225]",
@@ -187,37 +164,37 @@ func TestReplayRoundTrip(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			m := testMeta(3, Encoding{})
+			m := softtargettest.Meta(3, softtarget.Encoding{})
 			m.Replay = maps.Clone(tc.replay)
 			path := filepath.Join(t.TempDir(), "st.arrow")
-			w, err := CreateFile(path, m)
+			w, err := softtarget.CreateFile(path, m)
 			if err != nil {
 				t.Fatal(err)
 			}
 			var stream bytes.Buffer
-			sw, err := NewStreamWriter(&stream, m)
+			sw, err := softtarget.NewStreamWriter(&stream, m)
 			if err != nil {
 				t.Fatal(err)
 			}
 			for k := range m.Replay {
 				m.Replay[k] = "changed after NewWriter"
 			}
-			for _, w := range []*Writer{w, sw} {
+			for _, w := range []*softtarget.Writer{w, sw} {
 				if err := w.Close(); err != nil {
 					t.Fatal(err)
 				}
 			}
-			fr, err := Open(path)
+			fr, err := softtarget.Open(path)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer fr.Close()
-			sr, err := NewReader(&stream, "-")
+			sr, err := softtarget.NewReader(&stream, "-")
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer sr.Close()
-			for _, got := range []Meta{fr.Meta(), sr.Meta()} {
+			for _, got := range []softtarget.Meta{fr.Meta(), sr.Meta()} {
 				if (got.Replay == nil) != (tc.replay == nil) || !maps.Equal(got.Replay, tc.replay) {
 					t.Errorf("replay %#v, want %#v", got.Replay, tc.replay)
 				}
@@ -231,20 +208,20 @@ func TestReplayRoundTrip(t *testing.T) {
 // the caller; a bad value is an error naming the key.
 func TestOldFileHasNoReplay(t *testing.T) {
 	m := replayMeta()
-	r, err := NewReader(bytes.NewReader(writeRawStream(t, m, map[string]string{KeyReplay: ""})), "old.arrows")
+	r, err := softtarget.NewReader(bytes.NewReader(writeRawStream(t, m, map[string]string{softtarget.KeyReplay: ""})), "old.arrows")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r.Meta().Replay != nil {
-		t.Errorf("replay %v from a file without %s", r.Meta().Replay, KeyReplay)
+		t.Errorf("replay %v from a file without %s", r.Meta().Replay, softtarget.KeyReplay)
 	}
 	if err := r.CheckCompatible(m); err != nil {
 		t.Errorf("old file: %v", err)
 	}
 	for _, bad := range []string{"[1,2]", "null", `{"a":1}`, `{"":"x"}`} {
-		_, err := NewReader(bytes.NewReader(writeRawStream(t, m, map[string]string{KeyReplay: bad})), "x.arrows")
-		if err == nil || !strings.Contains(err.Error(), "x.arrows: ") || !(strings.Contains(err.Error(), KeyReplay) || strings.Contains(err.Error(), "replay setting")) {
-			t.Errorf("%s = %s: %v", KeyReplay, bad, err)
+		_, err := softtarget.NewReader(bytes.NewReader(writeRawStream(t, m, map[string]string{softtarget.KeyReplay: bad})), "x.arrows")
+		if err == nil || !strings.Contains(err.Error(), "x.arrows: ") || !(strings.Contains(err.Error(), softtarget.KeyReplay) || strings.Contains(err.Error(), "replay setting")) {
+			t.Errorf("%s = %s: %v", softtarget.KeyReplay, bad, err)
 		}
 	}
 }
@@ -252,24 +229,27 @@ func TestOldFileHasNoReplay(t *testing.T) {
 func TestCheckCompatibleReplay(t *testing.T) {
 	cases := []struct {
 		name string
-		got  func(m *Meta) // the file's
-		want func(w *Meta) // the consumer's
-		errs []string      // substrings of the error; none: compatible
+		got  func(m *softtarget.Meta) // the file's
+		want func(w *softtarget.Meta) // the consumer's
+		errs []string                 // substrings of the error; none: compatible
 	}{
 		{"same", nil, nil, nil},
-		{"consumer does not check", nil, func(w *Meta) { w.Replay = nil }, nil},
-		{"file predates the check", func(m *Meta) { m.Replay = nil }, nil, nil},
-		{"file needs fewer settings", func(m *Meta) { delete(m.Replay, "data.augment.expand.fill") }, func(w *Meta) { w.Replay["data.augment.expand.fill"] = "[0,0,0]" }, nil},
-		{"other mean", nil, func(w *Meta) { w.Replay["data.augment.mean"] = "[0.5,0.5,0.5]" },
+		{"consumer does not check", nil, func(w *softtarget.Meta) { w.Replay = nil }, nil},
+		{"file predates the check", func(m *softtarget.Meta) { m.Replay = nil }, nil, nil},
+		{"file needs fewer settings", func(m *softtarget.Meta) { delete(m.Replay, "data.augment.expand.fill") }, func(w *softtarget.Meta) { w.Replay["data.augment.expand.fill"] = "[0,0,0]" }, nil},
+		{"other mean", nil, func(w *softtarget.Meta) { w.Replay["data.augment.mean"] = "[0.5,0.5,0.5]" },
 			[]string{"other augmentation settings", "data.augment.mean was [0.485,0.456,0.406] for the dump, this configuration has [0.5,0.5,0.5]"}},
-		{"two settings differ, sorted", nil, func(w *Meta) {
+		{"two settings differ, sorted", nil, func(w *softtarget.Meta) {
 			w.Replay["data.augment.std"] = "[1,1,1]"
 			w.Replay["data.augment.expand.fill"] = "[0,0,0]"
 		},
 			[]string{"data.augment.expand.fill was [123,116,103] for the dump, this configuration has [0,0,0]\ndata.augment.std was [0.229,0.224,0.225]"}},
-		{"setting unknown here", func(m *Meta) { m.Replay["data.augment.gamma"] = "2.2" }, nil,
+		{"setting unknown here", func(m *softtarget.Meta) { m.Replay["data.augment.gamma"] = "2.2" }, nil,
 			[]string{"replay setting data.augment.gamma = 2.2, which this program does not know"}},
-		{"with another teacher", nil, func(w *Meta) { w.Replay["data.augment.mean"] = "[0,0,0]"; w.TeacherConfigHash = "sha256:other" },
+		{"with another teacher", nil, func(w *softtarget.Meta) {
+			w.Replay["data.augment.mean"] = "[0,0,0]"
+			w.TeacherConfigHash = "sha256:other"
+		},
 			[]string{"data.augment.mean was", "do not match the expected teacher: teacher config hash"}},
 	}
 	for _, tc := range cases {

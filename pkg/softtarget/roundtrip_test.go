@@ -1,4 +1,4 @@
-package softtarget
+package softtarget_test
 
 import (
 	"bytes"
@@ -9,46 +9,34 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"yolodistill/pkg/softtarget"
+	"yolodistill/pkg/softtarget/softtargettest"
 )
 
 var encodings = []struct {
 	name string
-	enc  Encoding
+	enc  softtarget.Encoding
 }{
-	{"dense32", Encoding{}},
-	{"dense16", Encoding{Half: true}},
-	{"sparse32_t0.5", Encoding{Kind: Sparse, Threshold: 0.5}},
-	{"sparse16_t0.5", Encoding{Kind: Sparse, Half: true, Threshold: 0.5}},
-	{"sparse32_t0", Encoding{Kind: Sparse}},
-	{"sparse16_t0.01", Encoding{Kind: Sparse, Half: true, Threshold: 0.01}},
+	{"dense32", softtarget.Encoding{}},
+	{"dense16", softtarget.Encoding{Half: true}},
+	{"sparse32_t0.5", softtarget.Encoding{Kind: softtarget.Sparse, Threshold: 0.5}},
+	{"sparse16_t0.5", softtarget.Encoding{Kind: softtarget.Sparse, Half: true, Threshold: 0.5}},
+	{"sparse32_t0", softtarget.Encoding{Kind: softtarget.Sparse}},
+	{"sparse16_t0.01", softtarget.Encoding{Kind: softtarget.Sparse, Half: true, Threshold: 0.01}},
 }
 
 // multiScaleViews: several images, two views each, input sizes changing per
 // view as in multi-scale training.
-func multiScaleViews(rng *rand.Rand, m *Meta, n int) []*View {
+func multiScaleViews(rng *rand.Rand, m *softtarget.Meta, n int) []*softtarget.View {
 	sizes := [][2]int{{64, 64}, {96, 64}, {32, 96}, {128, 128}}
-	var vs []*View
+	g := softtargettest.Gen{Rand: rng}
+	var vs []*softtarget.View
 	for i := 0; i < n; i++ {
 		sz := sizes[i%len(sizes)]
-		vs = append(vs, testView(rng, m, int64(100+i/2), i%2, sz[0], sz[1]))
+		vs = append(vs, g.View(m, int64(100+i/2), i%2, sz[0], sz[1]))
 	}
 	return vs
-}
-
-func readAll(t *testing.T, r *Reader) []*View {
-	t.Helper()
-	var out []*View
-	for {
-		v := new(View)
-		err := r.Next(v)
-		if err == io.EOF {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, v)
-	}
 }
 
 func TestRoundTrip(t *testing.T) {
@@ -56,9 +44,9 @@ func TestRoundTrip(t *testing.T) {
 		for _, perBatch := range []int{1, 3} {
 			t.Run(tc.name+"/batch"+string(rune('0'+perBatch)), func(t *testing.T) {
 				rng := rand.New(rand.NewPCG(1, uint64(perBatch)))
-				m := testMeta(3, tc.enc, "backbone.c5", "head.route0")
+				m := softtargettest.Meta(3, tc.enc, "backbone.c5", "head.route0")
 				views := multiScaleViews(rng, &m, 7)
-				if tc.enc.Kind == Sparse { // the test must exercise both stored and dropped cells
+				if tc.enc.Kind == softtarget.Sparse { // the test must exercise both stored and dropped cells
 					kept, all := 0, 0
 					for _, v := range views {
 						_, st := expectedDecoded(&m, v)
@@ -77,12 +65,12 @@ func TestRoundTrip(t *testing.T) {
 				}
 
 				// Stream, read sequentially.
-				stream := writeStream(t, m, views, WithViewsPerBatch(perBatch))
-				r, err := NewReader(bytes.NewReader(stream), "stream")
+				stream := softtargettest.WriteStream(t, m, views, softtarget.WithViewsPerBatch(perBatch))
+				r, err := softtarget.NewReader(bytes.NewReader(stream), "stream")
 				if err != nil {
 					t.Fatal(err)
 				}
-				got := readAll(t, r)
+				got := softtargettest.ReadAll(t, r)
 				if len(got) != len(views) {
 					t.Fatalf("stream: %d views, want %d", len(got), len(views))
 				}
@@ -92,26 +80,15 @@ func TestRoundTrip(t *testing.T) {
 				if r.RandomAccess() || r.Len() != -1 {
 					t.Fatal("stream reader claims random access")
 				}
-				if err := r.Next(new(View)); err != io.EOF {
+				if err := r.Next(new(softtarget.View)); err != io.EOF {
 					t.Fatalf("after the end: %v, want io.EOF", err)
 				}
 				r.Close()
 
 				// File, random access in shuffled order, reusing one View.
 				path := filepath.Join(t.TempDir(), "st.arrow")
-				w, err := CreateFile(path, m, WithViewsPerBatch(perBatch))
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, v := range views {
-					if err := w.Write(v); err != nil {
-						t.Fatal(err)
-					}
-				}
-				if err := w.Close(); err != nil {
-					t.Fatal(err)
-				}
-				fr, err := Open(path)
+				softtargettest.WriteFile(t, path, m, views, softtarget.WithViewsPerBatch(perBatch))
+				fr, err := softtarget.Open(path)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -120,14 +97,14 @@ func TestRoundTrip(t *testing.T) {
 					t.Fatalf("file: random access %v, len %d", fr.RandomAccess(), fr.Len())
 				}
 				gm := fr.Meta()
-				if gm.Version != Version || gm.TeacherConfigHash != m.TeacherConfigHash || gm.Encoding != m.Encoding ||
+				if gm.Version != softtarget.Version || gm.TeacherConfigHash != m.TeacherConfigHash || gm.Encoding != m.Encoding ||
 					strings.Join(gm.Classes, ",") != strings.Join(m.Classes, ",") || len(gm.Features) != 2 {
 					t.Fatalf("meta %+v", gm)
 				}
 				if err := gm.CheckCompatible(m); err != nil {
 					t.Fatal(err)
 				}
-				var reuse View
+				var reuse softtarget.View
 				for _, i := range rng.Perm(len(views)) {
 					row, ok := fr.Find(views[i].ImageID, views[i].ViewIndex)
 					if !ok || row != i {
@@ -142,17 +119,17 @@ func TestRoundTrip(t *testing.T) {
 					t.Fatal("Find of an absent view succeeded")
 				}
 				// Sequential over the file too.
-				seq := readAll(t, fr)
+				seq := softtargettest.ReadAll(t, fr)
 				if len(seq) != len(views) {
 					t.Fatalf("file Next: %d views", len(seq))
 				}
 				// The file's bytes through a pipe-like reader (no random access).
 				data, _ := os.ReadFile(path)
-				sr, err := NewReader(io.MultiReader(bytes.NewReader(data)), "file-as-stream")
+				sr, err := softtarget.NewReader(io.MultiReader(bytes.NewReader(data)), "file-as-stream")
 				if err != nil {
 					t.Fatal(err)
 				}
-				got = readAll(t, sr)
+				got = softtargettest.ReadAll(t, sr)
 				if len(got) != len(views) {
 					t.Fatalf("file as stream: %d views", len(got))
 				}
@@ -163,33 +140,33 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestEmptyDump(t *testing.T) {
-	m := testMeta(2, Encoding{})
-	stream := writeStream(t, m, nil)
-	r, err := NewReader(bytes.NewReader(stream), "empty")
+	m := softtargettest.Meta(2, softtarget.Encoding{})
+	stream := softtargettest.WriteStream(t, m, nil)
+	r, err := softtarget.NewReader(bytes.NewReader(stream), "empty")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Next(new(View)); err != io.EOF {
+	if err := r.Next(new(softtarget.View)); err != io.EOF {
 		t.Fatalf("empty stream: %v, want io.EOF", err)
 	}
 	path := filepath.Join(t.TempDir(), "e.arrow")
-	w, _ := CreateFile(path, m)
+	w, _ := softtarget.CreateFile(path, m)
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	fr, err := Open(path)
+	fr, err := softtarget.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer fr.Close()
-	if fr.Len() != 0 || fr.Next(new(View)) != io.EOF {
+	if fr.Len() != 0 || fr.Next(new(softtarget.View)) != io.EOF {
 		t.Fatal("empty file not empty")
 	}
 }
 
 func TestPipeConcurrent(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 7))
-	m := testMeta(4, Encoding{Kind: Sparse, Half: true, Threshold: 0.5})
+	m := softtargettest.Meta(4, softtarget.Encoding{Kind: softtarget.Sparse, Half: true, Threshold: 0.5})
 	views := multiScaleViews(rng, &m, 12)
 	for _, tc := range []struct {
 		name  string
@@ -199,7 +176,7 @@ func TestPipeConcurrent(t *testing.T) {
 			pr, pw := io.Pipe()
 			werr := make(chan error, 1)
 			go func() {
-				w, err := NewStreamWriter(pw, m, WithViewsPerBatch(2))
+				w, err := softtarget.NewStreamWriter(pw, m, softtarget.WithViewsPerBatch(2))
 				if err == nil {
 					for i, v := range views {
 						if tc.abort && i == 5 {
@@ -217,14 +194,14 @@ func TestPipeConcurrent(t *testing.T) {
 				pw.Close()
 				werr <- err
 			}()
-			r, err := NewReader(pr, "-")
+			r, err := softtarget.NewReader(pr, "-")
 			if err != nil {
 				t.Fatal(err)
 			}
 			var n int
 			var rerr error
 			for {
-				var v View
+				var v softtarget.View
 				if rerr = r.Next(&v); rerr != nil {
 					break
 				}
@@ -249,17 +226,17 @@ func TestPipeConcurrent(t *testing.T) {
 }
 
 func TestAtomicFile(t *testing.T) {
-	rng := rand.New(rand.NewPCG(3, 3))
-	m := testMeta(2, Encoding{})
+	g := softtargettest.Gen{Rand: rand.New(rand.NewPCG(3, 3))}
+	m := softtargettest.Meta(2, softtarget.Encoding{})
 	dir := t.TempDir()
 	path := filepath.Join(dir, "t.arrow")
 	os.WriteFile(path, []byte("old"), 0o644)
 
-	w, err := CreateFile(path, m)
+	w, err := softtarget.CreateFile(path, m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Write(testView(rng, &m, 1, 0, 64, 64)); err != nil {
+	if err := w.Write(g.View(&m, 1, 0, 64, 64)); err != nil {
 		t.Fatal(err)
 	}
 	w.Abort()
@@ -267,8 +244,8 @@ func TestAtomicFile(t *testing.T) {
 		t.Fatalf("abort changed the destination: %q", b)
 	}
 	// A bad view fails Write; Close then fails too and leaves no file.
-	w, _ = CreateFile(path, m)
-	bad := testView(rng, &m, 1, 0, 64, 64)
+	w, _ = softtarget.CreateFile(path, m)
+	bad := g.View(&m, 1, 0, 64, 64)
 	bad.Outputs = bad.Outputs[:2]
 	if err := w.Write(bad); err == nil || !strings.Contains(err.Error(), "2 scale outputs") {
 		t.Fatalf("bad view: %v", err)
@@ -278,12 +255,12 @@ func TestAtomicFile(t *testing.T) {
 	if len(ents) != 1 {
 		t.Fatalf("temporary files left: %v", ents)
 	}
-	w, _ = CreateFile(path, m)
-	w.Write(testView(rng, &m, 1, 0, 64, 64))
+	w, _ = softtarget.CreateFile(path, m)
+	w.Write(g.View(&m, 1, 0, 64, 64))
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	r, err := Open(path)
+	r, err := softtarget.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,30 +268,30 @@ func TestAtomicFile(t *testing.T) {
 	if r.Len() != 1 {
 		t.Fatalf("len %d", r.Len())
 	}
-	if err := w.Write(testView(rng, &m, 2, 0, 64, 64)); err == nil {
+	if err := w.Write(g.View(&m, 2, 0, 64, 64)); err == nil {
 		t.Fatal("write after Close succeeded")
 	}
 }
 
 func TestWriterRejects(t *testing.T) {
-	rng := rand.New(rand.NewPCG(4, 4))
-	m := testMeta(2, Encoding{}, "f")
-	good := func() *View { return testView(rng, &m, 1, 0, 64, 64) }
+	g := softtargettest.Gen{Rand: rand.New(rand.NewPCG(4, 4))}
+	m := softtargettest.Meta(2, softtarget.Encoding{}, "f")
+	good := func() *softtarget.View { return g.View(&m, 1, 0, 64, 64) }
 	cases := []struct {
 		name string
-		edit func(v *View)
+		edit func(v *softtarget.View)
 		want string
 	}{
-		{"negative view", func(v *View) { v.ViewIndex = -1 }, "view index"},
-		{"zero input", func(v *View) { v.InputH = 0 }, "input size"},
-		{"channels", func(v *View) { v.Outputs[1].Shape[0] = 20 }, "channels"},
-		{"data length", func(v *View) { v.Outputs[2].Data = v.Outputs[2].Data[1:] }, "needs"},
-		{"missing feature", func(v *View) { v.Features = map[string]Tensor{"g": v.Features["f"]} }, `"f" missing`},
-		{"feature shape", func(v *View) { f := v.Features["f"]; f.Shape = []int{3}; v.Features["f"] = f }, "feature map"},
+		{"negative view", func(v *softtarget.View) { v.ViewIndex = -1 }, "view index"},
+		{"zero input", func(v *softtarget.View) { v.InputH = 0 }, "input size"},
+		{"channels", func(v *softtarget.View) { v.Outputs[1].Shape[0] = 20 }, "channels"},
+		{"data length", func(v *softtarget.View) { v.Outputs[2].Data = v.Outputs[2].Data[1:] }, "needs"},
+		{"missing feature", func(v *softtarget.View) { v.Features = map[string]softtarget.Tensor{"g": v.Features["f"]} }, `"f" missing`},
+		{"feature shape", func(v *softtarget.View) { f := v.Features["f"]; f.Shape = []int{3}; v.Features["f"] = f }, "feature map"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			w, err := NewStreamWriter(io.Discard, m)
+			w, err := softtarget.NewStreamWriter(io.Discard, m)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -330,17 +307,17 @@ func TestWriterRejects(t *testing.T) {
 			}
 		})
 	}
-	for _, bad := range []Meta{
-		{Classes: []string{"a"}, Anchors: yoloAnchors, Masks: [][]int{{9}}},
-		{Anchors: yoloAnchors, Masks: yoloMasks},
-		{Classes: []string{"a"}, Anchors: yoloAnchors, Masks: yoloMasks, Encoding: Encoding{Kind: Sparse, Threshold: 1}},
-		{Classes: []string{"a"}, Anchors: yoloAnchors, Masks: yoloMasks, Features: []string{"x", "x"}},
+	for _, bad := range []softtarget.Meta{
+		{Classes: []string{"a"}, Anchors: softtargettest.Anchors, Masks: [][]int{{9}}},
+		{Anchors: softtargettest.Anchors, Masks: softtargettest.Masks},
+		{Classes: []string{"a"}, Anchors: softtargettest.Anchors, Masks: softtargettest.Masks, Encoding: softtarget.Encoding{Kind: softtarget.Sparse, Threshold: 1}},
+		{Classes: []string{"a"}, Anchors: softtargettest.Anchors, Masks: softtargettest.Masks, Features: []string{"x", "x"}},
 	} {
-		if _, err := NewStreamWriter(io.Discard, bad); err == nil {
+		if _, err := softtarget.NewStreamWriter(io.Discard, bad); err == nil {
 			t.Errorf("meta %+v accepted", bad)
 		}
 	}
-	if _, err := CreateFile(filepath.Join(t.TempDir(), "no", "such", "dir.arrow"), m); err == nil || !errors.Is(err, os.ErrNotExist) {
+	if _, err := softtarget.CreateFile(filepath.Join(t.TempDir(), "no", "such", "dir.arrow"), m); err == nil || !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("create in a missing folder: %v", err)
 	}
 }

@@ -1,16 +1,19 @@
-package softtarget
+package softtarget_test
 
 import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"yolodistill/pkg/softtarget"
+	"yolodistill/pkg/softtarget/softtargettest"
 )
 
 // viewBytes is the bytes one view adds to a stream: the stream with the view
 // minus the stream without it (record batch framing and index entry included).
-func viewBytes(t testing.TB, m Meta, v *View) int {
-	return len(writeStream(t, m, []*View{v})) - len(writeStream(t, m, nil))
+func viewBytes(t testing.TB, m softtarget.Meta, v *softtarget.View) int {
+	return len(softtargettest.WriteStream(t, m, []*softtarget.View{v})) - len(softtargettest.WriteStream(t, m, nil))
 }
 
 // TestSizeTable prints bytes per view for every encoding at 320/416/608 px
@@ -21,13 +24,13 @@ func viewBytes(t testing.TB, m Meta, v *View) int {
 func TestSizeTable(t *testing.T) {
 	encs := []struct {
 		name string
-		enc  Encoding
+		enc  softtarget.Encoding
 	}{
-		{"dense32", Encoding{}},
-		{"dense16", Encoding{Half: true}},
-		{"sparse32@0.5", Encoding{Kind: Sparse, Threshold: 0.5}},
-		{"sparse16@0.5", Encoding{Kind: Sparse, Half: true, Threshold: 0.5}},
-		{"sparse16@0.01", Encoding{Kind: Sparse, Half: true, Threshold: 0.01}},
+		{"dense32", softtarget.Encoding{}},
+		{"dense16", softtarget.Encoding{Half: true}},
+		{"sparse32@0.5", softtarget.Encoding{Kind: softtarget.Sparse, Threshold: 0.5}},
+		{"sparse16@0.5", softtarget.Encoding{Kind: softtarget.Sparse, Half: true, Threshold: 0.5}},
+		{"sparse16@0.01", softtarget.Encoding{Kind: softtarget.Sparse, Half: true, Threshold: 0.01}},
 	}
 	var tab strings.Builder
 	fmt.Fprintf(&tab, "\n%-5s %-7s", "input", "classes")
@@ -35,26 +38,26 @@ func TestSizeTable(t *testing.T) {
 		fmt.Fprintf(&tab, " %14s", e.name)
 	}
 	fmt.Fprintf(&tab, " %8s\n", "stored@.5")
-	rng := rand.New(rand.NewPCG(2026, 11))
+	g := softtargettest.Gen{Rand: rand.New(rand.NewPCG(2026, 11))}
 	for _, c := range []int{3, 80} {
 		for _, in := range []int{320, 416, 608} {
-			m0 := testMeta(c, Encoding{})
-			v := testView(rng, &m0, 1, 0, in, in)
+			m0 := softtargettest.Meta(c, softtarget.Encoding{})
+			v := g.View(&m0, 1, 0, in, in)
 			cells := 0
-			for s := range yoloStrides {
-				g := in / yoloStrides[s]
+			for s := range softtargettest.Strides {
+				g := in / softtargettest.Strides[s]
 				cells += g * g
 			}
 			formula := 4 * 3 * (5 + c) * cells
 			fmt.Fprintf(&tab, "%-5d %-7d", in, c)
 			var sizes []int
 			for _, e := range encs {
-				m := testMeta(c, e.enc)
+				m := softtargettest.Meta(c, e.enc)
 				n := viewBytes(t, m, v)
 				sizes = append(sizes, n)
 				fmt.Fprintf(&tab, " %14d", n)
 			}
-			_, st := expectedDecoded(&Meta{Classes: m0.Classes, Masks: m0.Masks, Encoding: encs[2].enc}, v)
+			_, st := expectedDecoded(&softtarget.Meta{Classes: m0.Classes, Masks: m0.Masks, Encoding: encs[2].enc}, v)
 			kept := 0
 			for _, s := range st {
 				for _, k := range s {

@@ -1,4 +1,4 @@
-package softtarget
+package softtarget_test
 
 import (
 	"bytes"
@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"yolodistill/pkg/softtarget"
+	"yolodistill/pkg/softtarget/softtargettest"
+
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
@@ -21,19 +24,19 @@ import (
 // readEverything opens data (as an IPC file with random access when asFile,
 // else as a stream) and reads every view; it returns the views read and the
 // first error (nil at a verified end).
-func readEverything(data []byte, asFile bool) (views []*View, err error) {
-	var r *Reader
+func readEverything(data []byte, asFile bool) (views []*softtarget.View, err error) {
+	var r *softtarget.Reader
 	if asFile {
-		r, err = NewFileReader(bytes.NewReader(data), int64(len(data)), "file")
+		r, err = softtarget.NewFileReader(bytes.NewReader(data), int64(len(data)), "file")
 	} else {
-		r, err = NewReader(bytes.NewReader(data), "stream")
+		r, err = softtarget.NewReader(bytes.NewReader(data), "stream")
 	}
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
 	for {
-		v := new(View)
+		v := new(softtarget.View)
 		err := r.Next(v)
 		if err == io.EOF {
 			return views, nil
@@ -46,7 +49,7 @@ func readEverything(data []byte, asFile bool) (views []*View, err error) {
 }
 
 // sameViews reports whether two decoded view lists are identical, bit for bit.
-func sameViews(a, b []*View) bool {
+func sameViews(a, b []*softtarget.View) bool {
 	if len(a) != len(b) {
 		return false
 	}
@@ -56,8 +59,8 @@ func sameViews(a, b []*View) bool {
 			x.InputH != y.InputH || x.InputW != y.InputW || fmt.Sprint(x.Stored) != fmt.Sprint(y.Stored) || len(x.Features) != len(y.Features) {
 			return false
 		}
-		ts := func(v *View) []Tensor {
-			out := append([]Tensor(nil), v.Outputs...)
+		ts := func(v *softtarget.View) []softtarget.Tensor {
+			out := append([]softtarget.Tensor(nil), v.Outputs...)
 			for _, n := range []string{"f"} {
 				out = append(out, v.Features[n])
 			}
@@ -78,27 +81,16 @@ func sameViews(a, b []*View) bool {
 	return true
 }
 
-func smallDump(t *testing.T, enc Encoding, perBatch int) (stream, file []byte, n int) {
-	rng := rand.New(rand.NewPCG(11, uint64(perBatch)))
-	m := testMeta(1, enc, "f")
-	var views []*View
+func smallDump(t *testing.T, enc softtarget.Encoding, perBatch int) (stream, file []byte, n int) {
+	g := softtargettest.Gen{Rand: rand.New(rand.NewPCG(11, uint64(perBatch)))}
+	m := softtargettest.Meta(1, enc, "f")
+	var views []*softtarget.View
 	for i := 0; i < 5; i++ {
-		views = append(views, testView(rng, &m, int64(i), i%2, 32, 32+32*(i%2)))
+		views = append(views, g.View(&m, int64(i), i%2, 32, 32+32*(i%2)))
 	}
-	stream = writeStream(t, m, views, WithViewsPerBatch(perBatch))
+	stream = softtargettest.WriteStream(t, m, views, softtarget.WithViewsPerBatch(perBatch))
 	path := filepath.Join(t.TempDir(), "f.arrow")
-	w, err := CreateFile(path, m, WithViewsPerBatch(perBatch))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range views {
-		if err := w.Write(v); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
+	softtargettest.WriteFile(t, path, m, views, softtarget.WithViewsPerBatch(perBatch))
 	file, _ = os.ReadFile(path)
 	return stream, file, len(views)
 }
@@ -109,13 +101,13 @@ func smallDump(t *testing.T, enc Encoding, perBatch int) (stream, file []byte, n
 func cutPoints(t *testing.T, data []byte) []int {
 	marks := map[int]bool{}
 	pos := 0
-	if bytes.HasPrefix(data, fileMagic) {
+	if bytes.HasPrefix(data, softtarget.FileMagic) {
 		pos = 8
 	}
 	for pos+8 <= len(data) {
 		marks[pos] = true
 		ml := int(int32(binary.LittleEndian.Uint32(data[pos+4:])))
-		if !bytes.Equal(data[pos:pos+4], streamContTok) || ml == 0 {
+		if !bytes.Equal(data[pos:pos+4], softtarget.StreamContTok) || ml == 0 {
 			marks[pos+8] = true // end-of-stream marker; a file's footer follows
 			break
 		}
@@ -144,11 +136,11 @@ func cutPoints(t *testing.T, data []byte) []int {
 func TestTruncation(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
-		enc      Encoding
+		enc      softtarget.Encoding
 		perBatch int
 	}{
-		{"dense32 batch1", Encoding{}, 1},
-		{"sparse16 batch2", Encoding{Kind: Sparse, Half: true, Threshold: 0.01}, 2},
+		{"dense32 batch1", softtarget.Encoding{}, 1},
+		{"sparse16 batch2", softtarget.Encoding{Kind: softtarget.Sparse, Half: true, Threshold: 0.01}, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			stream, file, n := smallDump(t, tc.enc, tc.perBatch)
@@ -177,9 +169,9 @@ func TestTruncation(t *testing.T) {
 				if err := os.WriteFile(p, file[:cut], 0o644); err != nil {
 					t.Fatal(err)
 				}
-				r, err := Open(p)
+				r, err := softtarget.Open(p)
 				if err == nil {
-					var v View
+					var v softtarget.View
 					for err == nil {
 						err = r.Next(&v)
 					}
@@ -201,7 +193,7 @@ func TestTruncation(t *testing.T) {
 // (the per-row CRC-32C catches changed values; only changes to padding or to
 // bytes nobody reads go unnoticed).
 func TestCorruption(t *testing.T) {
-	stream, file, n := smallDump(t, Encoding{Kind: Sparse, Threshold: 0.01}, 2)
+	stream, file, n := smallDump(t, softtarget.Encoding{Kind: softtarget.Sparse, Threshold: 0.01}, 2)
 	want, err := readEverything(stream, false)
 	if err != nil || len(want) != n {
 		t.Fatalf("clean read: %d views, %v", len(want), err)
@@ -227,7 +219,7 @@ func TestCorruption(t *testing.T) {
 					d[i+j] = byte(rng.IntN(256))
 				}
 			}
-			got, err := func() (v []*View, err error) {
+			got, err := func() (v []*softtarget.View, err error) {
 				defer func() {
 					if p := recover(); p != nil {
 						err = fmt.Errorf("PANIC: %v", p)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"yolodistill/pkg/cli/clitest"
 	"yolodistill/pkg/dataset"
 	"yolodistill/pkg/train"
 )
@@ -56,12 +57,12 @@ func TestDamagedImageNeverLosesTheRun(t *testing.T) {
 	common := []string{"-o", "data.root=" + root, "-o", "train.max_iters=20", "-o", "train.snapshot_iter=10"}
 
 	full := filepath.Join(tmp, "full")
-	code, stdout, stderr := runTool(t, tinyArgs(full, common...)...)
-	if code != 0 {
-		t.Fatalf("exit %d, want 0:\n%s", code, stderr)
+	res := clitest.Run(t, run, tinyArgs(full, common...)...)
+	if res.Code != 0 {
+		t.Fatalf("exit %d, want 0:\n%s", res.Code, res.Stderr)
 	}
-	if stdout != "" {
-		t.Errorf("stdout %q, want nothing", stdout)
+	if res.Stdout != "" {
+		t.Errorf("stdout %q, want nothing", res.Stdout)
 	}
 	if _, err := os.Stat(filepath.Join(full, train.FinalFile)); err != nil {
 		t.Fatalf("no model_final: %v", err)
@@ -72,8 +73,8 @@ func TestDamagedImageNeverLosesTheRun(t *testing.T) {
 		"1 training image(s) could not be loaded and were skipped",
 		"1 evaluation image(s) could not be loaded and were left out of the scores",
 	} {
-		if !strings.Contains(stderr, want) {
-			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		if !strings.Contains(res.Stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, res.Stderr)
 		}
 	}
 	// One warning per file, however often the file comes round (20
@@ -81,13 +82,13 @@ func TestDamagedImageNeverLosesTheRun(t *testing.T) {
 	// the eval split is scored twice).
 	for _, f := range []string{badTrain, badVal} {
 		n := 0
-		for _, line := range strings.Split(stderr, "\n") {
+		for _, line := range strings.Split(res.Stderr, "\n") {
 			if strings.Contains(line, "skipping") && strings.Contains(line, f) {
 				n++
 			}
 		}
 		if n != 1 {
-			t.Errorf("%s: %d warnings, want 1:\n%s", f, n, stderr)
+			t.Errorf("%s: %d warnings, want 1:\n%s", f, n, res.Stderr)
 		}
 	}
 	recs := losses(t, full)
@@ -104,12 +105,12 @@ func TestDamagedImageNeverLosesTheRun(t *testing.T) {
 	// Past the limit: exit 1 after saving a checkpoint of the iterations
 	// done, which resumes.
 	strict := filepath.Join(tmp, "strict")
-	code, _, stderr = runTool(t, tinyArgs(strict, append(slices.Clone(common), "-o", "data.skip_limit=0")...)...)
-	if code != 1 {
-		t.Fatalf("skip_limit=0: exit %d, want 1:\n%s", code, stderr)
+	res = clitest.Run(t, run, tinyArgs(strict, append(slices.Clone(common), "-o", "data.skip_limit=0")...)...)
+	if res.Code != 1 {
+		t.Fatalf("skip_limit=0: exit %d, want 1:\n%s", res.Code, res.Stderr)
 	}
-	if !strings.Contains(stderr, badTrain) || !strings.Contains(stderr, "data.skip_limit=0") || !strings.Contains(stderr, "resume with -r") {
-		t.Errorf("skip_limit=0: the error does not name the file, the limit and the checkpoint:\n%s", stderr)
+	if !strings.Contains(res.Stderr, badTrain) || !strings.Contains(res.Stderr, "data.skip_limit=0") || !strings.Contains(res.Stderr, "resume with -r") {
+		t.Errorf("skip_limit=0: the error does not name the file, the limit and the checkpoint:\n%s", res.Stderr)
 	}
 	if _, err := os.Stat(filepath.Join(strict, train.FinalFile)); err == nil {
 		t.Errorf("skip_limit=0: model_final written by a run that stopped")
@@ -118,9 +119,9 @@ func TestDamagedImageNeverLosesTheRun(t *testing.T) {
 	if len(ckpts) != 1 {
 		t.Fatalf("skip_limit=0: checkpoints %v, want one", ckpts)
 	}
-	code, _, stderr = runTool(t, tinyArgs(strict, append(slices.Clone(common), "-r", ckpts[0])...)...)
-	if code != 0 {
-		t.Fatalf("resume: exit %d:\n%s", code, stderr)
+	res = clitest.Run(t, run, tinyArgs(strict, append(slices.Clone(common), "-r", ckpts[0])...)...)
+	if res.Code != 0 {
+		t.Fatalf("resume: exit %d:\n%s", res.Code, res.Stderr)
 	}
 	got, want := losses(t, strict), losses(t, full)
 	if len(got) != len(want) {

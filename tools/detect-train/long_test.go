@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"yolodistill/pkg/checkpoint"
+	"yolodistill/pkg/cli/clitest"
 	"yolodistill/pkg/config"
 	"yolodistill/pkg/dataset"
 	"yolodistill/pkg/detector"
@@ -51,9 +52,8 @@ func TestTrainingLearns(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "run")
 	args := append([]string{"-c", preset, "--out", dir}, easy...)
 	args = append(args, longRecipe...)
-	code, _, stderr := runTool(t, args...)
-	if code != 0 {
-		t.Fatalf("exit %d\n%s", code, stderr)
+	if res := clitest.Run(t, run, args...); res.Code != 0 {
+		t.Fatalf("exit %d\n%s", res.Code, res.Stderr)
 	}
 	recs := losses(t, dir)
 	var first, last []float64
@@ -80,14 +80,7 @@ func TestTrainingLearns(t *testing.T) {
 		t.Errorf("loss did not fall enough: first %.3f, last %.3f", mean(first), mean(last))
 	}
 
-	var o []string
-	for i := 1; i < len(easy); i += 2 {
-		o = append(o, easy[i])
-	}
-	for i := 1; i < len(longRecipe); i += 2 {
-		o = append(o, longRecipe[i])
-	}
-	cfg, err := config.Load(preset, o)
+	cfg, err := config.Load(preset, overrides(easy, longRecipe))
 	if err != nil {
 		t.Fatal(err)
 	}

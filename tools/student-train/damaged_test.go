@@ -67,6 +67,7 @@ func warnings(stderr, file string) int {
 func TestDamagedImageKeepsReplayAligned(t *testing.T) {
 	needBins(t)
 	dir := t.TempDir()
+	teacherCk := teacherCkpt(t)
 	root, bad := writeVOC(t, 0, 5)
 	data := "-o data.root=" + root + " -o data.skip_limit=0.1" // two of 32 images
 	iters := "-o train.max_iters=9"                            // more than the 8 batches of one epoch: every image is met

@@ -3,6 +3,7 @@ package clitest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -104,4 +105,27 @@ func Golden(t testing.TB, path, got string) {
 	if got != string(want) {
 		t.Errorf("output differs from %s (go test -update rewrites it):\n%s", path, got)
 	}
+}
+
+// JSONLines decodes the file at path, one JSON value per line (a tool's
+// metrics.jsonl, say), into a slice of T; a missing file or a line that does
+// not decode fails the test.
+func JSONLines[T any](t testing.TB, path string) []T {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []T
+	for i, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		var v T
+		if err := json.Unmarshal([]byte(line), &v); err != nil {
+			t.Fatalf("%s:%d: %v", path, i+1, err)
+		}
+		out = append(out, v)
+	}
+	return out
 }
