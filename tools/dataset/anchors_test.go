@@ -49,7 +49,7 @@ func TestAnchorsSmall(t *testing.T) {
 	// 32x24 images stretched to 24x24: "a" is 10x11 px -> 7.5x11, "b" 18x20 -> 13.5x20.
 	want := []anchor.Anchor{{7.5, 11}, {13.5, 20}}
 
-	code, out, errs := runTool(t, "anchors", root, "-k", "2", "--size", "24", "--decimals", "1")
+	code, out, errs := tool(t, "anchors", root, "-k", "2", "--size", "24", "--decimals", "1")
 	if code != 0 || errs != "" {
 		t.Fatalf("exit %d, stderr %q", code, errs)
 	}
@@ -60,7 +60,7 @@ func TestAnchorsSmall(t *testing.T) {
 		t.Errorf("stdout:\n%s", out)
 	}
 
-	code, out, errs = runTool(t, "anchors", root, "-k", "2", "--size", "24", "--decimals", "1", "--json")
+	code, out, errs = tool(t, "anchors", root, "-k", "2", "--size", "24", "--decimals", "1", "--json")
 	if code != 0 || errs != "" {
 		t.Fatalf("--json: exit %d, stderr %q", code, errs)
 	}
@@ -71,7 +71,7 @@ func TestAnchorsSmall(t *testing.T) {
 	}
 
 	// Whole pixels (the default): 7.5 rounds to 8, 13.5 to 14; the IoU drops below 1.
-	_, out, _ = runTool(t, "anchors", root, "-k", "2", "--size", "24", "--json")
+	_, out, _ = tool(t, "anchors", root, "-k", "2", "--size", "24", "--json")
 	r = parseAnchorsJSON(t, out)
 	if want := []anchor.Anchor{{8, 11}, {14, 20}}; !reflect.DeepEqual(r.Anchors, want) || !(r.MeanIoU < 1) || math.Abs(r.UnroundedAnchorsMeanIoU-1) > 1e-12 {
 		t.Errorf("whole pixels: anchors %v mean IoU %v (unrounded %v)", r.Anchors, r.MeanIoU, r.UnroundedAnchorsMeanIoU)
@@ -89,7 +89,7 @@ func TestAnchorsSmall(t *testing.T) {
 	if err := dataset.WriteCOCO(coco, ds, dataset.COCOWriteOptions{Images: dataset.ImagesNone}); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errs = runTool(t, "anchors", filepath.Join(coco, dataset.COCOAnnotationFile), "-k", "2", "--size", "24", "--decimals", "1", "--images", "none", "--json")
+	code, out, errs = tool(t, "anchors", filepath.Join(coco, dataset.COCOAnnotationFile), "-k", "2", "--size", "24", "--decimals", "1", "--images", "none", "--json")
 	if code != 0 {
 		t.Fatalf("COCO: exit %d, stderr %q", code, errs)
 	}
@@ -117,7 +117,7 @@ func TestAnchorsErrors(t *testing.T) {
 		{"no path", []string{"anchors"}, 2, `expected "<path>"`},
 	}
 	for _, c := range cases {
-		code, out, errs := runTool(t, c.args...)
+		code, out, errs := tool(t, c.args...)
 		if code != c.code || !strings.Contains(errs, c.stderr) || out != "" {
 			t.Errorf("%s: exit %d (want %d), stdout %q, stderr %q (want it to contain %q)", c.name, code, c.code, out, errs, c.stderr)
 		}
@@ -140,12 +140,12 @@ func TestAnchorsBCCD(t *testing.T) {
 	if err := json.Unmarshal(data, &ref); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errs := runTool(t, "anchors", bccd)
+	code, out, errs := tool(t, "anchors", bccd)
 	if code != 0 || errs != "" {
 		t.Fatalf("exit %d, stderr %q", code, errs)
 	}
 	anchors := parseAnchorsYAML(t, out)
-	code, js, _ := runTool(t, "anchors", bccd, "--json")
+	code, js, _ := tool(t, "anchors", bccd, "--json")
 	if code != 0 {
 		t.Fatalf("--json: exit %d", code)
 	}
@@ -173,12 +173,12 @@ func TestAnchorsBCCD(t *testing.T) {
 	if !strings.Contains(out, "# mean best IoU 0.88") {
 		t.Errorf("stdout:\n%s", out)
 	}
-	if _, again, _ := runTool(t, "anchors", bccd); again != out {
+	if _, again, _ := tool(t, "anchors", bccd); again != out {
 		t.Errorf("second run differs:\n%s\nvs\n%s", out, again)
 	}
 	// k-means++ is deterministic for a seed and about as good.
-	_, a1, _ := runTool(t, "anchors", bccd, "--init", "kmeans++", "--seed", "5", "--json")
-	_, a2, _ := runTool(t, "anchors", bccd, "--init", "kmeans++", "--seed", "5", "--json")
+	_, a1, _ := tool(t, "anchors", bccd, "--init", "kmeans++", "--seed", "5", "--json")
+	_, a2, _ := tool(t, "anchors", bccd, "--init", "kmeans++", "--seed", "5", "--json")
 	if a1 != a2 {
 		t.Error("kmeans++ with seed 5: two runs differ")
 	}

@@ -12,9 +12,9 @@ import (
 	"yolodistill/pkg/dataset"
 )
 
-// runTool runs the tool in process (clitest.Run) and returns its exit code,
-// stdout and stderr; anchors_test.go calls it.
-func runTool(t *testing.T, args ...string) (code int, stdout, stderr string) {
+// tool runs the tool in process (clitest.Run) and returns its exit code and
+// streams.
+func tool(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	r := clitest.Run(t, run, args...)
 	return r.Code, r.Stdout, r.Stderr
