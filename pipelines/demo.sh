@@ -9,6 +9,10 @@ dir=${1:-out/demo}
 [ -s "$dir/results.md" ] || { echo "demo: $dir/results.md is missing: run make demo" >&2; exit 1; }
 cat "$dir/results.md"
 echo
+# The kernels decide the rounding of every result: the table is reproduced
+# bit for bit by a build running the same ones, whatever its core count.
+bin=${BIN:-bin}
+[ -x "$bin/detect-train" ] && echo "demo: $("$bin/detect-train" --version 2>&1)"
 mt() { stat -c %Y "$1"; }
 first=
 for step in teacher baseline distilled; do

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"github.com/alecthomas/kong"
@@ -29,6 +30,24 @@ type exitRequest struct{ code int }
 // code to exit with when the tool must stop here: 0 after --help, ExitUsage on a
 // parse error (kong's own 80 is mapped to 2).
 func Parse(name, description string, grammar any, args []string, stderr io.Writer, opts ...kong.Option) (ctx *kong.Context, code int, done bool) {
+	return ParseVersion(name, description, "", grammar, args, stderr, opts...)
+}
+
+// versionFlag is the --version flag every tool gets through ParseVersion.
+type versionFlag struct {
+	Version kong.VersionFlag `help:"print the tool's version and the kernels it runs, then exit."`
+}
+
+// ParseVersion is Parse for a tool that runs kernels: its --version line
+// ends with build (nn.BuildInfo: the sgemm and its kernel set, which decide
+// the rounding of every result). Every tool has --version, which prints
+// "yolodistill NAME (GO VERSION[, BUILD])" on stderr and exits 0.
+func ParseVersion(name, description, build string, grammar any, args []string, stderr io.Writer, opts ...kong.Option) (ctx *kong.Context, code int, done bool) {
+	v := fmt.Sprintf("yolodistill %s (%s", name, runtime.Version())
+	if build != "" {
+		v += ", " + build
+	}
+	opts = append(opts, kong.Embed(&versionFlag{}), kong.Vars{"version": v + ")"})
 	defer func() {
 		if r := recover(); r != nil {
 			req, ok := r.(exitRequest)

@@ -72,7 +72,7 @@ func main() {
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var g grammar
-	_, code, done := cli.Parse(name, "Score detections: COCO AP (pycocotools semantics) or VOC mAP (PaddleDetection).", &g, args, stderr)
+	_, code, done := cli.ParseVersion(name, "Score detections: COCO AP (pycocotools semantics) or VOC mAP (PaddleDetection).", nn.BuildInfo(), &g, args, stderr)
 	if done {
 		return code
 	}

@@ -60,7 +60,7 @@ func main() {
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var g grammar
-	if _, code, done := cli.Parse(name, "Train a YOLOv3 detector from a configuration; resume exactly with -r.", &g, args, stderr); done {
+	if _, code, done := cli.ParseVersion(name, "Train a YOLOv3 detector from a configuration; resume exactly with -r.", nn.BuildInfo(), &g, args, stderr); done {
 		return code
 	}
 	log := cli.Logger{Name: name, W: stderr}

@@ -93,7 +93,7 @@ func main() {
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var g grammar
-	if _, code, done := cli.Parse(name, "Train a student detector with knowledge distillation from soft targets or an online teacher.", &g, args, stderr); done {
+	if _, code, done := cli.ParseVersion(name, "Train a student detector with knowledge distillation from soft targets or an online teacher.", nn.BuildInfo(), &g, args, stderr); done {
 		return code
 	}
 	log := cli.Logger{Name: name, W: stderr}

@@ -107,7 +107,7 @@ func main() {
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var g grammar
 	log := cli.Logger{Name: name, W: stderr}
-	if _, code, done := cli.Parse(name, "Teacher outputs for replayable augmented views of the training split, as soft targets (Arrow).", &g, args, stderr); done {
+	if _, code, done := cli.ParseVersion(name, "Teacher outputs for replayable augmented views of the training split, as soft targets (Arrow).", nn.BuildInfo(), &g, args, stderr); done {
 		return code
 	}
 	shard, nShards, err := parseShard(g.Shard)
