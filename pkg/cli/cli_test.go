@@ -39,3 +39,18 @@ func TestParse(t *testing.T) {
 		})
 	}
 }
+
+func TestVersion(t *testing.T) {
+	for _, build := range []string{"", "sgemm x, kernels y"} {
+		var g grammar
+		var stderr bytes.Buffer
+		_, code, done := ParseVersion("tool", "A tool.", build, &g, []string{"--version"}, &stderr)
+		want := "yolodistill tool (go"
+		if build != "" {
+			want = ", " + build + ")"
+		}
+		if code != 0 || !done || !strings.Contains(stderr.String(), want) || strings.Count(stderr.String(), "\n") != 1 {
+			t.Errorf("build %q: code %d done %v stderr %q, want exit 0 and one line with %q", build, code, done, stderr.String(), want)
+		}
+	}
+}
