@@ -114,11 +114,15 @@ var detectors = map[string]struct {
 var benchSGD = map[*Graph]*SGD{}
 
 func detector(b *testing.B, backbone string, train bool) (*Graph, int64) {
-	key := fmt.Sprint(backbone, train)
+	return detectorBatch(b, backbone, train, 8)
+}
+
+func detectorBatch(b *testing.B, backbone string, train bool, batch int) (*Graph, int64) {
+	key := fmt.Sprint(backbone, train, batch)
 	if d, ok := detectors[key]; ok {
 		return d.g, d.flops
 	}
-	g, flops := buildDetector(b, backbone, train)
+	g, flops := buildDetector(b, backbone, train, batch)
 	detectors[key] = struct {
 		g     *Graph
 		flops int64
@@ -126,8 +130,8 @@ func detector(b *testing.B, backbone string, train bool) (*Graph, int64) {
 	return g, flops
 }
 
-func buildDetector(b *testing.B, backbone string, train bool) (*Graph, int64) {
-	return benchGraphMulti(b, []int{8, 3, 320, 320}, func(bd *Builder, x *Tensor) []*Tensor {
+func buildDetector(b *testing.B, backbone string, train bool, batch int) (*Graph, int64) {
+	return benchGraphMulti(b, []int{batch, 3, 320, 320}, func(bd *Builder, x *Tensor) []*Tensor {
 		var feats []*Tensor
 		if backbone == "mobilenet" {
 			feats = benchMobileNet(bd, x)
@@ -211,6 +215,24 @@ func BenchmarkResNet34YOLOv3Infer320(b *testing.B) {
 	b.ReportMetric(8/s, "img/s")
 	b.ReportMetric(float64(flops)/s/1e9, "GFLOP/s")
 	b.ReportMetric(peakRSSMB(), "peakMB")
+}
+
+// BenchmarkResNet34YOLOv3Infer320Batch1: the same at batch 1 (one image, as
+// the detect tool runs), where convolutions split rows of the image into bands.
+func BenchmarkResNet34YOLOv3Infer320Batch1(b *testing.B) {
+	g, flops := detectorBatch(b, "resnet34", false, 1)
+	if err := g.Forward(false); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := g.Forward(false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s := b.Elapsed().Seconds() / float64(b.N)
+	b.ReportMetric(1/s, "img/s")
+	b.ReportMetric(float64(flops)/s/1e9, "GFLOP/s")
 }
 
 // TestReferenceParamCounts: the benchmark copies of the two reference

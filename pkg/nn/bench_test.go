@@ -83,6 +83,18 @@ func BenchmarkConvBNLeakyInfer(b *testing.B) {
 	runInfer(b, g, f)
 }
 
+// Batch 1 (row bands of one image spread over the workers) and batch 3
+// (fewer images than weight-gradient chunks on some machines).
+func BenchmarkConvBNLeakyInferBatch1(b *testing.B) {
+	g, f := benchGraph(b, []int{1, 128, 40, 40}, convBNLeaky)
+	runInfer(b, g, f)
+}
+
+func BenchmarkConvBNLeakyTrainBatch3(b *testing.B) {
+	g, f := benchGraph(b, []int{3, 128, 40, 40}, convBNLeaky)
+	runTrain(b, g, f)
+}
+
 func BenchmarkDepthwiseBlockTrain(b *testing.B) {
 	g, f := benchGraph(b, []int{8, 256, 40, 40}, dwBlock)
 	runTrain(b, g, f)

@@ -131,49 +131,97 @@ func (g *convGeom) col2im(col, dx []float32) {
 	}
 }
 
+// Work decomposition. Every kernel splits its work into items that depend on
+// the tensor shapes only; workers merely pick items (parallelFor), so each
+// sgemm call, and each sum, is the same whatever GOMAXPROCS is.
+const (
+	// convItems is the number of work items convForward aims for when the
+	// batch has fewer images: each image is then split into parts, so that
+	// a batch-1 forward still keeps up to convItems workers busy.
+	convItems = 4
+	// minBandCols is the fewest output pixels a band of output rows gets:
+	// every band is an sgemm that packs the whole weight matrix, which
+	// narrower products do not amortise.
+	minBandCols = 48
+	// minBlockRows is the fewest output channels a block of them gets.
+	minBlockRows = 64
+	// wgradChunks is the most batch chunks convBackwardWeight sums
+	// separately (each chunk but the first in a partial buffer of the weight
+	// gradient's size), reduced in chunk order.
+	wgradChunks = 4
+)
+
+// forwardSplit returns how convForward splits each image: into bands of
+// output rows (an sgemm over some columns) or into blocks of output channels
+// (an sgemm over some rows of the weights, with the image's columns built
+// once per block). A function of the shape only. Bands repack the weights
+// (Coutg x CKK) for each band, blocks rebuild and repack the columns (CKK x
+// OH*OW) for each block: blocks when the image has fewer pixels than half
+// its output channels (deep layers at low resolution), bands otherwise.
+func (g *convGeom) forwardSplit() (bands, blocks int) {
+	if g.N >= convItems {
+		return 1, 1
+	}
+	parts := (convItems + g.N - 1) / g.N
+	OHW := g.OH * g.OW
+	if g.Coutg > 2*OHW {
+		return 1, max(1, min(parts, g.Coutg/minBlockRows))
+	}
+	return max(1, min(parts, g.OH, OHW/minBandCols)), 1
+}
+
+// blockRows returns the output channels [m0, m1) of block b of blocks (of
+// Coutg): boundaries on multiples of 16 rows, the sgemm kernels' unrolling.
+func (g *convGeom) blockRows(b, blocks int) (m0, m1 int) {
+	edge := func(b int) int {
+		if b == blocks {
+			return g.Coutg
+		}
+		return (b * g.Coutg / blocks) &^ 15
+	}
+	return edge(b), edge(b + 1)
+}
+
 // convForward computes y = conv(x, w) + bias.
 // x: [N, C, H, W]; w: [Cout, Cg, K, K]; bias: [Cout] or nil; y: [N, Cout, OH, OW].
+// Work items: (image, band of output rows, block of output channels).
 func convForward(g *convGeom, ws *workspace, x, w, bias, y []float32) {
 	if g.depthwise() {
 		dwForward(g, x, w, bias, y)
 		return
 	}
 	HW, OHW := g.H*g.W, g.OH*g.OW
-	// Work items: (image, band of output rows). Use bands only when there are
-	// fewer images than workers, so that batch-1 inference still uses every core.
-	bands := 1
-	if nw := numWorkers(); g.N < nw {
-		bands = (nw + g.N - 1) / g.N
-		if bands > g.OH {
-			bands = g.OH
-		}
-	}
+	bands, blocks := g.forwardSplit()
+	per := bands * blocks
 	if !g.pointwise() {
-		ws.reserve(g.CKK * ((g.OH + bands - 1) / bands * g.OW))
+		ws.reserve(min(numWorkers(), g.N*per), g.CKK*((g.OH+bands-1)/bands*g.OW))
 	}
-	parallelFor(g.N*bands, func(wk, lo, hi int) {
+	parallelFor(g.N*per, func(wk, lo, hi int) {
 		for it := lo; it < hi; it++ {
-			n, b := it/bands, it%bands
+			n, b, mb := it/per, it%per/blocks, it%blocks
 			oh0, oh1 := b*g.OH/bands, (b+1)*g.OH/bands
+			m0, m1 := g.blockRows(mb, blocks)
 			cols := (oh1 - oh0) * g.OW
 			for gr := 0; gr < g.Groups; gr++ {
 				xg := x[(n*g.C+gr*g.Cg)*HW : (n*g.C+(gr+1)*g.Cg)*HW]
-				wg := w[gr*g.Coutg*g.CKK : (gr+1)*g.Coutg*g.CKK]
-				yg := y[(n*g.Cout+gr*g.Coutg)*OHW+oh0*g.OW:]
+				wg := w[(gr*g.Coutg+m0)*g.CKK : (gr*g.Coutg+m1)*g.CKK]
+				yg := y[(n*g.Cout+gr*g.Coutg+m0)*OHW+oh0*g.OW:]
 				if g.pointwise() { // a band of columns of x is a strided sub-matrix
-					sgemm(false, false, g.Coutg, cols, g.Cg, 1, wg, g.CKK, xg[oh0*g.OW:], HW, 0, yg, OHW)
+					sgemm(false, false, m1-m0, cols, g.Cg, 1, wg, g.CKK, xg[oh0*g.OW:], HW, 0, yg, OHW)
 					continue
 				}
 				col := ws.get(wk, g.CKK*cols)
 				g.im2col(xg, col, oh0, oh1)
-				sgemm(false, false, g.Coutg, cols, g.CKK, 1, wg, g.CKK, col, cols, 0, yg, OHW)
+				sgemm(false, false, m1-m0, cols, g.CKK, 1, wg, g.CKK, col, cols, 0, yg, OHW)
 			}
 			if bias != nil {
-				for co := 0; co < g.Cout; co++ {
-					bv := bias[co]
-					row := y[(n*g.Cout+co)*OHW+oh0*g.OW : (n*g.Cout+co)*OHW+oh1*g.OW]
-					for i := range row {
-						row[i] += bv
+				for gr := 0; gr < g.Groups; gr++ {
+					for co := gr*g.Coutg + m0; co < gr*g.Coutg+m1; co++ {
+						bv := bias[co]
+						row := y[(n*g.Cout+co)*OHW+oh0*g.OW : (n*g.Cout+co)*OHW+oh1*g.OW]
+						for i := range row {
+							row[i] += bv
+						}
 					}
 				}
 			}
@@ -182,7 +230,7 @@ func convForward(g *convGeom, ws *workspace, x, w, bias, y []float32) {
 }
 
 // convBackwardData computes dx from dy. w: [Cout, Cg, K, K]; dy: [N, Cout, OH, OW];
-// dx: [N, C, H, W] (fully overwritten).
+// dx: [N, C, H, W] (fully overwritten). One work item per image.
 func convBackwardData(g *convGeom, ws *workspace, w, dy, dx []float32) {
 	if g.depthwise() {
 		dwBackwardData(g, w, dy, dx)
@@ -190,7 +238,7 @@ func convBackwardData(g *convGeom, ws *workspace, w, dy, dx []float32) {
 	}
 	HW, OHW := g.H*g.W, g.OH*g.OW
 	if !g.pointwise() {
-		ws.reserve(g.CKK * OHW)
+		ws.reserve(min(numWorkers(), g.N), g.CKK*OHW)
 	}
 	parallelFor(g.N, func(wk, lo, hi int) {
 		for n := lo; n < hi; n++ {
@@ -212,8 +260,11 @@ func convBackwardData(g *convGeom, ws *workspace, w, dy, dx []float32) {
 }
 
 // convBackwardWeight computes dw from x and dy.
-// x: [N, C, H, W]; dy: [N, Cout, OH, OW]; dw: [Cout, Cg, K, K] (fully overwritten). Per-worker partial sums are reduced in worker
-// order, so the result is deterministic for a fixed GOMAXPROCS.
+// x: [N, C, H, W]; dy: [N, Cout, OH, OW]; dw: [Cout, Cg, K, K] (fully overwritten).
+// The batch is split into min(N, wgradChunks) chunks of consecutive images
+// (the work items); each chunk accumulates its images in order (sgemm with
+// beta 1) into its own buffer, chunk 0 straight into dw, and the chunks are
+// then added in chunk order. Both depend on the shape only, not on GOMAXPROCS.
 func convBackwardWeight(g *convGeom, ws, acc *workspace, x, dy, dw []float32) {
 	OHW := g.OH * g.OW
 	if g.depthwise() {
@@ -221,44 +272,56 @@ func convBackwardWeight(g *convGeom, ws, acc *workspace, x, dy, dw []float32) {
 		return
 	}
 	HW := g.H * g.W
-	nw := numWorkers()
-	if nw > g.N {
-		nw = g.N
-	}
+	chunks := min(g.N, wgradChunks)
 	if !g.pointwise() {
-		ws.reserve(g.CKK * OHW)
+		ws.reserve(min(numWorkers(), chunks), g.CKK*OHW)
 	}
-	acc.reserve(len(dw))
-	parallelFor(g.N, func(wk, lo, hi int) {
-		out := acc.get(wk, len(dw))
-		if wk == 0 {
-			out = dw
-		}
-		for n := lo; n < hi; n++ {
-			beta := float32(1)
-			if n == lo {
-				beta = 0
+	acc.reserve(chunks-1, len(dw))
+	parallelFor(chunks, func(wk, lo, hi int) {
+		for c := lo; c < hi; c++ {
+			out := dw
+			if c > 0 {
+				out = acc.get(c-1, len(dw))
 			}
-			for gr := 0; gr < g.Groups; gr++ {
-				xg := x[(n*g.C+gr*g.Cg)*HW : (n*g.C+(gr+1)*g.Cg)*HW]
-				dwg := out[gr*g.Coutg*g.CKK : (gr+1)*g.Coutg*g.CKK]
-				dyg := dy[(n*g.Cout+gr*g.Coutg)*OHW : (n*g.Cout+(gr+1)*g.Coutg)*OHW]
-				if g.pointwise() {
-					sgemm(false, true, g.Coutg, g.Cg, OHW, 1, dyg, OHW, xg, HW, beta, dwg, g.CKK)
-					continue
+			n0, n1 := c*g.N/chunks, (c+1)*g.N/chunks
+			for n := n0; n < n1; n++ {
+				beta := float32(1)
+				if n == n0 {
+					beta = 0
 				}
-				col := ws.get(wk, g.CKK*OHW)
-				g.im2col(xg, col, 0, g.OH)
-				sgemm(false, true, g.Coutg, g.CKK, OHW, 1, dyg, OHW, col, OHW, beta, dwg, g.CKK)
+				for gr := 0; gr < g.Groups; gr++ {
+					xg := x[(n*g.C+gr*g.Cg)*HW : (n*g.C+(gr+1)*g.Cg)*HW]
+					dwg := out[gr*g.Coutg*g.CKK : (gr+1)*g.Coutg*g.CKK]
+					dyg := dy[(n*g.Cout+gr*g.Coutg)*OHW : (n*g.Cout+(gr+1)*g.Coutg)*OHW]
+					if g.pointwise() {
+						sgemm(false, true, g.Coutg, g.Cg, OHW, 1, dyg, OHW, xg, HW, beta, dwg, g.CKK)
+						continue
+					}
+					col := ws.get(wk, g.CKK*OHW)
+					g.im2col(xg, col, 0, g.OH)
+					sgemm(false, true, g.Coutg, g.CKK, OHW, 1, dyg, OHW, col, OHW, beta, dwg, g.CKK)
+				}
 			}
 		}
 	})
-	for wk := 1; wk < nw; wk++ {
-		part := acc.get(wk, len(dw))
-		for i, v := range part {
-			dw[i] += v
-		}
+	if chunks == 1 {
+		return
 	}
+	// dw = ((dw + part1) + part2) + ... element by element, in blocks that
+	// stay in cache while the partials are added.
+	const block = 4096
+	parallelFor((len(dw)+block-1)/block, func(_, lo, hi int) {
+		for b := lo; b < hi; b++ {
+			d := dw[b*block : min((b+1)*block, len(dw))]
+			for c := 1; c < chunks; c++ {
+				part := acc.get(c-1, len(dw))[b*block:]
+				part = part[:len(d)]
+				for i, v := range part {
+					d[i] += v
+				}
+			}
+		}
+	})
 }
 
 // convBiasGrad: dy: [N, Cout, OHW]; db: [Cout] (overwritten) = sum of dy over N and OHW.

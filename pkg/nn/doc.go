@@ -66,12 +66,17 @@
 //     move.
 //   - LossFunc receives the input values and zeroed gradient buffers owned by
 //     the graph, valid during the call only.
-//   - Per-worker scratch (im2col columns, partial weight gradients) lives in
-//     the arena too and grows on first use only: steady-state steps do not
-//     allocate activation-sized memory.
-//   - Kernels split work over batch items (or over rows of output for batch
-//     1, or channels) in GOMAXPROCS goroutines with a static split, so results
-//     are bitwise reproducible for a fixed GOMAXPROCS.
+//   - Scratch (per-worker im2col columns, per-chunk partial weight
+//     gradients) lives in the arena too and grows on first use only:
+//     steady-state steps do not allocate activation-sized memory.
+//   - Kernels split their work into items that depend on the tensor shapes
+//     only (images; for batches under 4 images, bands of output rows or
+//     blocks of output channels of each image; channels; planes; at most 4
+//     batch chunks of a weight gradient); GOMAXPROCS goroutines merely pick
+//     items. Every sgemm call and every sum is therefore the same whatever
+//     the worker count, and partial sums are added in item order: results
+//     are bitwise identical for any GOMAXPROCS, for a given sgemm kernel set
+//     (BLASCore) and build.
 //
 // sgemm is OpenBLAS through cgo under the build tag openblas (forced to one
 // thread: its spinning threads would steal cores from our goroutines), and

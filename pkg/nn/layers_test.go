@@ -99,8 +99,14 @@ func TestConvKernels(t *testing.T) {
 		n, c, h, w, cout, k, stride, pad, group int
 		bias                                    bool
 	}{
-		{"3x3 s1 p1 batch1 (row bands)", 1, 3, 9, 7, 4, 3, 1, 1, 1, true},
+		{"3x3 s1 p1 batch1", 1, 3, 9, 7, 4, 3, 1, 1, 1, true},
+		{"3x3 s1 p1 batch1 (4 row bands)", 1, 3, 16, 13, 4, 3, 1, 1, 1, true},
+		{"3x3 s1 p1 batch2 (2 row bands)", 2, 3, 12, 10, 5, 3, 1, 1, 1, false},
+		{"3x3 s1 p1 batch1 (2 channel blocks)", 1, 8, 5, 4, 150, 3, 1, 1, 1, true},
+		{"1x1 pointwise batch1 (4 channel blocks)", 1, 6, 3, 3, 260, 1, 1, 0, 1, true},
+		{"3x3 grouped2 batch1 (2 channel blocks)", 1, 4, 4, 4, 256, 3, 1, 1, 2, true},
 		{"3x3 s1 p1 batch3", 3, 3, 9, 7, 4, 3, 1, 1, 1, false},
+		{"3x3 s2 p1 batch5 (uneven weight-gradient chunks)", 5, 3, 7, 6, 4, 3, 2, 1, 1, false},
 		{"7x7 s2 p3 batch1", 1, 3, 17, 15, 5, 7, 2, 3, 1, false},
 		{"1x1 pointwise batch1", 1, 6, 5, 5, 4, 1, 1, 0, 1, true},
 		{"1x1 s2", 2, 6, 7, 5, 4, 1, 2, 0, 1, false},

@@ -5,13 +5,18 @@ import (
 	"sync"
 )
 
-// numWorkers is the number of goroutines a kernel splits its work over.
+// numWorkers is the number of goroutines a kernel spreads its work items over.
 func numWorkers() int { return runtime.GOMAXPROCS(0) }
 
-// parallelFor calls fn(w, lo, hi) for contiguous chunks [lo, hi) of [0, n),
-// one chunk per worker w in [0, min(numWorkers, n)). The split is static, so a
-// kernel that accumulates per worker and then reduces in worker order gives the
-// same bits on every run (for a fixed GOMAXPROCS).
+// parallelFor calls fn(w, lo, hi) for contiguous chunks [lo, hi) of the work
+// items [0, n), one chunk per worker w in [0, min(numWorkers, n)).
+//
+// Workers only pick items: what an item computes, and in which order, must
+// depend on the item (and the tensor shapes) alone, never on w or on which
+// other items share its chunk, so that results are the same bits for every
+// worker count. Per-worker scratch (indexed by w) is fine when every item
+// rewrites what it reads; sums across items go into per-item (or fixed
+// per-group-of-items) partials, reduced in item order afterwards.
 func parallelFor(n int, fn func(w, lo, hi int)) {
 	nw := numWorkers()
 	if nw > n {
@@ -35,15 +40,16 @@ func parallelFor(n int, fn func(w, lo, hi int)) {
 	wg.Wait()
 }
 
-// workspace holds per-worker scratch buffers shared by every kernel of a graph
-// (kernels run one at a time). Buffers grow on first use only.
+// workspace holds indexed scratch buffers shared by every kernel of a graph
+// (kernels run one at a time): per worker (im2col columns) or per work item
+// (partial weight gradients). Buffers grow on first use only.
 type workspace struct {
 	bufs [][]float32
 }
 
-// get returns worker w's scratch of exactly size floats (contents undefined).
+// get returns scratch buffer w with exactly size floats (contents undefined).
 // It must be called for every w before the parallel section that uses it, or
-// only by worker w inside it.
+// only by the one goroutine that owns w inside it.
 func (ws *workspace) get(w, size int) []float32 {
 	for len(ws.bufs) <= w {
 		ws.bufs = append(ws.bufs, nil)
@@ -54,11 +60,10 @@ func (ws *workspace) get(w, size int) []float32 {
 	return ws.bufs[w][:size]
 }
 
-// reserve makes sure every worker's scratch holds size floats, so that get
-// never allocates (nor touches ws.bufs itself) inside a parallel section.
-func (ws *workspace) reserve(size int) {
-	nw := numWorkers()
-	for w := 0; w < nw; w++ {
+// reserve makes sure buffers 0..n-1 hold size floats, so that get never
+// allocates (nor touches ws.bufs itself) inside a parallel section.
+func (ws *workspace) reserve(n, size int) {
+	for w := 0; w < n; w++ {
 		ws.get(w, size)
 	}
 }

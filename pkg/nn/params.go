@@ -53,7 +53,7 @@ type arena struct {
 	slots [][]float32
 	gen   int
 	colWS workspace // im2col columns, per worker
-	accWS workspace // per-worker partial weight gradients
+	accWS workspace // partial weight gradients, per batch chunk
 }
 
 // slot returns slot k with exactly n floats, growing it if needed.

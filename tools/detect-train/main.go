@@ -6,8 +6,9 @@
 // -o overrides any configuration key (type-checked; an unknown key is an
 // error suggesting the nearest one). -r resumes from a checkpoint of an
 // earlier run exactly: the resumed run's losses are bit for bit those of an
-// uninterrupted run (same configuration, build and GOMAXPROCS). With -r and
-// no -c, the configuration stored in the checkpoint is used. --pretrained
+// uninterrupted run (same configuration, build and BLAS kernel set, any
+// GOMAXPROCS). With -r and no -c, the configuration stored in the
+// checkpoint is used. --pretrained
 // loads the weights that fit from a checkpoint file or an http(s) URL
 // (downloaded once into $XDG_CACHE_HOME/yolodistill, ~/.cache/yolodistill by
 // default); model tensors it lacks keep their initial values and are listed,
