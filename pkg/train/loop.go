@@ -179,7 +179,8 @@ type skippedImage struct {
 // data-order position of the next batch (every random choice of the loader is
 // a function of train.seed and that position), the train.seed in
 // State.RNG, and the configuration's canonical YAML. Resuming from it
-// continues bit for bit as the uninterrupted run (same GOMAXPROCS and build).
+// continues bit for bit as the uninterrupted run (same build and BLAS kernel
+// set, any GOMAXPROCS).
 //
 // A non-finite loss stops the run with a *NonFiniteError before the update.
 // When ctx is cancelled, the state after the last completed iteration is saved

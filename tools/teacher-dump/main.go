@@ -57,7 +57,8 @@
 // (--cache-mb, default 1024; 0 turns it off); the file is the same bytes.
 //
 // The output depends only on the configurations, the weights, the seed and
-// the flags (and, as all float32 kernels here, on GOMAXPROCS and the build):
+// the flags (and, as all float32 kernels here, on the build and its BLAS kernel
+// set, not on GOMAXPROCS):
 // two runs write the same bytes. Progress lines go to stderr.
 //
 // Exit codes: 0 ok, 1 failure, 2 usage, 130 interrupted.
