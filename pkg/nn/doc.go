@@ -81,11 +81,14 @@
 // sgemm is OpenBLAS through cgo under the build tag openblas (forced to one
 // thread: its spinning threads would steal cores from our goroutines), and
 // gonum's pure-Go Sgemm otherwise (CGO_ENABLED=0 works). BLASName and
-// BLASCore say which. OpenBLAS picks its kernels when it is loaded, from
-// OPENBLAS_CORETYPE or by detection; SetBLASCore switches them afterwards
-// (on this project's machines OPENBLAS_CORETYPE=Haswell is set in the
-// environment, and the AVX-512 kernels, SkylakeX or Cooperlake, run sgemm
-// about twice as fast).
+// BLASCore say which, and BuildInfo says both (the tools' --version). OpenBLAS
+// picks its kernels when it is loaded, from OPENBLAS_CORETYPE or by
+// detection; when detection does not know the CPU and falls back to its
+// generic Prescott kernels, this package switches to the best set the CPU
+// allows (SkylakeX, Haswell or SandyBridge: 3.5x faster than Prescott on an
+// AVX-512 Xeon). SetBLASCore switches them afterwards. Each kernel set rounds
+// differently: results are bit-identical across worker counts, not across
+// kernel sets.
 //
 // A Graph is not safe for concurrent use, and graphs sharing a ParamSet must
 // not run at the same time. Graphs on different ParamSets (a teacher and a
