@@ -32,7 +32,7 @@ bccd_o = $(foreach kv,$(bccd_kv),-o $(kv))
 # Distilled variants: name and the overrides that choose the loss.
 BCCD_DISTILL := l2 fine_grained
 bccd_loss_l2 := distill.loss=l2 distill.weight=100
-bccd_loss_fine_grained := distill.loss=fine_grained distill.weight=1000
+bccd_loss_fine_grained := distill.loss=fine_grained distill.weight=1000 loss.use_fine_grained_loss=true
 
 .PHONY: bccd-bench bccd-check
 

@@ -60,13 +60,18 @@ type LossConfig struct {
 	// IgnoreThresh: a non-positive prediction whose best IoU with any ground
 	// truth exceeds it gets no objectness loss.
 	IgnoreThresh float64 `yaml:"ignore_thresh"`
-	// LabelSmooth enables label smoothing of the one-hot class targets.
+	// LabelSmooth enables label smoothing of the one-hot class targets
+	// (operator path only): 1-delta / delta with delta = min(1/C, 1/40), as
+	// Paddle's yolov3_loss.
 	LabelSmooth bool `yaml:"label_smooth"`
 	// UseFineGrainedLoss selects PaddleDetection's fine-grained loss path
 	// (targets assigned in the data pipeline, Gt2YoloTarget) instead of the
-	// operator path.
+	// operator path. The fine-grained distillation (distill.loss
+	// fine_grained) requires it, as PaddleDetection's distill.py does.
 	UseFineGrainedLoss bool `yaml:"use_fine_grained_loss"`
-	// ScaleXY scales the sigmoid of the x, y offsets (1.0 = plain YOLOv3).
+	// ScaleXY scales the sigmoid of the x, y offsets in the ignore test of the
+	// operator path (1.0 = plain YOLOv3); the fine-grained path ignores it,
+	// as PaddleDetection release/0.3 does.
 	ScaleXY float64 `yaml:"scale_x_y"`
 }
 

@@ -80,6 +80,14 @@ func Setup(ctx context.Context, opt Options) (s *Session, err error) {
 		rec.Close()
 		return s, fmt.Errorf("%s: distill.loss is none: nothing to distil (set distill.loss, e.g. -o distill.loss=l2, or use detect-train)", configName(cfg))
 	}
+	if rec.Kind == "fine_grained" && !cfg.Loss.UseFineGrainedLoss {
+		// PaddleDetection's distill.py: split_distill only with
+		// use_fine_grained_loss (its COCO command passes -o
+		// use_fine_grained_loss=true); the student's own loss is then the
+		// fine-grained YOLOv3 loss.
+		rec.Close()
+		return s, fmt.Errorf("%s: distill.loss fine_grained trains the student with the fine-grained YOLOv3 loss, as PaddleDetection's distill.py requires: set loss.use_fine_grained_loss: true (or -o loss.use_fine_grained_loss=true)", configName(cfg))
+	}
 	teacherPath := opt.TeacherConfig
 	if teacherPath == "" {
 		teacherPath = cfg.TeacherPath()

@@ -1,6 +1,7 @@
 package teacher
 
 import (
+	"context"
 	"slices"
 	"sort"
 	"strings"
@@ -79,4 +80,17 @@ func keys(m map[string][]float32) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// The fine-grained distillation needs the student's own loss on the
+// fine-grained path, as PaddleDetection's distill.py does; the error says how.
+func TestFineGrainedNeedsFineGrainedLoss(t *testing.T) {
+	st, err := config.Load(studentYML, []string{"loss.use_fine_grained_loss=false"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Setup(context.Background(), Options{Student: st, Inputs: []string{"unused.arrow"}})
+	if err == nil || !strings.Contains(err.Error(), "-o loss.use_fine_grained_loss=true") {
+		t.Fatalf("fine_grained without use_fine_grained_loss: %v", err)
+	}
 }

@@ -246,6 +246,7 @@ func (t *trainer) setup(ctx context.Context) error {
 		NumClasses:   det.Spec.NumClasses,
 		IgnoreThresh: float32(cfg.Loss.IgnoreThresh),
 		LabelSmooth:  cfg.Loss.LabelSmooth,
+		SmoothCap:    loss.PaddleSmoothCap,
 		ScaleXY:      float32(cfg.Loss.ScaleXY),
 	}
 	if cfg.Loss.UseFineGrainedLoss {

@@ -28,8 +28,9 @@ type Config struct {
 	// release/0.3's runs used depends on the Paddle release installed.
 	LabelSmooth bool
 	SmoothCap   float32
-	// ScaleXY is scale_x_y of the decoded box used by the ignore test
-	// (1: plain YOLOv3).
+	// ScaleXY (OperatorPath only) is scale_x_y of the decoded box used by
+	// the ignore test (1: plain YOLOv3). FineGrainedPath ignores it, as
+	// PaddleDetection release/0.3's _get_fine_grained_loss does.
 	ScaleXY float32
 	// PaddleGrad (OperatorPath only) reproduces Paddle's grad kernel, which
 	// overwrites instead of accumulating the location and class gradients of
@@ -39,9 +40,10 @@ type Config struct {
 	Workers int
 }
 
-// DefaultConfig is YOLOv3Loss's defaults in PaddleDetection release/0.3:
-// operator path, ignore_thresh 0.7, label_smooth true (delta 1/C), scale_x_y
-// 1, default anchors, masks and strides.
+// DefaultConfig is YOLOv3Loss's defaults in PaddleDetection release/0.3 on
+// the Paddle it requires (Fluid >= 1.6): operator path, ignore_thresh 0.7,
+// label_smooth true with delta min(1/C, 1/40) (SmoothCap, Fluid >= 1.5's
+// yolov3_loss), scale_x_y 1, default anchors, masks and strides.
 func DefaultConfig(numClasses int) Config {
 	return Config{
 		Path:         OperatorPath,
@@ -51,9 +53,15 @@ func DefaultConfig(numClasses int) Config {
 		NumClasses:   numClasses,
 		IgnoreThresh: 0.7,
 		LabelSmooth:  true,
+		SmoothCap:    PaddleSmoothCap,
 		ScaleXY:      1,
 	}
 }
+
+// PaddleSmoothCap is the largest label-smoothing delta of Paddle's
+// yolov3_loss since Fluid 1.5 (delta = min(1/C, 1/40)); PaddleDetection
+// release/0.3 requires Paddle >= 1.6, so its runs used it.
+const PaddleSmoothCap = 1.0 / 40
 
 // Parts is the loss of a batch split by term. Each is summed per image over
 // outputs, anchors and cells, then averaged over the batch (PaddleDetection's
@@ -112,7 +120,7 @@ func New(cfg Config) (*Criterion, error) {
 	if cfg.Path != OperatorPath && cfg.Path != FineGrainedPath {
 		return nil, fmt.Errorf("loss: unknown path %v", cfg.Path)
 	}
-	if cfg.ScaleXY == 0 {
+	if cfg.ScaleXY == 0 || cfg.Path == FineGrainedPath {
 		cfg.ScaleXY = 1
 	}
 	c := &Criterion{cfg: cfg, smoothP: 1}

@@ -64,8 +64,10 @@
 //     entropy of a logit against a probability); objectness mask of the cell
 //     := score (overwriting -1 or an earlier GT's score); class loss score *
 //     sum_c SCE(cls_c, c == label ? pos : neg), pos = 1-delta, neg = delta,
-//     delta = 0 without label smoothing, else 1/C (the 2019 operator) or
-//     min(1/C, 1/40) (later Paddle, Config.SmoothCap = 1.0/40).
+//     delta = 0 without label smoothing, else min(1/C, 1/40) (Paddle since
+//     Fluid 1.5, which PaddleDetection release/0.3 requires: SmoothCap =
+//     PaddleSmoothCap, what pkg/train uses) or 1/C (the 2019 operator,
+//     SmoothCap 0).
 //     Two GTs on the same anchor and cell both add their location and class
 //     losses (the forward accumulates); the objectness target is the last
 //     one's score.
@@ -79,7 +81,8 @@
 //
 // ScaleXY (scale_x_y) only moves the decoded box used for the ignore test, as
 // in Paddle 2.x's operator; the location loss is unchanged. PaddleDetection
-// release/0.3 does not pass it (a TODO in yolo_loss.py), so 1 is the default.
+// release/0.3 does not pass it (a TODO in yolo_loss.py), so 1 is the default;
+// its fine-grained path ignores it too, and so does FineGrainedPath here.
 //
 // Gradient: Criterion returns the exact gradient of the forward loss. Paddle's
 // grad kernel differs in one case: when two GTs share an anchor and cell it

@@ -416,3 +416,33 @@ func TestNoGT(t *testing.T) {
 		}
 	}
 }
+
+// FineGrainedPath ignores ScaleXY (PaddleDetection release/0.3's
+// _get_fine_grained_loss does not pass scale_x_y); the operator path uses it
+// in its ignore test.
+func TestScaleXYOnlyOnOperatorPath(t *testing.T) {
+	outs, shapes, gts := randomBatch(rand.New(rand.NewPCG(11, 3)), 2, 3, 64, 4)
+	run := func(path Path, sxy float32) Parts {
+		cfg := DefaultConfig(3)
+		cfg.Path, cfg.ScaleXY, cfg.IgnoreThresh, cfg.Workers = path, sxy, 0.3, 1
+		c, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		p, err := c.Forward(outs, shapes, gts, 64, 64, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if a, b := run(FineGrainedPath, 1), run(FineGrainedPath, 1.3); a != b {
+		t.Errorf("fine-grained path: scale_x_y changed the loss: %+v vs %+v", a, b)
+	}
+	if a, b := run(OperatorPath, 1), run(OperatorPath, 1.3); a.Obj == b.Obj {
+		t.Errorf("operator path: scale_x_y 1.3 left the objectness loss at %v (the test proves nothing)", a.Obj)
+	}
+	if c := DefaultConfig(20); c.SmoothCap != 1.0/40 {
+		t.Errorf("DefaultConfig SmoothCap %v, want 1/40 (Paddle's yolov3_loss since Fluid 1.5)", c.SmoothCap)
+	}
+}
