@@ -34,6 +34,8 @@ declare -A allow=(
   [cli/clitest]="cli nn"
   [detector/detectortest]="checkpoint config detector"
   [weights/weightstest]=""
+  [export/onnxpb]=""
+  [export]="atomicfile detector export/onnxpb yolo"
   [softtarget/softtargettest]="anchor softtarget"
 )
 # Packages that must not depend on gorgonia, directly or not.

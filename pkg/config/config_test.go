@@ -373,8 +373,8 @@ func TestValidation(t *testing.T) {
 		{"pairs without pairs", []string{"distill.loss=pairs"}, []string{"-o distill.loss=pairs: distill.pairs: distill.loss is pairs but no pairs are listed"}},
 		{"pair kind", []string{"distill.pairs=[{student: a, teacher: b, kind: l3}]"}, []string{"-o distill.pairs=[{student: a, teacher: b, kind: l3}]: distill.pairs.0.kind: \"l3\" is not one of l2, l1, cosine, kl"}},
 		{"voc without root", []string{"data.format=voc"}, []string{"-o data.format=voc: data.root: empty; the voc dataset folder is required"}},
-		{"several at once", []string{"train.max_iters=0", "eval.metric=map"}, []string{
-			"-o train.max_iters=0: train.max_iters: must be >= 1, got 0",
+		{"several at once", []string{"train.max_iters=-1", "eval.metric=map"}, []string{
+			"-o train.max_iters=-1: train.max_iters: must be >= 0, got -1",
 			"-o eval.metric=map: eval.metric: \"map\" is not one of voc, coco"}},
 	}
 	for _, tc := range cases {

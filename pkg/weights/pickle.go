@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"strings"
 
@@ -465,5 +464,3 @@ func torchTensor(name string, t *pytorch.Tensor) (Tensor, error) {
 	}
 	return out, nil
 }
-
-var _ = math.Inf
