@@ -285,3 +285,16 @@ func skipReason(t *Tensor) string {
 	}
 	return ""
 }
+
+// Names returns, for every parameter and BatchNorm statistic of spec (our
+// names), the name scheme s gives it; tensors s cannot name (torchvision has
+// no head, no MobileNetV1) are left out.
+func Names(spec *yolo.Spec, s Scheme) map[string]string {
+	out := map[string]string{}
+	for _, b := range bindings(spec, s) {
+		if !strings.HasPrefix(b.theirs[0], "(no ") {
+			out[b.ours] = b.theirs[0]
+		}
+	}
+	return out
+}

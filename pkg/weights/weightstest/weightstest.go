@@ -1,6 +1,7 @@
 package weightstest
 
 import (
+	"archive/tar"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -146,5 +147,54 @@ func Compare(t testing.TB, what string, got []float32, want []float64, tol float
 	}
 	if e := RelErr(got, want); !(e <= tol) {
 		t.Errorf("%s: relative error %.3g, want <= %g", what, e, tol)
+	}
+}
+
+// Var is one variable of a Paddle weights file.
+type Var struct {
+	Name  string
+	Shape []int
+	Data  []float32
+}
+
+// WritePaddleTar writes vars as PaddleDetection's released weights are
+// packed: a tar of folder/NAME, one LoDTensor file per variable (version 0,
+// no LoD, a TensorDesc of FP32 and the dims, raw little-endian data), as
+// gen_fixtures.py's lod_tensor does.
+func WritePaddleTar(t testing.TB, path, folder string, vars []Var) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := tar.NewWriter(f)
+	tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: folder + "/", Mode: 0o755})
+	for _, v := range vars {
+		var b []byte
+		b = binary.LittleEndian.AppendUint32(b, 0)
+		b = binary.LittleEndian.AppendUint64(b, 0)
+		b = binary.LittleEndian.AppendUint32(b, 0)
+		desc := []byte{0x08, 5}
+		for _, d := range v.Shape {
+			desc = append(desc, 0x10)
+			desc = binary.AppendUvarint(desc, uint64(d))
+		}
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(desc)))
+		b = append(b, desc...)
+		for _, x := range v.Data {
+			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(x))
+		}
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: folder + "/" + v.Name, Mode: 0o644, Size: int64(len(b))}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
