@@ -49,6 +49,10 @@ test-onnx: setup ## exported ONNX models run in onnxruntime-node and pass onnx.c
 	@bash pipelines/onnx_setup.sh $(ONNXRT_DIR) $(ONNXRT_VERSION)
 	YOLODISTILL_ONNXRT=$(CURDIR)/$(ONNXRT_DIR)/node_modules $(GO) test -tags '$(GOTAGS)' -count=1 -run TestONNXRuntime -v ./tools/detect-export/
 
+onnx-bench: build ## images/s of the exported BCCD student in onnxruntime-node beside detect-infer's network time (BCCD=path/to/BCCD)
+	@bash pipelines/onnx_setup.sh $(ONNXRT_DIR) $(ONNXRT_VERSION)
+	@bash pipelines/onnx_bench.sh $(or $(BCCD),../shared/datasets/bccd) out/onnx-bench $(CURDIR)/$(ONNXRT_DIR)/node_modules
+
 # The packages that start goroutines (kernels, loader, losses, metrics,
 # downloads, the soft-target source) and the tools that drive them.
 RACE_PKGS := ./pkg/nn ./pkg/dataset ./pkg/augment ./pkg/yolo/... ./pkg/detector ./pkg/distill ./pkg/teacher ./pkg/metrics ./pkg/checkpoint ./pkg/train \
