@@ -422,9 +422,9 @@ func TestModelHash(t *testing.T) {
 		{"model.anchors.0=[11, 13]", true},
 		{"model.anchor_masks=[[6, 8, 7], [3, 4, 5], [0, 1, 2]]", true},
 		{"model.obj_bias_init=-4.6", true},
-		{"model.layout=paddle", true},
-		{"model.layout=torch", false}, // the default
-		{"model.layout=", false},      // empty means the default
+		{"model.layout=paddle", false}, // the preset's (PaddleDetection's network)
+		{"model.layout=torch", true},
+		{"model.layout=", true}, // empty means torch
 		{"data.classes.0=airplane", true},
 	}
 	for _, tc := range cases {
@@ -432,6 +432,10 @@ func TestModelHash(t *testing.T) {
 		if (h != h0) != tc.changes {
 			t.Errorf("-o %s: hash changed = %v, want %v", tc.override, h != h0, tc.changes)
 		}
+	}
+	// "" is torch, the default.
+	if mustLoad(t, base, "model.layout=").ModelHash() != mustLoad(t, base, "model.layout=torch").ModelHash() {
+		t.Error("layout \"\" and torch hash differently")
 	}
 	// Teacher and student presets differ.
 	if mustLoad(t, filepath.Join(presetDir, "yolov3_r34_voc.yml")).ModelHash() == h0 {
