@@ -1,6 +1,7 @@
 package weights
 
 import (
+	"archive/zip"
 	"bufio"
 	"encoding/binary"
 	"errors"
@@ -30,11 +31,30 @@ func readPdparams(p string) (f *File, err error) {
 	}
 	defer fh.Close()
 	defer recoverPickle(p, f.Format, &err)
-	u := pickle.NewUnpickler(bufio.NewReader(fh))
-	u.FindClass = numpyClass
+	cr := &countingReader{r: bufio.NewReader(fh)}
+	u := pickle.NewUnpickler(cr)
+	arrays := 0
+	u.FindClass = func(module, name string) (any, error) {
+		c, err := numpyClass(module, name)
+		if rc, ok := c.(callable); ok && strings.HasSuffix(name, "_reconstruct") {
+			c = callable(func(args ...any) (any, error) { // one call per array
+				arrays++
+				return rc(args...)
+			})
+		}
+		return c, err
+	}
 	obj, err := u.Load()
 	if err != nil {
-		return nil, &FormatError{Source: p, Format: f.Format, Err: pickleErr(err)}
+		err = pickleErr(err)
+		if err.Error() == "truncated pickle" {
+			if arrays == 0 {
+				err = fmt.Errorf("truncated pickle: the file ends at byte %d, before the first array is complete", cr.n)
+			} else {
+				err = fmt.Errorf("truncated pickle: the file ends at byte %d, inside array %d (after %d complete ones)", cr.n, arrays, arrays-1)
+			}
+		}
+		return nil, &FormatError{Source: p, Format: f.Format, Err: err}
 	}
 	entries, ok := dictEntries(obj)
 	if !ok {
@@ -57,6 +77,26 @@ func readPdparams(p string) (f *File, err error) {
 		return nil, &FormatError{Source: p, Format: f.Format, Err: errors.New("no arrays in the dict")}
 	}
 	return f, nil
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r *bufio.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func (c *countingReader) ReadByte() (byte, error) {
+	b, err := c.r.ReadByte()
+	if err == nil {
+		c.n++
+	}
+	return b, err
 }
 
 type entry struct {
@@ -325,6 +365,14 @@ func readTorch(p string, zipFormat bool) (f *File, err error) {
 		f.Format = FormatTorchZip
 	}
 	defer recoverPickle(p, f.Format, &err)
+	if zipFormat {
+		// A zip's directory is at its end: a cut file does not open.
+		z, zerr := zip.OpenReader(p)
+		if zerr != nil {
+			return nil, &FormatError{Source: p, Format: f.Format, Err: fmt.Errorf("truncated or corrupt zip archive: %v", zerr)}
+		}
+		z.Close()
+	}
 	obj, err := pytorch.LoadWithUnpickler(p, func(r io.Reader) pickle.Unpickler {
 		u := pickle.NewUnpickler(r)
 		u.FindClass = torchClass
@@ -340,7 +388,9 @@ func readTorch(p string, zipFormat bool) (f *File, err error) {
 		case errors.Is(err, pytorch.ErrInvalidMagicNumber) || errors.Is(err, pytorch.ErrInvalidProtocolVersion):
 			err = fmt.Errorf("not a PyTorch file: %w", err)
 		default:
-			err = pickleErr(err)
+			if err = pickleErr(err); err.Error() == "truncated pickle" && !zipFormat {
+				err = errors.New("truncated: the file ends inside the pickle or the tensor data after it")
+			}
 		}
 		return nil, &FormatError{Source: p, Format: f.Format, Err: err}
 	}
