@@ -12,7 +12,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -334,14 +333,4 @@ func halfToFloat(h uint16) float32 {
 		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
 	}
 	return math.Float32frombits(sign | uint32(exp-15+127)<<23 | mant<<13)
-}
-
-// sortedNames returns the names of ts in lexical order (Paddle's save order).
-func sortedNames(ts []Tensor) []string {
-	var s []string
-	for _, t := range ts {
-		s = append(s, t.Name)
-	}
-	sort.Strings(s)
-	return s
 }
