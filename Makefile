@@ -12,7 +12,7 @@ GOTAGS = $(eval GOTAGS := $(shell ldconfig -p 2>/dev/null | grep 'libopenblas\.s
 GO = $(if $(filter openblas,$(GOTAGS)),CGO_LDFLAGS=-lopenblas,CGO_ENABLED=0) go
 TOOLS := $(notdir $(wildcard tools/*))
 
-.PHONY: help setup build test race vet bench demo clean
+.PHONY: help setup build test test-onnx onnx-bench race vet bench demo clean
 
 # The pipelines: make demo, voc-distill, coco-distill, bccd-bench.
 include pipelines/demo.mk pipelines/recipes.mk pipelines/bccd.mk
@@ -39,6 +39,19 @@ vet: setup ## go vet, gofmt, go.mod tidy, and the layout rules (pipelines/layout
 
 test: vet ## run every test (tiny sizes; under ~15 minutes on 2 cores)
 	$(GO) test -tags '$(GOTAGS)' -timeout 30m ./...
+
+# Exported ONNX models in onnxruntime-node (npm) and onnx.checker
+# (python3-onnx): installs them, so it is apart from `make test`.
+ONNXRT_DIR := .cache/onnxrt
+ONNXRT_VERSION := 1.31.1
+
+test-onnx: setup ## exported ONNX models run in onnxruntime-node and pass onnx.checker (installs python3-onnx, nodejs, onnxruntime-node into .cache/onnxrt)
+	@bash pipelines/onnx_setup.sh $(ONNXRT_DIR) $(ONNXRT_VERSION)
+	YOLODISTILL_ONNXRT=$(CURDIR)/$(ONNXRT_DIR)/node_modules $(GO) test -tags '$(GOTAGS)' -count=1 -run TestONNXRuntime -v ./tools/detect-export/
+
+onnx-bench: build ## images/s of the exported BCCD student in onnxruntime-node beside detect-infer's network time (BCCD=path/to/BCCD)
+	@bash pipelines/onnx_setup.sh $(ONNXRT_DIR) $(ONNXRT_VERSION)
+	@bash pipelines/onnx_bench.sh $(or $(BCCD),../shared/datasets/bccd) out/onnx-bench $(CURDIR)/$(ONNXRT_DIR)/node_modules
 
 # The packages that start goroutines (kernels, loader, losses, metrics,
 # downloads, the soft-target source) and the tools that drive them.

@@ -26,12 +26,16 @@ declare -A allow=(
   [yolo]="anchor config nn"
   [yolo/loss]="anchor"
   [yolo/decode]="anchor box"
-  [detector]="anchor atomicfile augment box checkpoint config dataset draw metrics nn yolo yolo/decode"
+  [weights]="checkpoint yolo"
+  [detector]="anchor atomicfile augment box checkpoint config dataset draw metrics nn weights yolo yolo/decode"
   [distill]="config detector nn yolo"
-  [train]="atomicfile augment checkpoint config dataset detector metrics nn yolo yolo/loss"
+  [train]="atomicfile augment checkpoint config dataset detector metrics nn weights yolo yolo/loss"
   [teacher]="augment checkpoint config dataset detector distill softtarget train yolo"
   [cli/clitest]="cli nn"
   [detector/detectortest]="checkpoint config detector"
+  [weights/weightstest]=""
+  [export/onnxpb]=""
+  [export]="atomicfile detector export/onnxpb yolo"
   [softtarget/softtargettest]="anchor softtarget"
 )
 # Packages that must not depend on gorgonia, directly or not.

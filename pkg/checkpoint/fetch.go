@@ -64,6 +64,18 @@ func Open(ctx context.Context, pathOrURL, cacheDir string) (*Checkpoint, error) 
 // than 200, a refused connection, a truncated body, a body that is not a
 // checkpoint.
 func Fetch(ctx context.Context, rawURL, cacheDir string) (string, error) {
+	return fetch(ctx, rawURL, cacheDir, nil)
+}
+
+// FetchVerified is Fetch for files that are not (or not only) checkpoints:
+// the download is kept only when verify accepts the whole downloaded file
+// (verify gets its path), and a cached copy is reused only when it matches
+// its recorded digest and verify accepts it. Errors name the URL.
+func FetchVerified(ctx context.Context, rawURL, cacheDir string, verify func(path string) error) (string, error) {
+	return fetch(ctx, rawURL, cacheDir, verify)
+}
+
+func fetch(ctx context.Context, rawURL, cacheDir string, verify func(string) error) (string, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return "", fmt.Errorf("checkpoint URL %q: %w", rawURL, err)
@@ -82,15 +94,21 @@ func Fetch(ctx context.Context, rawURL, cacheDir string) (string, error) {
 	}
 	clean := u.String()
 	dst := filepath.Join(cacheDir, cacheName(clean))
-	if ok := cachedOK(dst, wantSum); ok {
+	if ok := cachedOK(dst, wantSum, verify); ok {
 		return dst, nil
 	}
 	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
 		return "", fmt.Errorf("checkpoint cache: %w", err)
 	}
-	sum, err := download(ctx, clean, dst)
+	sum, err := download(ctx, clean, dst, verify == nil)
 	if err != nil {
 		return "", err
+	}
+	if verify != nil {
+		if err := verify(dst); err != nil {
+			os.Remove(dst)
+			return "", fmt.Errorf("GET %s: the downloaded file is not usable: %w", clean, err)
+		}
 	}
 	if wantSum != "" && sum != wantSum {
 		os.Remove(dst)
@@ -124,8 +142,9 @@ func cacheName(u string) string {
 }
 
 // cachedOK reports whether dst exists, matches its recorded digest (and
-// wantSum when set) and parses as a checkpoint.
-func cachedOK(dst, wantSum string) bool {
+// wantSum when set) and parses as a checkpoint (or, with verify, verify
+// accepts it).
+func cachedOK(dst, wantSum string, verify func(string) error) bool {
 	side, err := os.ReadFile(dst + ".sha256")
 	if err != nil {
 		return false
@@ -144,15 +163,21 @@ func cachedOK(dst, wantSum string) bool {
 		return false
 	}
 	h := sha256.New()
+	if verify != nil {
+		if _, err := io.Copy(h, f); err != nil || hex.EncodeToString(h.Sum(nil)) != rec {
+			return false
+		}
+		return verify(dst) == nil
+	}
 	if _, err := Read(io.TeeReader(f, h), st.Size()); err != nil {
 		return false
 	}
 	return hex.EncodeToString(h.Sum(nil)) == rec
 }
 
-// download GETs u into dst atomically, parsing the body while it streams.
-// It returns the body's hex SHA-256.
-func download(ctx context.Context, u, dst string) (string, error) {
+// download GETs u into dst atomically, parsing the body as a checkpoint
+// while it streams when parse is set. It returns the body's hex SHA-256.
+func download(ctx context.Context, u, dst string, parse bool) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return "", fmt.Errorf("GET %s: %w", u, err)
@@ -167,6 +192,19 @@ func download(ctx context.Context, u, dst string) (string, error) {
 	}
 	var h hash.Hash = sha256.New()
 	err = atomicfile.Write(dst, func(w io.Writer) error {
+		if !parse {
+			n, cerr := io.Copy(io.MultiWriter(w, h), resp.Body)
+			if cerr == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
+				cerr = io.ErrUnexpectedEOF
+			}
+			if errors.Is(cerr, io.ErrUnexpectedEOF) {
+				return fmt.Errorf("GET %s: body truncated after %d bytes: %w", u, n, cerr)
+			}
+			if cerr != nil {
+				return fmt.Errorf("GET %s: %w", u, cerr)
+			}
+			return nil
+		}
 		pr, pw := io.Pipe()
 		parsed := make(chan error, 1)
 		go func() {

@@ -175,6 +175,8 @@ type SynthConfig struct {
 // BaseLR over WarmupSteps iterations and is multiplied by Gamma at each
 // milestone (PaddleDetection's LinearWarmup + PiecewiseDecay; pkg/train.Schedule computes it).
 type TrainConfig struct {
+	// MaxIters is the number of iterations; 0 writes the initialised (or
+	// pretrained) model as model_final without a step.
 	MaxIters          int     `yaml:"max_iters"`
 	BatchSize         int     `yaml:"batch_size"`
 	BaseLR            float64 `yaml:"base_lr"`
@@ -193,8 +195,10 @@ type TrainConfig struct {
 	Seed     int64 `yaml:"seed"`
 	// LogIter: a progress line / metrics record every LogIter iterations.
 	LogIter int `yaml:"log_iter"`
-	// Pretrained is a checkpoint path or http(s) URL whose matching weights
-	// initialise the model ("" = none); the --pretrained flag overrides it.
+	// Pretrained is a path or http(s) URL of weights that initialise the
+	// model ("" = none): our checkpoint, or any format pkg/weights reads
+	// (PaddleDetection tar or folder, .pdparams, PyTorch state_dict,
+	// safetensors; a backbone alone is fine). The --pretrained flag overrides it.
 	Pretrained string `yaml:"pretrained"`
 }
 

@@ -373,8 +373,8 @@ func TestValidation(t *testing.T) {
 		{"pairs without pairs", []string{"distill.loss=pairs"}, []string{"-o distill.loss=pairs: distill.pairs: distill.loss is pairs but no pairs are listed"}},
 		{"pair kind", []string{"distill.pairs=[{student: a, teacher: b, kind: l3}]"}, []string{"-o distill.pairs=[{student: a, teacher: b, kind: l3}]: distill.pairs.0.kind: \"l3\" is not one of l2, l1, cosine, kl"}},
 		{"voc without root", []string{"data.format=voc"}, []string{"-o data.format=voc: data.root: empty; the voc dataset folder is required"}},
-		{"several at once", []string{"train.max_iters=0", "eval.metric=map"}, []string{
-			"-o train.max_iters=0: train.max_iters: must be >= 1, got 0",
+		{"several at once", []string{"train.max_iters=-1", "eval.metric=map"}, []string{
+			"-o train.max_iters=-1: train.max_iters: must be >= 0, got -1",
 			"-o eval.metric=map: eval.metric: \"map\" is not one of voc, coco"}},
 	}
 	for _, tc := range cases {
@@ -422,9 +422,9 @@ func TestModelHash(t *testing.T) {
 		{"model.anchors.0=[11, 13]", true},
 		{"model.anchor_masks=[[6, 8, 7], [3, 4, 5], [0, 1, 2]]", true},
 		{"model.obj_bias_init=-4.6", true},
-		{"model.layout=paddle", true},
-		{"model.layout=torch", false}, // the default
-		{"model.layout=", false},      // empty means the default
+		{"model.layout=paddle", false}, // the preset's (PaddleDetection's network)
+		{"model.layout=torch", true},
+		{"model.layout=", true}, // empty means torch
 		{"data.classes.0=airplane", true},
 	}
 	for _, tc := range cases {
@@ -432,6 +432,10 @@ func TestModelHash(t *testing.T) {
 		if (h != h0) != tc.changes {
 			t.Errorf("-o %s: hash changed = %v, want %v", tc.override, h != h0, tc.changes)
 		}
+	}
+	// "" is torch, the default.
+	if mustLoad(t, base, "model.layout=").ModelHash() != mustLoad(t, base, "model.layout=torch").ModelHash() {
+		t.Error("layout \"\" and torch hash differently")
 	}
 	// Teacher and student presets differ.
 	if mustLoad(t, filepath.Join(presetDir, "yolov3_r34_voc.yml")).ModelHash() == h0 {

@@ -199,7 +199,7 @@ func (c *Config) validate(byKey map[string]string) error {
 	}
 
 	t := &c.Train
-	v.atLeast("train.max_iters", t.MaxIters, 1)
+	v.atLeast("train.max_iters", t.MaxIters, 0) // 0: write the initialised model without a step
 	v.atLeast("train.batch_size", t.BatchSize, 1)
 	v.positive("train.base_lr", t.BaseLR)
 	if !(t.Momentum >= 0 && t.Momentum < 1) {

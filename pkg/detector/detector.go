@@ -3,6 +3,7 @@ package detector
 import (
 	"fmt"
 	"slices"
+	"time"
 
 	"yolodistill/pkg/anchor"
 	"yolodistill/pkg/box"
@@ -41,6 +42,13 @@ type Detector struct {
 	// attaches the losses (Builder.Loss) and may add layers (adapters). It is
 	// never called for inference graphs. Set it before the first Net(.., true).
 	OnBuild func(b *nn.Builder, net *Net) error
+
+	// NetTime and NetImages add up the wall time Predict spends in the
+	// network's forward pass (Graph.Forward only: no decoding, image loading
+	// or drawing) and the images it ran: detect-infer reports the network's
+	// images/s from them.
+	NetTime   time.Duration
+	NetImages int
 
 	nets map[netKey]*Net
 	dec  *decode.Decoder
@@ -188,9 +196,12 @@ func (d *Detector) Predict(input []float32, n, h, w int) ([][]float32, [][4]int,
 	if err := net.Graph.SetInput(input); err != nil {
 		return nil, nil, err
 	}
+	start := time.Now()
 	if err := net.Graph.Forward(false); err != nil {
 		return nil, nil, err
 	}
+	d.NetTime += time.Since(start)
+	d.NetImages += n
 	return net.Outputs(), net.Shapes, nil
 }
 

@@ -8,20 +8,26 @@ import (
 
 	"yolodistill/pkg/checkpoint"
 	"yolodistill/pkg/config"
+	"yolodistill/pkg/weights"
 )
 
 // Load makes cfg's detector (New) and loads every weight and BatchNorm
-// statistic from the checkpoint at src, a file or an http(s) URL (downloaded
-// once into cacheDir; checkpoint.Open), with LoadCheckpoint: the checkpoint
-// must fit the model exactly, but training-only tensors (TrainingOnlyPrefix:
-// a student-train run's adapters) are ignored. It is how every tool loads a
-// model to run: detect-eval, detect-infer, teacher-dump and the online
-// teacher of student-train. The warning is "" or says that the checkpoint's
-// model_hash differs from the configuration's although every tensor fits
-// (e.g. other anchors or scale_x_y, which change the decoding but not the
-// weights' shapes). Errors name the file: unreadable or corrupt checkpoints,
-// and a *checkpoint.MismatchError listing the tensors that do not fit (a
-// checkpoint of another model).
+// statistic from src, a file, a PaddleDetection weights folder or an http(s)
+// URL (downloaded once into cacheDir; weights.Open). src may be our
+// checkpoint or any format pkg/weights reads (PaddleDetection tar or folder,
+// .pdparams, PyTorch state_dict, safetensors), recognised by its content.
+// A checkpoint is loaded with LoadCheckpoint: it must fit the model exactly,
+// but training-only tensors (TrainingOnlyPrefix: a student-train run's
+// adapters) are ignored. A foreign file must hold the whole model
+// (weights.Mapping.Whole): a backbone alone is refused. It is how every tool
+// loads a model to run: detect-eval, detect-infer, detect-export,
+// teacher-dump and the online teacher of student-train. The warning is "" or
+// says that the checkpoint's model_hash differs from the configuration's
+// although every tensor fits (e.g. other anchors or scale_x_y, which change
+// the decoding but not the weights' shapes). Errors name the file:
+// unreadable, truncated or foreign files, and a *checkpoint.MismatchError or
+// *weights.MismatchError listing the tensors that do not fit (weights of
+// another model).
 func Load(ctx context.Context, cfg *config.Config, src, cacheDir string) (d *Detector, warn string, err error) {
 	d, err = New(cfg)
 	if err != nil {
@@ -30,10 +36,21 @@ func Load(ctx context.Context, cfg *config.Config, src, cacheDir string) (d *Det
 		}
 		return nil, "", err
 	}
-	ck, err := checkpoint.Open(ctx, src, cacheDir)
+	f, err := weights.Open(ctx, src, cacheDir)
 	if err != nil {
 		return nil, "", err
 	}
+	if f.Checkpoint == nil {
+		m, err := d.Map(f)
+		if err != nil {
+			return nil, "", err
+		}
+		if err := m.Whole(); err != nil {
+			return nil, "", err
+		}
+		return d, "", d.LoadCheckpoint(m.Checkpoint())
+	}
+	ck := f.Checkpoint
 	dropTrainingOnly(ck)
 	if err := d.LoadCheckpoint(ck); err != nil {
 		return nil, "", err
@@ -42,6 +59,20 @@ func Load(ctx context.Context, cfg *config.Config, src, cacheDir string) (d *Det
 		warn = fmt.Sprintf("%s: the checkpoint was made with another model configuration (model hash %.12s, the configuration's %.12s); its weights fit, but anchors or decoding settings may differ", src, h, cfg.ModelHash())
 	}
 	return d, warn, nil
+}
+
+// Map lays a weights file onto d's model (weights.Map with the names and
+// shapes of d.Tensors); the result says what each tensor gets.
+func (d *Detector) Map(f *weights.File) (*weights.Mapping, error) {
+	ts := d.Tensors()
+	want := make([]checkpoint.TensorSpec, len(ts))
+	for i, t := range ts {
+		want[i] = checkpoint.TensorSpec{Section: t.Section, Name: t.Name, Shape: t.Shape}
+	}
+	if f.Checkpoint != nil {
+		dropTrainingOnly(f.Checkpoint)
+	}
+	return weights.Map(d.Spec, want, f)
 }
 
 // TrainingOnlyPrefix names the tensors a checkpoint may hold that belong to

@@ -24,6 +24,7 @@ import (
 	"yolodistill/pkg/dataset"
 	"yolodistill/pkg/detector"
 	"yolodistill/pkg/nn"
+	"yolodistill/pkg/weights"
 	"yolodistill/pkg/yolo/loss"
 )
 
@@ -75,8 +76,10 @@ type Options struct {
 	OutDir string
 	// Resume is a checkpoint to resume from ("" starts afresh).
 	Resume string
-	// Pretrained is a checkpoint path or http(s) URL whose fitting weights
-	// initialise a fresh run ("" uses train.pretrained; ignored on resume).
+	// Pretrained is a path or http(s) URL of weights that initialise a fresh
+	// run ("" uses train.pretrained; ignored on resume): our checkpoint (the
+	// tensors that fit are loaded) or any format pkg/weights reads (every
+	// part the file holds must be complete; a backbone alone is fine).
 	Pretrained string
 	// CacheDir holds downloaded pretrained checkpoints (checkpoint.DefaultCacheDir when "").
 	CacheDir string
@@ -338,10 +341,14 @@ func (t *trainer) restore(ctx context.Context) (int, []byte, error) {
 		src = cfg.Train.Pretrained
 	}
 	if src != "" {
-		c, err := checkpoint.Open(ctx, src, t.opt.CacheDir)
+		f, err := weights.Open(ctx, src, t.opt.CacheDir)
 		if err != nil {
 			return 0, nil, fmt.Errorf("pretrained weights: %w", err)
 		}
+		if f.Checkpoint == nil {
+			return 0, nil, t.loadForeign(src, f)
+		}
+		c := f.Checkpoint
 		if c.Path == "" || checkpoint.IsURL(src) {
 			c.Path = src
 		}
@@ -367,6 +374,30 @@ func (t *trainer) restore(ctx context.Context) (int, []byte, error) {
 		}
 	}
 	return 0, nil, nil
+}
+
+// loadForeign loads pretrained weights of another framework (pkg/weights):
+// every part of the model the file holds must be complete (a backbone alone
+// is fine; the head then keeps its initialiser).
+func (t *trainer) loadForeign(src string, f *weights.File) error {
+	m, err := t.det.Map(f)
+	if err != nil {
+		return fmt.Errorf("pretrained weights: %w", err)
+	}
+	if err := m.Parts(); err != nil {
+		return fmt.Errorf("pretrained weights: %w", err)
+	}
+	if _, err := t.det.LoadPretrained(m.Checkpoint()); err != nil {
+		return fmt.Errorf("pretrained weights: %w", err)
+	}
+	t.log("pretrained %s: loaded %d tensors: %s", src, len(m.Found), m.Summary())
+	for _, part := range []string{weights.PartBackbone, weights.PartHead} {
+		if !m.Touches(part) {
+			_, n := m.Covers(part)
+			t.log("pretrained %s: the file holds no %s: its %d tensors keep their initial values", src, part, n)
+		}
+	}
+	return nil
 }
 
 func listNames(names []string) string {
@@ -658,6 +689,13 @@ func (t *trainer) loop(ctx context.Context, start int, state []byte) (*Result, e
 	res.Iterations, res.Checkpoint = maxIters, final
 	if t.skips != nil {
 		res.Skipped = t.skips.Skips()
+	}
+	if maxIters == 0 {
+		// No step: model_final is the initialised (or pretrained) model, the
+		// way to turn foreign weights into a checkpoint. Nothing to evaluate
+		// or plot.
+		t.log("train.max_iters is 0: saved the initialised model as %s", final)
+		return res, metrics.Close()
 	}
 	if t.evalSp != nil {
 		score, err := t.evaluate(ctx)

@@ -36,7 +36,7 @@ import (
 type modelFlags struct {
 	Config   string   `short:"c" placeholder:"FILE" help:"Model mode: configuration (YAML); run the model over its eval split and score it."`
 	Override []string `short:"o" sep:"none" placeholder:"KEY=VALUE" help:"Model mode: override a configuration key (repeatable)."`
-	Weights  string   `placeholder:"CKPT" help:"Model mode: checkpoint with the model's weights."`
+	Weights  string   `placeholder:"CKPT" help:"Model mode: the model's weights, path or http(s) URL (our checkpoint, a PaddleDetection tar or folder, .pdparams, PyTorch .pth/.pt or .safetensors)."`
 	Dataset  string   `placeholder:"PATH" help:"Model mode: dataset folder, replacing data.root."`
 	Size     int      `placeholder:"N" help:"Model mode: square input size, a multiple of 32 (default: eval.size)."`
 	Results  string   `placeholder:"FILE" help:"Model mode: write the detections (COCO results JSON) here (default: bbox.json beside --json FILE, else beside the checkpoint)."`

@@ -23,6 +23,9 @@
 // Every file is written atomically; DIR must not be the folder of an input
 // image (inputs are never overwritten).
 //
+// At the end a line on stderr gives the network's own speed: the wall time
+// of its forward passes only (batch 1), per image and as images/s.
+//
 // An image that cannot be read or decoded is reported on stderr (naming the
 // file) and skipped; the others are still processed and written, and the exit
 // code is then 1. Other exit codes: 0 ok, 1 configuration, checkpoint or
@@ -53,7 +56,7 @@ const name = "detect-infer"
 type grammar struct {
 	Config        string   `short:"c" required:"" placeholder:"FILE" help:"model configuration (YAML)."`
 	Override      []string `short:"o" sep:"none" placeholder:"KEY=VALUE" help:"override a configuration key of -c (repeatable)."`
-	Weights       string   `required:"" placeholder:"CKPT" help:"checkpoint with the model's weights."`
+	Weights       string   `required:"" placeholder:"CKPT" help:"the model's weights, path or http(s) URL: our checkpoint, a PaddleDetection tar or folder, .pdparams, PyTorch .pth/.pt state_dict or .safetensors (recognised by content)."`
 	InferImg      string   `name:"infer-img" xor:"input" required:"" placeholder:"FILE" help:"one image (JPEG or PNG)."`
 	InferDir      string   `name:"infer-dir" xor:"input" required:"" placeholder:"DIR" help:"every *.jpg, *.jpeg and *.png image of a folder."`
 	OutputDir     string   `name:"output-dir" default:"output" placeholder:"DIR" help:"folder for the drawn images and detections.json (created)."`
@@ -145,6 +148,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	if err != nil {
 		return log.Fail(err)
+	}
+	if det.NetImages > 0 {
+		sec := det.NetTime.Seconds()
+		log.Printf("network forward: %d images at %dx%d, batch 1, %.1f ms per image (%.1f images/s; decoding, image loading and drawing not counted)",
+			det.NetImages, size, size, 1000*sec/float64(det.NetImages), float64(det.NetImages)/sec)
 	}
 	if failed > 0 {
 		if allowed := augment.AllowedSkips(cfg.Data.SkipLimit, len(inputs)); failed > allowed {

@@ -46,7 +46,7 @@ type grammar struct {
 	Override   []string `short:"o" sep:"none" placeholder:"KEY=VALUE" help:"override a configuration key (repeatable)."`
 	Resume     string   `short:"r" placeholder:"CHECKPOINT" help:"resume exactly from a checkpoint of an earlier run."`
 	Out        string   `name:"out" placeholder:"DIR" help:"run folder (default output/<config name>)."`
-	Pretrained string   `name:"pretrained" placeholder:"PATH|URL" help:"initialise from the fitting weights of a checkpoint file or http(s) URL (overrides train.pretrained)."`
+	Pretrained string   `name:"pretrained" placeholder:"PATH|URL" help:"initialise from weights, path or http(s) URL (overrides train.pretrained): our checkpoint (the tensors that fit), or a PaddleDetection tar or folder, .pdparams, PyTorch .pth/.pt or .safetensors (every part it holds, e.g. a backbone alone)."`
 	CacheDir   string   `name:"cache-dir" placeholder:"DIR" help:"download cache for --pretrained URLs (default $XDG_CACHE_HOME/yolodistill or ~/.cache/yolodistill)."`
 }
 

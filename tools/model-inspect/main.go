@@ -4,6 +4,16 @@
 // shapes match: the step PaddleSlim's distillation example does by hand.
 //
 //	model-inspect -c student.yml [--size N] [-t teacher.yml] [--all] [--json]
+//	model-inspect [-c model.yml] --weights FILE|URL [--json]
+//
+// With --weights it lists what a weights file holds (any format the tools
+// read: our checkpoint, PaddleDetection tar or folder, .pdparams, PyTorch
+// state_dict, safetensors) and, given -c, how it maps onto that model: the
+// naming it was read with, per model tensor the file's name and whether it
+// was found, is missing or mis-shaped, then the file's unexpected and skipped
+// (training state, ImageNet classifier) tensors. The exit code is 0 when the
+// file can be read and mapped, whatever it covers (the line "# loads:" says
+// whether it holds the whole model or a backbone).
 //
 // stdout is data only: a table, or with --json one JSON object on one line. Shapes are
 // per image, channels first (C x H x W). FLOPs are 2 x multiply-adds of the
@@ -28,12 +38,14 @@ import (
 const name = "model-inspect"
 
 type grammar struct {
-	Config    string   `short:"c" required:"" placeholder:"FILE" help:"model configuration (YAML)."`
+	Config    string   `short:"c" placeholder:"FILE" help:"model configuration (YAML); required unless --weights alone."`
 	Override  []string `short:"o" sep:"none" placeholder:"KEY=VALUE" help:"override a configuration key of -c (repeatable)."`
 	Size      int      `placeholder:"N" help:"square input size in pixels, a multiple of 32 (default: the configuration's eval.size)."`
 	Teacher   string   `short:"t" placeholder:"FILE" help:"teacher configuration: also list the teacher/student pairs whose shapes match."`
 	AllLayers bool     `name:"all" help:"with -t, pair every layer output, not only the named feature points (backbone.c3..c5, head.I.route/tip/out)."`
 	JSON      bool     `name:"json" help:"write one JSON object instead of a table."`
+	Weights   string   `placeholder:"FILE|URL" help:"list the tensors of a weights file and, with -c, how they map onto the model."`
+	CacheDir  string   `name:"cache-dir" placeholder:"DIR" help:"where downloaded weights are kept (default: $XDG_CACHE_HOME/yolodistill or ~/.cache/yolodistill)."`
 }
 
 func main() {
@@ -87,6 +99,17 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			log.Printf("error: --size: %v", err)
 			return cli.ExitUsage
 		}
+	}
+	if g.Weights != "" {
+		if g.Teacher != "" {
+			log.Printf("error: --weights and -t exclude each other")
+			return cli.ExitUsage
+		}
+		return inspectWeights(ctx, g, stdout, log)
+	}
+	if g.Config == "" {
+		log.Printf("error: missing flags: --config (-c FILE), or --weights FILE to list a weights file")
+		return cli.ExitUsage
 	}
 	student, code, err := load(g.Config, g.Override, g.Size)
 	if err != nil {

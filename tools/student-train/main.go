@@ -79,10 +79,10 @@ type grammar struct {
 	SoftTargets    []string `name:"soft-targets" placeholder:"FILE|-" help:"soft-target files written by teacher-dump, in order (comma-separated or repeated; - is stdin)."`
 	Files          []string `arg:"" optional:"" placeholder:"FILE" help:"more soft-target files, after those of --soft-targets."`
 	Teacher        string   `short:"t" placeholder:"CONFIG" help:"teacher configuration (default: distill.teacher of the student configuration)."`
-	TeacherWeights string   `name:"teacher-weights" placeholder:"CKPT" help:"online mode: run the teacher with these weights (path or http(s) URL) on every batch."`
+	TeacherWeights string   `name:"teacher-weights" placeholder:"CKPT" help:"online mode: run the teacher with these weights on every batch (path or http(s) URL: our checkpoint, a PaddleDetection tar or folder, .pdparams, PyTorch .pth/.pt or .safetensors)."`
 	Resume         string   `short:"r" placeholder:"CHECKPOINT" help:"resume exactly from a checkpoint of an earlier run."`
 	Out            string   `name:"out" placeholder:"DIR" help:"run folder (default output/<config name>)."`
-	Pretrained     string   `name:"pretrained" placeholder:"PATH|URL" help:"initialise the student from the fitting weights of a checkpoint (overrides train.pretrained)."`
+	Pretrained     string   `name:"pretrained" placeholder:"PATH|URL" help:"initialise the student from weights (overrides train.pretrained): as detect-train --pretrained."`
 	CacheDir       string   `name:"cache-dir" placeholder:"DIR" help:"download cache for URLs (default $XDG_CACHE_HOME/yolodistill or ~/.cache/yolodistill)."`
 }
 

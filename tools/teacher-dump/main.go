@@ -85,7 +85,7 @@ const name = "teacher-dump"
 type grammar struct {
 	Config          string   `short:"c" required:"" placeholder:"FILE" help:"teacher configuration (YAML)."`
 	Override        []string `short:"o" sep:"none" placeholder:"KEY=VALUE" help:"override a key of the teacher configuration (repeatable)."`
-	Weights         string   `required:"" placeholder:"CKPT" help:"teacher checkpoint (path or http(s) URL)."`
+	Weights         string   `required:"" placeholder:"CKPT" help:"teacher weights, path or http(s) URL: our checkpoint, a PaddleDetection tar or folder, .pdparams, PyTorch .pth/.pt or .safetensors."`
 	StudentConfig   string   `name:"student-config" placeholder:"FILE" help:"student configuration: its data section, augmentation, batch size and distill pairs decide the views and the stored feature maps (default: the teacher configuration's data section, no feature maps)."`
 	StudentOverride []string `name:"student-override" sep:"none" placeholder:"KEY=VALUE" help:"override a key of the student configuration (repeatable; use the same ones as student-train -o)."`
 	Dataset         string   `placeholder:"PATH" help:"dataset folder (replaces data.root)."`
