@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -130,6 +131,35 @@ func (ps Problems) Err() error {
 		}
 	}
 	return nil
+}
+
+// Summary is one line about ps for a tool that reads a dataset to train or
+// evaluate on: how many warnings and errors, by kind, and the first of
+// them ("" when ps is empty). `dataset check` lists them all.
+func (ps Problems) Summary() string {
+	if len(ps) == 0 {
+		return ""
+	}
+	byKind := map[string]int{}
+	for _, p := range ps {
+		byKind[p.Kind]++
+	}
+	var kinds []string
+	for k, n := range byKind {
+		kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
+	}
+	sort.Strings(kinds)
+	sorted := slices.Clone(ps)
+	sorted.Sort()
+	first := sorted[0]
+	for _, p := range sorted {
+		if p.Severity == Error {
+			first = p
+			break
+		}
+	}
+	return fmt.Sprintf("%d errors, %d warnings (%s); the first: %s; `dataset check` lists them all",
+		ps.Count(Error), ps.Count(Warning), strings.Join(kinds, ", "), first)
 }
 
 // Write prints one line per problem.
