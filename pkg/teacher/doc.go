@@ -12,7 +12,7 @@
 // and Replay rebuilds each stored view from its record, dropping a view whose
 // image cannot be loaded together with its soft targets.
 //
-// Imports (make vet checks it): of this module only pkg/augment,
+// Imports (make vet checks it): of this module only pkg/atomicfile, pkg/augment,
 // pkg/checkpoint, pkg/config, pkg/dataset, pkg/detector, pkg/distill,
 // pkg/softtarget, pkg/train, pkg/yolo; never gorgonia directly (pkg/nn is the
 // only user).
