@@ -60,11 +60,13 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"slices"
 	"strings"
 
+	"yolodistill/pkg/checkpoint"
 	"yolodistill/pkg/cli"
 	"yolodistill/pkg/nn"
 	"yolodistill/pkg/teacher"
@@ -84,6 +86,8 @@ type grammar struct {
 	Out            string   `name:"out" placeholder:"DIR" help:"run folder (default output/<config name>)."`
 	Pretrained     string   `name:"pretrained" placeholder:"PATH|URL" help:"initialise the student from the fitting weights of a checkpoint (overrides train.pretrained)."`
 	CacheDir       string   `name:"cache-dir" placeholder:"DIR" help:"download cache for URLs (default $XDG_CACHE_HOME/yolodistill or ~/.cache/yolodistill)."`
+	Force          bool     `help:"start afresh in a run folder that holds an earlier run's checkpoints (overwriting them); without it such a folder is refused."`
+	cli.NetFlags
 }
 
 func main() {
@@ -121,10 +125,21 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		log.Printf("error: - (stdin) is given %d times", n)
 		return cli.ExitUsage
 	}
+	if err := g.NetFlags.Check(); err != nil {
+		return log.Fail(err)
+	}
+	if g.Resume != "" {
+		// A detect-train checkpoint has no distillation to resume (and its
+		// stored configuration may name a teacher that is not there).
+		if err := train.CheckResume(g.Resume, name); err != nil {
+			return log.Fail(err)
+		}
+	}
 	cfg, err := train.LoadRunConfig(g.Config, g.Resume, g.Override)
 	if err != nil {
 		return log.Fail(err)
 	}
+	ctx = checkpoint.WithFetch(ctx, checkpoint.FetchOptions{ConnectTimeout: g.ConnectTimeout, IdleTimeout: g.IdleTimeout, Logf: log.Printf})
 	out := g.Out
 	if out == "" {
 		out = train.DefaultOutDir(g.Config, g.Resume)
@@ -137,15 +152,25 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	defer s.Close()
 	log.Printf("%s", s.Summary)
 	opts := train.Options{Config: cfg, Resume: g.Resume, Pretrained: g.Pretrained, CacheDir: g.CacheDir, Name: name, Tool: name,
-		OutDir: out, Stderr: stderr, Bar: train.UseBar(stderr)}
+		Recipe: s.Recipe, OutDir: out, Stderr: stderr, Bar: train.UseBar(stderr), Force: g.Force}
 	s.Apply(&opts)
 	res, err := train.Run(ctx, opts)
 	if err != nil {
-		if derr := s.Err(); derr != nil {
-			log.Printf("error: distillation loss: %v", derr)
-		}
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return cli.ExitInterrupted
+		}
+		if derr := s.Err(); derr != nil {
+			// The distillation loss failed: that is the cause, not the NaN
+			// it made the step's total.
+			var nf *train.NonFiniteError
+			if errors.As(err, &nf) {
+				last := "no checkpoint was written"
+				if nf.LastCheckpoint != "" {
+					last = "the last good checkpoint is " + nf.LastCheckpoint
+				}
+				return log.Fail(fmt.Errorf("iteration %d: distillation loss: %w (training stopped; %s)", nf.Iter, derr, last))
+			}
+			log.Printf("error: distillation loss: %v", derr)
 		}
 		return log.Fail(err)
 	}

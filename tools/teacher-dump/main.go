@@ -72,6 +72,7 @@ import (
 	"strconv"
 	"strings"
 
+	"yolodistill/pkg/checkpoint"
 	"yolodistill/pkg/cli"
 	"yolodistill/pkg/nn"
 	"yolodistill/pkg/softtarget"
@@ -98,6 +99,7 @@ type grammar struct {
 	Out             string   `default:"-" placeholder:"FILE|-" help:"output Arrow IPC file, or - for an Arrow IPC stream on stdout."`
 	CacheDir        string   `name:"cache-dir" placeholder:"DIR" help:"where downloaded weights are kept."`
 	CacheMB         int      `name:"cache-mb" default:"1024" placeholder:"MB" help:"memory for the teacher's outputs of views already run: a view whose pixels repeat an earlier one's (e.g. flips as the only augmentation) is written from memory, the file unchanged; 0 turns it off."`
+	cli.NetFlags
 }
 
 func main() {
@@ -136,6 +138,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		log.Printf("error: --student-override needs --student-config")
 		return cli.ExitUsage
 	}
+	if err := g.NetFlags.Check(); err != nil {
+		return log.Fail(err)
+	}
+	ctx = checkpoint.WithFetch(ctx, checkpoint.FetchOptions{ConnectTimeout: g.ConnectTimeout, IdleTimeout: g.IdleTimeout, Logf: log.Printf})
 	if f, ok := stdout.(*os.File); ok && g.Out == "-" && term.IsTerminal(int(f.Fd())) {
 		log.Printf("error: refusing to write an Arrow stream to a terminal: give --out FILE, or pipe stdout into student-train --soft-targets -")
 		return cli.ExitUsage
