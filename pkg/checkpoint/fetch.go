@@ -231,7 +231,16 @@ func (r *idleReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func mb(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/1e6) }
+// mb prints a byte count in bytes, kB or MB.
+func mb(n int64) string {
+	switch {
+	case n < 1000:
+		return fmt.Sprintf("%d bytes", n)
+	case n < 1e6:
+		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
+	}
+	return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+}
 
 // download GETs u into dst atomically, parsing the body while it streams.
 // It returns the body's hex SHA-256. Connecting and every wait for data are
