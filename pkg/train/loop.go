@@ -201,7 +201,8 @@ func Run(ctx context.Context, opt Options) (res *Result, err error) {
 	if opt.Stderr == nil {
 		opt.Stderr = io.Discard
 	}
-	if opt.Open == nil {
+	loader := opt.Open == nil // batches from the configuration's loader (its sizes are data.augment.multi_scale)
+	if loader {
 		opt.Open = OpenLoader
 	}
 	if opt.Name == "" {
@@ -234,7 +235,7 @@ func Run(ctx context.Context, opt Options) (res *Result, err error) {
 			return nil, err
 		}
 	}
-	if err := checkMemory(opt); err != nil {
+	if err := checkMemory(opt.Config, loader); err != nil {
 		return nil, err
 	}
 	if err := t.setup(ctx); err != nil {

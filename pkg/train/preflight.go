@@ -29,9 +29,8 @@ const FailedFile = "FAILED.txt"
 // every data.augment.multi_scale size at train.batch_size when the batches
 // come from the configuration's loader (another Source checks the sizes it
 // makes), and eval.size at eval.batch_size when an eval split is set.
-func checkMemory(opt Options) error {
-	cfg := opt.Config
-	if opt.Open == nil {
+func checkMemory(cfg *config.Config, loader bool) error {
+	if loader {
 		if err := detector.CheckSizes(nil, cfg, "data.augment.multi_scale", cfg.Data.Augment.MultiScale, cfg.Train.BatchSize, true); err != nil {
 			return err
 		}
