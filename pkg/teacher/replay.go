@@ -184,7 +184,10 @@ type replayChecks struct {
 	// multiScale are the configuration's data.augment.multi_scale sizes: a
 	// view of another size is trained on as dumped, with one warning.
 	multiScale []int
-	logf       func(format string, args ...any)
+	// replayUnchecked: some input does not record the replay settings
+	// (augment.Config.ReplaySettings), so they may differ from the dump's.
+	replayUnchecked bool
+	logf            func(format string, args ...any)
 }
 
 // openReplay makes the source at a saved state (nil: the start).
@@ -384,6 +387,9 @@ func (s *Replay) checkPixels(v *softtarget.View, size int, pix []float32) error 
 			where = "the synthetic set of the same data.synth settings"
 		}
 		why = fmt.Sprintf("the dump and this run read %s, yet the pixels differ: an image file was replaced or re-encoded since the dump, or the augmentations round differently in this build (another build or architecture of these tools: dump the soft targets with this build)", where)
+	}
+	if s.verify.replayUnchecked {
+		why += "; or this configuration's data.augment mean, std or expand fill differ from the dump's (the soft targets do not record them)"
 	}
 	return fmt.Errorf("%s: the view rebuilt here is not the one the teacher saw (its pixel hash differs from the dump's): %s; stopped at the first such view", viewName(v), why)
 }

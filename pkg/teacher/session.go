@@ -258,9 +258,11 @@ func (s *Session) open(ctx context.Context, cfg *config.Config, state []byte) (t
 		logf:       s.logf,
 	}
 	for _, in := range s.ins {
-		if d := in.r.Meta().Data; d != nil {
+		if d := in.r.Meta().Data; d != nil && verify.dumped == nil {
 			verify.dumped = d
-			break
+		}
+		if in.r.Meta().Replay == nil {
+			verify.replayUnchecked = true
 		}
 	}
 	return openReplay(ctx, cfg, state, s.seq, s.split, s.Offline, need, verify)
