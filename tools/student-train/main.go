@@ -40,6 +40,15 @@
 // from the records (mean, std and expand fill; augment.Config.ReplaySettings)
 // must be those teacher-dump recorded. Any difference is a clear error. Files
 // from before teacher-dump recorded those settings are accepted with a warning.
+//
+// Every rebuilt view is compared with the hash of the pixels the teacher saw,
+// stored with it: the first that differs stops the run (exit 1, no run
+// folder left when nothing was trained), naming the image, the view and the
+// settings that explain it (another data.synth.seed or data.root than the
+// dump's; else a replaced image file or another build). Soft targets from an
+// older teacher-dump carry no hashes: they are used with a warning. The input
+// sizes are the dumped ones: data.augment.multi_scale is not used offline (a
+// warning says so when the soft targets hold a size it does not list).
 // Without -t and distill.teacher the teacher is not checked (a warning says so).
 //
 // # Online
@@ -52,6 +61,12 @@
 // Learned 1x1 adapters (pairs with adapter: true whose channel counts differ)
 // are parameters of the student named "distill.pair.<i>.adapter.0.*"; they
 // are saved in its checkpoints.
+//
+// Before any work: distill pairs whose shapes cannot match (model-inspect
+// lists the pairs that do) and input sizes that need more memory than the
+// machine has available are refused; -r refuses a checkpoint detect-train
+// wrote (naming the command that resumes it); the run folder is checked as
+// detect-train's (--force, FAILED.txt).
 //
 // Exit codes: 0 done, 1 failure (including mismatched or truncated soft
 // targets), 2 usage, 130 interrupted.

@@ -35,13 +35,18 @@
 // in file order, rebuilds the same batches. Each row holds the image id and
 // file, the view index, the view's augment.Record (MarshalBinary), the
 // input size, the teacher's raw head outputs per scale ([A*(5+C), H, W],
-// deepest first) and the requested feature maps ([C, H, W]). The schema
+// deepest first), the requested feature maps ([C, H, W]) and the SHA-256 of
+// the view's input pixels, which student-train compares with the view it
+// rebuilds (soft-target schema version 2). The schema
 // metadata carries the format version, the teacher's config hash
 // (config.ModelHash), classes, anchors and masks, and the augmentation
 // settings that rebuilding the views' pixels reads from the configuration
 // rather than from the records (data.augment mean, std and, when expand is on,
 // fill: augment.Config.ReplaySettings); student-train refuses soft
-// targets whose settings differ from its own. --out FILE is written
+// targets whose settings differ from its own. The metadata also records the
+// data settings the views came from (data.format, root, train_split and, for
+// the synthetic set, data.synth), which student-train names when a view's
+// pixels differ. --out FILE is checked before any work and written
 // atomically (nothing at FILE until the dump is complete); --out - (the
 // default) streams to stdout, ending with an end marker so that a reader
 // tells a truncated stream from a complete one.
@@ -60,6 +65,11 @@
 // the flags (and, as all float32 kernels here, on the build and its BLAS kernel
 // set, not on GOMAXPROCS):
 // two runs write the same bytes. Progress lines go to stderr.
+//
+// Input sizes (data.augment.multi_scale of the student configuration) whose
+// teacher graphs would need more memory than the machine has available are
+// refused before any work. A --weights URL is downloaded with
+// --connect-timeout and --idle-timeout, with progress lines.
 //
 // Exit codes: 0 ok, 1 failure, 2 usage, 130 interrupted.
 package main
