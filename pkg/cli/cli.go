@@ -157,8 +157,8 @@ func IsUsage(err error) bool {
 // NetFlags are the download flags of every tool that takes http(s) URLs
 // (embed it in the kong grammar; pkg/checkpoint's FetchOptions gets them).
 type NetFlags struct {
-	ConnectTimeout time.Duration `name:"connect-timeout" default:"30s" placeholder:"DURATION" help:"give up on a download whose server does not connect within this time (e.g. 10s, 1m)."`
-	IdleTimeout    time.Duration `name:"idle-timeout" default:"60s" placeholder:"DURATION" help:"give up on a download whose server sends nothing for this long (no answer, or a stalled transfer); long downloads print progress on stderr."`
+	ConnectTimeout time.Duration `name:"connect-timeout" default:"30s" placeholder:"DURATION" help:"give up on a download whose server does not connect within this time (default 30s; e.g. 10s, 2m)."`
+	IdleTimeout    time.Duration `name:"idle-timeout" default:"60s" placeholder:"DURATION" help:"give up on a download whose server sends nothing for this long: no answer, or a stalled transfer (default 60s). Long downloads print progress on stderr."`
 }
 
 // Check refuses negative durations (a usage error); 0 means the default.
