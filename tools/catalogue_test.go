@@ -1,3 +1,5 @@
+//go:build linux
+
 // The hostile-input catalogue: every tool fed broken, absurd, foreign and
 // unlucky inputs, as a user (or an attacker's file) would, through the built
 // binaries. Each case checks the exit code, the message (naming the file and
