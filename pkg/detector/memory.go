@@ -68,6 +68,9 @@ func (e *MemoryError) Error() string {
 		e.H, e.W, bytesText(e.Need), what, e.Batch, bytesText(float64(e.Avail)), e.Source, fits)
 }
 
+// availableMemory is AvailableMemory; tests replace it.
+var availableMemory = AvailableMemory
+
 // CheckMemory returns a *MemoryError when n images of h x w pixels
 // through spec's model (a training graph when train) need more memory than
 // AvailableMemory reports plus held, the bytes of graph buffers already
@@ -75,7 +78,7 @@ func (e *MemoryError) Error() string {
 // they fit, or when the available memory is not known (not Linux). Call it
 // before allocating anything for that size: it reads the model's shapes only.
 func CheckMemory(spec *yolo.Spec, n, h, w int, train bool, held int64) error {
-	mem, ok := AvailableMemory()
+	mem, ok := availableMemory()
 	if !ok {
 		return nil
 	}
