@@ -282,6 +282,8 @@ func TestHostileInputs(t *testing.T) {
 			stderr: []string{"truncated.json: truncated: the file ends at line 1", "without the ']'"}},
 		{name: "inverted boxes are named", cmd: "dataset check vocinv --images none", code: 0,
 			stderr: nil},
+		{name: "detect-train names the inverted box it drops", cmd: "detect-train -c tinyvoc.yml -o data.root=vocinv --out run_inv", code: 0,
+			stderr: []string{"warning: training split \"train\": 0 errors, 1 warnings (box-dropped 1); the first: vocinv/Annotations/synth_000000.xml:10: warning: object 0: box [49,35,41,47) is inverted (right edge 41 left of the left edge 49"}},
 		{name: "distill pairs of different spatial sizes", cmd: "student-train -c " + f.studentYML + " -t " + f.teacherYML + " --teacher-weights teacher.ckpt -o distill.loss=pairs -o 'distill.pairs=[{student: backbone.c4, teacher: backbone.c5}]' --out run_pairs", code: 2,
 			stderr: []string{"distill.pairs.0: student backbone.c4 is", "their spatial sizes differ"}, absent: []string{"run_pairs"}},
 
