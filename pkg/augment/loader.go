@@ -46,7 +46,7 @@ type LoaderConfig struct {
 	MixupEpochs int    // mixup only in epochs < MixupEpochs (PaddleDetection's mixup_epoch); 0: no mixup
 	EvalSize    int    // input size when not Train (default 608)
 	EvalInterp  Interp // interpolation when not Train (PaddleDetection's eval: InterpCubic)
-	Workers     int    // decode+augment goroutines (default GOMAXPROCS); never changes the output
+	Workers     int    // decode+augment goroutines (default GOMAXPROCS; at most (Prefetch+2)*BatchSize); never changes the output
 	Prefetch    int    // batches prepared ahead of the consumer (default 2): bounds memory
 }
 
@@ -143,6 +143,10 @@ func NewLoader(cfg LoaderConfig) (*Loader, error) {
 	if cfg.Prefetch <= 0 {
 		cfg.Prefetch = 2
 	}
+	// At most Prefetch+2 batches are in the making at once: more workers
+	// than their images would only idle (a huge data.workers would spawn
+	// that many goroutines for nothing).
+	cfg.Workers = min(cfg.Workers, (cfg.Prefetch+2)*cfg.BatchSize)
 	if cfg.EvalSize <= 0 {
 		cfg.EvalSize = 608
 	}

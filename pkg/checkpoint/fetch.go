@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"yolodistill/pkg/atomicfile"
 )
@@ -175,33 +177,143 @@ func cachedOK(dst, wantSum string, verify func(string) error) bool {
 	return hex.EncodeToString(h.Sum(nil)) == rec
 }
 
+// Defaults of FetchOptions.
+const (
+	DefaultConnectTimeout = 30 * time.Second
+	DefaultIdleTimeout    = 60 * time.Second
+	// ProgressEvery is how often a download reports its progress (FetchOptions.Logf).
+	ProgressEvery = 5 * time.Second
+)
+
+// FetchOptions tune downloads. Tools put them into the context the loaders
+// receive (WithFetch), so that every download of a run, wherever it starts,
+// uses the tool's flags.
+type FetchOptions struct {
+	// ConnectTimeout bounds connecting to the server (name lookup, TCP and
+	// TLS handshakes); 0 means DefaultConnectTimeout.
+	ConnectTimeout time.Duration
+	// IdleTimeout bounds every wait for the server once connected: for the
+	// response headers, and any pause in the body; 0 means
+	// DefaultIdleTimeout. A slow download that keeps sending is never cut.
+	IdleTimeout time.Duration
+	// Logf, when set, receives a progress line every ProgressEvery while a
+	// download runs (bytes so far, of how many, and the rate), and a line
+	// when a download is interrupted.
+	Logf func(format string, args ...any)
+}
+
+type fetchKey struct{}
+
+// WithFetch returns a context whose downloads (Fetch, Open) use o.
+func WithFetch(ctx context.Context, o FetchOptions) context.Context {
+	return context.WithValue(ctx, fetchKey{}, o)
+}
+
+func fetchOptions(ctx context.Context) FetchOptions {
+	o, _ := ctx.Value(fetchKey{}).(FetchOptions)
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = DefaultConnectTimeout
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
+	if o.Logf == nil {
+		o.Logf = func(string, ...any) {}
+	}
+	return o
+}
+
+// errIdle cancels a download whose server stopped sending.
+var errIdle = errors.New("idle timeout")
+
+// idleReader resets a timer on every read that returns data.
+type idleReader struct {
+	r     io.Reader
+	t     *time.Timer
+	idle  time.Duration
+	n     int64
+	total int64 // Content-Length, or -1
+	logf  func(format string, args ...any)
+	url   string
+	start time.Time
+	last  time.Time
+}
+
+func (r *idleReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.t.Reset(r.idle)
+		r.n += int64(n)
+		if now := time.Now(); now.Sub(r.last) >= ProgressEvery {
+			r.last = now
+			of := ""
+			if r.total > 0 {
+				of = fmt.Sprintf(" of %s (%.0f%%)", mb(r.total), 100*float64(r.n)/float64(r.total))
+			}
+			r.logf("downloading %s: %s%s, %s/s", r.url, mb(r.n), of, mb(int64(float64(r.n)/now.Sub(r.start).Seconds())))
+		}
+	}
+	return n, err
+}
+
+// mb prints a byte count in bytes, kB or MB.
+func mb(n int64) string {
+	switch {
+	case n < 1000:
+		return fmt.Sprintf("%d bytes", n)
+	case n < 1e6:
+		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
+	}
+	return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+}
+
 // download GETs u into dst atomically, parsing the body as a checkpoint
-// while it streams when parse is set. It returns the body's hex SHA-256.
+// while it streams when parse is set. It returns the body's hex SHA-256. Connecting and every wait for data are
+// bounded (FetchOptions from ctx); cancelling ctx stops it with an error
+// wrapping ctx's error.
 func download(ctx context.Context, u, dst string, parse bool) (string, error) {
+	fo := fetchOptions(ctx)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	dialer := &net.Dialer{Timeout: fo.ConnectTimeout, KeepAlive: 30 * time.Second}
+	client := &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dialer.DialContext,
+		TLSHandshakeTimeout:   fo.ConnectTimeout,
+		ResponseHeaderTimeout: fo.IdleTimeout,
+	}}
+	defer client.CloseIdleConnections()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return "", fmt.Errorf("GET %s: %w", u, err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("GET %s: %w", u, unwrapURLError(err))
+		if ctx.Err() != nil && context.Cause(ctx) != errIdle {
+			fo.Logf("download of %s interrupted before any data arrived", u)
+		}
+		return "", fmt.Errorf("GET %s: %w", u, netError(ctx, err, fo, 0))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		return "", fmt.Errorf("GET %s: %s", u, resp.Status)
 	}
+	start := time.Now()
+	body := &idleReader{r: resp.Body, t: time.AfterFunc(fo.IdleTimeout, func() { cancel(errIdle) }), idle: fo.IdleTimeout,
+		total: resp.ContentLength, logf: fo.Logf, url: u, start: start, last: start}
+	defer body.t.Stop()
 	var h hash.Hash = sha256.New()
 	err = atomicfile.Write(dst, func(w io.Writer) error {
 		if !parse {
-			n, cerr := io.Copy(io.MultiWriter(w, h), resp.Body)
+			n, cerr := io.Copy(io.MultiWriter(w, h), body)
 			if cerr == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
 				cerr = io.ErrUnexpectedEOF
 			}
-			if errors.Is(cerr, io.ErrUnexpectedEOF) {
+			if errors.Is(cerr, io.ErrUnexpectedEOF) && ctx.Err() == nil {
 				return fmt.Errorf("GET %s: body truncated after %d bytes: %w", u, n, cerr)
 			}
 			if cerr != nil {
-				return fmt.Errorf("GET %s: %w", u, cerr)
+				return fmt.Errorf("GET %s: %w", u, netError(ctx, cerr, fo, n))
 			}
 			return nil
 		}
@@ -212,7 +324,7 @@ func download(ctx context.Context, u, dst string, parse bool) (string, error) {
 			pr.CloseWithError(errParsed) // unblock the writer if the parser stopped early
 			parsed <- perr
 		}()
-		n, cerr := io.Copy(io.MultiWriter(w, h, pw), resp.Body)
+		n, cerr := io.Copy(io.MultiWriter(w, h, pw), body)
 		if cerr == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
 			cerr = io.ErrUnexpectedEOF
 		}
@@ -224,10 +336,10 @@ func download(ctx context.Context, u, dst string, parse bool) (string, error) {
 		perr := <-parsed
 		switch {
 		case cerr != nil && !errors.Is(cerr, errParsed):
-			if errors.Is(cerr, io.ErrUnexpectedEOF) {
+			if errors.Is(cerr, io.ErrUnexpectedEOF) && ctx.Err() == nil {
 				return fmt.Errorf("GET %s: body truncated after %d bytes: %w", u, n, cerr)
 			}
-			return fmt.Errorf("GET %s: %w", u, cerr)
+			return fmt.Errorf("GET %s: %w", u, netError(ctx, cerr, fo, n))
 		case perr != nil:
 			return fmt.Errorf("GET %s: downloaded data is not a valid checkpoint: %w", u, perr)
 		}
@@ -239,9 +351,38 @@ func download(ctx context.Context, u, dst string, parse bool) (string, error) {
 		if ue := errors.Unwrap(err); ue != nil {
 			inner = ue
 		}
+		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+			fo.Logf("download of %s interrupted after %s; nothing was kept", u, mb(body.n))
+		}
 		return "", inner
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// netError explains a failed request or body read: a timeout names the
+// flag that sets it; an interruption keeps ctx's error (wrapped) so that
+// tools exit 130.
+func netError(ctx context.Context, err error, fo FetchOptions, got int64) error {
+	if context.Cause(ctx) == errIdle {
+		return fmt.Errorf("no data for %v after %s (the server stopped sending; --idle-timeout)", fo.IdleTimeout, mb(got))
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted: %w", ctx.Err())
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		var oe *net.OpError
+		if errors.As(err, &oe) && oe.Op == "dial" {
+			return fmt.Errorf("could not connect within %v (--connect-timeout)", fo.ConnectTimeout)
+		}
+		if strings.Contains(err.Error(), "awaiting response headers") {
+			return fmt.Errorf("no response within %v (the server accepted the connection but did not answer; --idle-timeout)", fo.IdleTimeout)
+		}
+		if strings.Contains(err.Error(), "TLS handshake") {
+			return fmt.Errorf("TLS handshake did not finish within %v (--connect-timeout)", fo.ConnectTimeout)
+		}
+	}
+	return unwrapURLError(err)
 }
 
 var errParsed = errors.New("parser finished")

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -11,8 +13,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // server serves the sample checkpoint at /model.ckpt, a truncated copy at
@@ -150,5 +154,109 @@ func TestIsURL(t *testing.T) {
 		if IsURL(s) != want {
 			t.Errorf("IsURL(%q) = %v", s, !want)
 		}
+	}
+}
+
+// TestFetchTimeouts: a server that accepts the connection and never
+// answers, and one that stops sending halfway, fail after the idle timeout
+// with a message naming the flag; nothing is kept in the cache. A slow
+// download that keeps sending is not cut, and reports its progress;
+// cancelling the context interrupts it with an error wrapping
+// context.Canceled and a line saying so.
+func TestFetchTimeouts(t *testing.T) {
+	full := encode(t, sample(t))
+	release := make(chan struct{})
+	defer close(release)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/silent.ckpt": // accepts, never answers
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		case "/stall.ckpt": // headers and half the body, then nothing
+			w.Header().Set("Content-Length", strconv.Itoa(len(full)))
+			w.Write(full[:len(full)/2])
+			w.(http.Flusher).Flush()
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		case "/slow.ckpt": // the whole body, a chunk every 100 ms
+			w.Header().Set("Content-Length", strconv.Itoa(len(full)))
+			step := len(full)/10 + 1
+			for i := 0; i < len(full); i += step {
+				w.Write(full[i:min(i+step, len(full))])
+				w.(http.Flusher).Flush()
+				select {
+				case <-time.After(100 * time.Millisecond):
+				case <-r.Context().Done():
+					return
+				}
+			}
+		}
+	}))
+	defer srv.Close()
+	var mu sync.Mutex
+	var lines []string
+	logf := func(format string, args ...any) {
+		mu.Lock()
+		lines = append(lines, fmt.Sprintf(format, args...))
+		mu.Unlock()
+	}
+	opt := FetchOptions{ConnectTimeout: time.Second, IdleTimeout: 300 * time.Millisecond, Logf: logf}
+	cache := filepath.Join(t.TempDir(), "cache")
+	for _, c := range []struct{ path, want string }{
+		{"/silent.ckpt", "no response within 300ms (the server accepted the connection but did not answer; --idle-timeout)"},
+		{"/stall.ckpt", "no data for 300ms after"},
+	} {
+		start := time.Now()
+		_, err := Fetch(WithFetch(context.Background(), opt), srv.URL+c.path, cache)
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), srv.URL+c.path) {
+			t.Errorf("%s: %v, want an error naming the URL with %q", c.path, err, c.want)
+		}
+		if el := time.Since(start); el > 5*time.Second {
+			t.Errorf("%s: gave up after %v", c.path, el)
+		}
+	}
+	if ents, _ := os.ReadDir(cache); len(ents) != 0 {
+		t.Errorf("the cache holds %v after failed downloads", ents)
+	}
+	// Slow but steady: no timeout (each pause is well under the idle
+	// timeout, and the whole download longer than it).
+	if _, err := Fetch(WithFetch(context.Background(), FetchOptions{IdleTimeout: 600 * time.Millisecond}), srv.URL+"/slow.ckpt", cache); err != nil {
+		t.Errorf("slow download: %v", err)
+	}
+	// Interrupted: the error wraps context.Canceled (tools exit 130).
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(50 * time.Millisecond); cancel() }()
+	lines = nil
+	_, err := Fetch(WithFetch(ctx, FetchOptions{IdleTimeout: time.Minute, Logf: logf}), srv.URL+"/stall.ckpt", t.TempDir())
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("interrupted download: %v, want context.Canceled", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(lines) == 0 || !strings.Contains(lines[len(lines)-1], "interrupted") {
+		t.Errorf("no line about the interruption: %q", lines)
+	}
+}
+
+// TestFetchProgress: a long download prints progress lines (every
+// ProgressEvery; here the reader's clock is moved instead of waiting).
+func TestFetchProgress(t *testing.T) {
+	var lines []string
+	r := &idleReader{r: strings.NewReader(strings.Repeat("x", 3000)), t: time.NewTimer(time.Hour), idle: time.Hour, total: 3000,
+		logf: func(f string, a ...any) { lines = append(lines, fmt.Sprintf(f, a...)) }, url: "http://h/m.ckpt",
+		start: time.Now().Add(-10 * time.Second), last: time.Now().Add(-ProgressEvery)}
+	defer r.t.Stop()
+	buf := make([]byte, 1000)
+	r.Read(buf)
+	if len(lines) != 1 || !strings.Contains(lines[0], "downloading http://h/m.ckpt: 1.0 kB of 3.0 kB (33%)") {
+		t.Errorf("progress: %q", lines)
+	}
+	r.Read(buf) // within ProgressEvery of the last line: quiet
+	if len(lines) != 1 {
+		t.Errorf("progress lines %q, want one per ProgressEvery", lines)
 	}
 }

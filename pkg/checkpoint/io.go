@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"sort"
 	"unsafe"
 
@@ -236,6 +237,12 @@ func load(path string, headerOnly bool) (*Checkpoint, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return nil, err
+	}
+	if st.IsDir() {
+		return nil, fmt.Errorf("%s is a folder, not a checkpoint file (give the .ckpt file inside it, e.g. %s)", path, filepath.Join(path, "model_final.ckpt"))
+	}
+	if !st.Mode().IsRegular() && st.Size() == 0 {
+		return nil, fmt.Errorf("%s is not a regular file (%s), not a checkpoint", path, st.Mode().Type())
 	}
 	c, err := read(f, st.Size(), headerOnly)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"runtime"
 	"syscall"
+	"time"
 
 	"github.com/alecthomas/kong"
 )
@@ -151,6 +152,21 @@ func IsUsage(err error) bool {
 		}
 	}
 	return false
+}
+
+// NetFlags are the download flags of every tool that takes http(s) URLs
+// (embed it in the kong grammar; pkg/checkpoint's FetchOptions gets them).
+type NetFlags struct {
+	ConnectTimeout time.Duration `name:"connect-timeout" default:"30s" placeholder:"DURATION" help:"give up on a download whose server does not connect within this time (default 30s; e.g. 10s, 2m)."`
+	IdleTimeout    time.Duration `name:"idle-timeout" default:"60s" placeholder:"DURATION" help:"give up on a download whose server sends nothing for this long: no answer, or a stalled transfer (default 60s). Long downloads print progress on stderr."`
+}
+
+// Check refuses negative durations (a usage error); 0 means the default.
+func (f NetFlags) Check() error {
+	if f.ConnectTimeout < 0 || f.IdleTimeout < 0 {
+		return Usagef("--connect-timeout %v, --idle-timeout %v: want positive durations (e.g. 30s)", f.ConnectTimeout, f.IdleTimeout)
+	}
+	return nil
 }
 
 // RunFunc is a tool's run function: it parses args, does the work with the

@@ -20,6 +20,10 @@ type Config struct {
 	// relative paths inside the configuration (distill.teacher) resolve
 	// against its folder. Not serialised.
 	Path string `yaml:"-"`
+
+	// overrides maps each key an -o override set to "-o KEY=VALUE" (Errorf
+	// blames them). Not serialised.
+	overrides map[string]string
 }
 
 // ModelConfig describes the detector. Everything here changes the network
@@ -94,6 +98,14 @@ type DataConfig struct {
 	// MaxImageSide rejects images whose width or height exceeds it (pixels),
 	// a guard against decoding absurd files. 0 means no limit.
 	MaxImageSide int `yaml:"max_image_side"`
+	// MaxObjects is the most objects (annotated boxes) one image may have:
+	// an image with more is an error and left out, found while its
+	// annotation is parsed, before any per-box work. 0 means no limit.
+	MaxObjects int `yaml:"max_objects"`
+	// MaxAnnotationMB refuses, before reading, an annotation file (a VOC
+	// XML file, a COCO JSON file, a VOC split list) larger than this many
+	// MiB. 0 means no limit.
+	MaxAnnotationMB int `yaml:"max_annotation_mb"`
 	// SkipLimit is the share of a split's images that may fail to load
 	// (missing, truncated or corrupt files) and be skipped, each with one
 	// warning, rounded up: the default 0.01 lets 1 image in 100 be skipped,
@@ -290,13 +302,15 @@ func Defaults() Config {
 		},
 		Loss: LossConfig{IgnoreThresh: 0.7, ScaleXY: 1},
 		Data: DataConfig{
-			Format:       "voc",
-			Root:         "dataset/voc",
-			TrainSplit:   "trainval",
-			EvalSplit:    "test",
-			MaxImageSide: 8192,
-			SkipLimit:    0.01,
-			Workers:      2,
+			Format:          "voc",
+			Root:            "dataset/voc",
+			TrainSplit:      "trainval",
+			EvalSplit:       "test",
+			MaxImageSide:    8192,
+			MaxObjects:      10000,
+			MaxAnnotationMB: 1024,
+			SkipLimit:       0.01,
+			Workers:         2,
 			Augment: AugmentConfig{
 				Mixup:        MixupConfig{Enabled: true, Epochs: 250, Alpha: 1.5, Beta: 1.5},
 				ColorDistort: true,

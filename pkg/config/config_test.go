@@ -552,6 +552,7 @@ func TestEmptyFileGivesDefaults(t *testing.T) {
 	c := mustLoad(t, p)
 	d := Defaults()
 	d.Path = p
+	d.overrides = c.overrides // which -o overrides were given (none)
 	if !reflect.DeepEqual(*c, d) {
 		t.Error("an empty file does not give the defaults")
 	}

@@ -88,6 +88,7 @@ func (c *Config) finish(overrides []string) (*Config, error) {
 	if err := c.validate(byKey); err != nil {
 		return nil, err
 	}
+	c.overrides = byKey
 	return c, nil
 }
 

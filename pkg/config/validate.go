@@ -52,6 +52,20 @@ func (v *validator) addCause(causes []string, key, format string, args ...any) {
 	v.errs = append(v.errs, &Error{File: file, Key: key, Msg: fmt.Sprintf(format, args...)})
 }
 
+// Errorf returns an *Error about key, blamed as validation blames its
+// errors: on the -o override that set key (or a section above it), which
+// makes it a usage error (exit 2), else on the configuration file. Checks
+// made after Load (an input size too large for this machine's memory) use
+// it.
+func (c *Config) Errorf(key, format string, args ...any) *Error {
+	v := &validator{file: c.Path, byKey: c.overrides}
+	if v.file == "" {
+		v.file = "config"
+	}
+	v.add(key, format, args...)
+	return v.errs[0].(*Error)
+}
+
 func (v *validator) oneOf(key, val string, allowed []string) {
 	if !slices.Contains(allowed, val) {
 		v.add(key, "%q is not one of %s", val, strings.Join(allowed, ", "))
@@ -140,6 +154,8 @@ func (c *Config) validate(byKey map[string]string) error {
 		seenClass[name] = i
 	}
 	v.atLeast("data.max_image_side", d.MaxImageSide, 0)
+	v.atLeast("data.max_objects", d.MaxObjects, 0)
+	v.atLeast("data.max_annotation_mb", d.MaxAnnotationMB, 0)
 	v.unit("data.skip_limit", d.SkipLimit)
 	v.atLeast("data.workers", d.Workers, 1)
 	a := &d.Augment

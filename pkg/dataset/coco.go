@@ -45,6 +45,8 @@ type COCOOptions struct {
 	Images ImageCheck
 	// MaxPixels is the image size limit (DefaultMaxPixels when <= 0).
 	MaxPixels int
+	// Limits bound objects per image and the JSON file's size.
+	Limits Limits
 }
 
 type cocoImageJSON struct {
@@ -101,10 +103,10 @@ func ReadCOCO(path string, opt COCOOptions) (*Dataset, Problems) {
 	} else if root == "" {
 		root = filepath.Dir(path)
 	}
-	data, err := os.ReadFile(jsonPath)
+	data, err := readLimited(jsonPath, opt.Limits.maxFileBytes())
 	if err != nil {
 		var ps Problems
-		ps.add(jsonPath, 0, Error, KindMissingFile, "cannot read COCO annotations: %v", err)
+		ps.addReadError(jsonPath, 0, "COCO annotations", err)
 		return &Dataset{ImageRoot: root, Classes: opt.Classes}, ps
 	}
 	ds, ps, lines, pending := parseCOCO(data, jsonPath, opt)
@@ -258,7 +260,9 @@ func parseCOCO(data []byte, file string, opt COCOOptions) (ds *Dataset, ps Probl
 		bad  bool
 		objs []Object
 		ls   []int
+		n    int // annotations seen
 	}
+	maxObjects := opt.Limits.maxObjects()
 	var imgs []*img
 	byID := map[int64]*img{}
 	for _, e := range sections["images"] {
@@ -313,6 +317,13 @@ func parseCOCO(data []byte, file string, opt COCOOptions) (ds *Dataset, ps Probl
 		}
 		if !ok1 || !ok3 {
 			im.bad = true
+			continue
+		}
+		if im.n++; im.n > maxObjects {
+			if im.n == maxObjects+1 {
+				ps.add(file, e.line, Error, KindTooManyObjects, "image %d has more than %d annotations (data.max_objects; dataset's --max-objects): the image is left out", iid, maxObjects)
+			}
+			im.bad, im.objs, im.ls = true, nil, nil
 			continue
 		}
 		if l, dup := annSeen[aid]; dup {

@@ -8,6 +8,11 @@
 // the image's own pixel grid (origin top-left). VOC's inclusive 1-based
 // coordinates and COCO's x,y,w,h are converted at the readers and writers.
 //
+// Hostile inputs: the readers bound what a file can make them do (Limits:
+// objects per image, annotation file size; DefaultMaxPixels for images, read
+// from the header before decoding), and the duplicate-box check takes linear
+// time with at most MaxDuplicatesListed+1 problems per image.
+//
 // Imports (make vet checks it): of this module only pkg/anchor,
 // pkg/atomicfile, pkg/box, pkg/config; never gorgonia, directly or through
 // another package.

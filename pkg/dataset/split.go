@@ -97,9 +97,9 @@ func OpenSplit(cfg *config.Config, split string, opt SplitOptions) (*Split, erro
 	where := root
 	switch format {
 	case "voc":
-		ds, ps = ReadVOC(root, VOCOptions{Classes: cfg.Data.Classes, Split: split, Images: opt.Images, MaxPixels: maxPx})
+		ds, ps = ReadVOC(root, VOCOptions{Classes: cfg.Data.Classes, Split: split, Images: opt.Images, MaxPixels: maxPx, Limits: LimitsOf(cfg)})
 	case "coco":
-		copt := COCOOptions{Classes: cfg.Data.Classes, Images: opt.Images, MaxPixels: maxPx}
+		copt := COCOOptions{Classes: cfg.Data.Classes, Images: opt.Images, MaxPixels: maxPx, Limits: LimitsOf(cfg)}
 		official := filepath.Join(root, "annotations", "instances_"+split+".json")
 		perSplit := filepath.Join(root, split, COCOAnnotationFile)
 		switch {

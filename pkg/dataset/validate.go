@@ -9,6 +9,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -73,6 +74,8 @@ const (
 	KindBoxDuplicate    = "box-duplicate"    // two boxes of one class with IoU >= 0.9: kept, probably annotated twice
 	KindUnknownClass    = "unknown-class"    // a class name or category id not in the class list
 	KindDuplicateID     = "duplicate-id"     // an image, annotation or category id used twice
+	KindTooManyObjects  = "too-many-objects" // an image with more objects than Limits.MaxObjects
+	KindFileTooLarge    = "file-too-large"   // an annotation file over Limits.MaxFileBytes (not read)
 )
 
 // Problem is one thing wrong with a dataset. File is the file it was found in
@@ -128,6 +131,35 @@ func (ps Problems) Err() error {
 		}
 	}
 	return nil
+}
+
+// Summary is one line about ps for a tool that reads a dataset to train or
+// evaluate on: how many warnings and errors, by kind, and the first of
+// them ("" when ps is empty). `dataset check` lists them all.
+func (ps Problems) Summary() string {
+	if len(ps) == 0 {
+		return ""
+	}
+	byKind := map[string]int{}
+	for _, p := range ps {
+		byKind[p.Kind]++
+	}
+	var kinds []string
+	for k, n := range byKind {
+		kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
+	}
+	sort.Strings(kinds)
+	sorted := slices.Clone(ps)
+	sorted.Sort()
+	first := sorted[0]
+	for _, p := range sorted {
+		if p.Severity == Error {
+			first = p
+			break
+		}
+	}
+	return fmt.Sprintf("%d errors, %d warnings (%s); the first: %s; `dataset check` lists them all",
+		ps.Count(Error), ps.Count(Warning), strings.Join(kinds, ", "), first)
 }
 
 // Write prints one line per problem.
@@ -197,9 +229,13 @@ type objectLine struct {
 //   - a box with a NaN or infinite coordinate: error;
 //   - a label outside [0, nClasses): error (unknown class);
 //   - a box crossing the image border [0, w) x [0, h): clipped, warning;
-//   - a box with zero area (before or after clipping): dropped, warning;
+//   - a box with zero area (before or after clipping): dropped, warning
+//     naming why (inverted: a right edge left of its left edge, or a bottom
+//     above its top; zero width or height; outside the image);
 //   - a box under 2 pixels wide or high: kept, warning (box-tiny);
-//   - two boxes of one class with IoU >= DuplicateIoU: kept, warning.
+//   - a box of the same class as an earlier box with IoU >= DuplicateIoU:
+//     kept, warning (see findDuplicates: at most MaxDuplicatesListed lines
+//     per image, then one summary line).
 //
 // Boxes are half-open pixel xyxy. It returns the kept objects (a prefix of
 // objs, reused) and whether any error was found (the sample must then be left out).
@@ -226,7 +262,7 @@ func ValidateObjects(objs []Object, w, h, nClasses int, file string, lines []int
 			continue
 		}
 		if b.Empty() {
-			ps.add(file, line, Warning, KindBoxDropped, "object %d: box %s has zero area; dropped", i, fmtBox(b))
+			ps.add(file, line, Warning, KindBoxDropped, "object %d: box %s %s; dropped", i, fmtBox(b), emptyReason(b))
 			continue
 		}
 		c := b.Clip(float64(w), float64(h))
@@ -245,15 +281,23 @@ func ValidateObjects(objs []Object, w, h, nClasses int, file string, lines []int
 		keptLines = append(keptLines, line)
 		keptIdx = append(keptIdx, i)
 	}
-	for i := range kept {
-		for j := i + 1; j < len(kept); j++ {
-			if kept[i].Label == kept[j].Label && box.IoU(kept[i].Box, kept[j].Box) >= DuplicateIoU {
-				ps.add(file, keptLines[j], Warning, KindBoxDuplicate, "object %d: box %s overlaps object %d's box %s of the same class with IoU %.3f; probably annotated twice, both kept",
-					keptIdx[j], fmtBox(kept[j].Box), keptIdx[i], fmtBox(kept[i].Box), box.IoU(kept[i].Box, kept[j].Box))
-			}
-		}
-	}
+	ps = append(ps, findDuplicates(kept, keptLines, keptIdx, file)...)
 	return kept, ps, bad
+}
+
+// emptyReason says why a box with zero area has none.
+func emptyReason(b box.Box) string {
+	switch {
+	case b.X1 < b.X0 && b.Y1 < b.Y0:
+		return "is inverted (right edge left of the left edge, bottom above the top: corners swapped?)"
+	case b.X1 < b.X0:
+		return fmt.Sprintf("is inverted (right edge %g left of the left edge %g: corners swapped?)", b.X1, b.X0)
+	case b.Y1 < b.Y0:
+		return fmt.Sprintf("is inverted (bottom edge %g above the top edge %g: corners swapped?)", b.Y1, b.Y0)
+	case b.X1 == b.X0:
+		return "has zero width"
+	}
+	return "has zero height"
 }
 
 func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }

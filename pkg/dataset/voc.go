@@ -57,6 +57,8 @@ type VOCOptions struct {
 	Images ImageCheck
 	// MaxPixels is the image size limit (DefaultMaxPixels when <= 0).
 	MaxPixels int
+	// Limits bound objects per image and annotation file sizes.
+	Limits Limits
 }
 
 // VOCObject is one <object> of a VOC annotation, its box already converted to
@@ -97,10 +99,18 @@ type xmlSize struct {
 
 // ParseVOCXML parses one VOC annotation. file names it in problems. It never
 // panics; an error-severity problem means the annotation must not be used
-// (a syntax error, a missing root element, a malformed size or object).
-// Boxes are converted but not validated against the image (see ValidateObjects).
+// (a syntax error, a missing root element, a malformed size or object, more
+// than DefaultMaxObjects objects). Boxes are converted but not validated
+// against the image (see ValidateObjects).
 func ParseVOCXML(data []byte, file string) (*VOCAnnotation, Problems) {
+	return parseVOCXML(data, file, Limits{}.maxObjects())
+}
+
+// parseVOCXML is ParseVOCXML with a limit on objects: parsing stops at the
+// object past it, so that neither memory nor time grows with a longer file.
+func parseVOCXML(data []byte, file string, maxObjects int) (*VOCAnnotation, Problems) {
 	var ps Problems
+	objects := 0
 	ann := &VOCAnnotation{}
 	dec := xml.NewDecoder(bytes.NewReader(data))
 	dec.CharsetReader = charsetReader
@@ -150,6 +160,10 @@ func ParseVOCXML(data []byte, file string) (*VOCAnnotation, Problems) {
 					ann.Height = parseSize(&ps, file, line, "height", s.Height)
 				}
 			case "object":
+				if objects++; objects > maxObjects {
+					ps.add(file, line, Error, KindTooManyObjects, "more than %d objects (data.max_objects; dataset's --max-objects): the image is left out", maxObjects)
+					return ann, ps
+				}
 				var o xmlObject
 				if err = dec.DecodeElement(&o, &t); err == nil {
 					if vo, ok := convertVOCObject(&ps, file, line, len(ann.Objects), &o); ok {
@@ -274,7 +288,7 @@ func convertVOCObject(ps *Problems, file string, line, i int, o *xmlObject) (VOC
 func ReadVOC(root string, opt VOCOptions) (*Dataset, Problems) {
 	var ps Problems
 	ds := &Dataset{ImageRoot: filepath.Join(root, VOCImages)}
-	ids, lines, files := vocIDs(&ps, root, opt.Split)
+	ids, lines, files := vocIDs(&ps, root, opt.Split, opt.Limits.maxFileBytes())
 
 	type parsed struct {
 		ann    *VOCAnnotation
@@ -284,16 +298,16 @@ func ReadVOC(root string, opt VOCOptions) (*Dataset, Problems) {
 	var all []parsed
 	for k, id := range ids {
 		xmlPath := filepath.Join(root, VOCAnnotations, filepath.FromSlash(id)+".xml")
-		data, err := os.ReadFile(xmlPath)
+		data, err := readLimited(xmlPath, opt.Limits.maxFileBytes())
 		if err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				ps.add(files[k], lines[k], Error, KindMissingFile, "annotation %s for id %q not found", xmlPath, id)
 			} else {
-				ps.add(xmlPath, 0, Error, KindMissingFile, "cannot read annotation: %v", err)
+				ps.addReadError(xmlPath, 0, "annotation", err)
 			}
 			continue
 		}
-		ann, aps := ParseVOCXML(data, xmlPath)
+		ann, aps := parseVOCXML(data, xmlPath, opt.Limits.maxObjects())
 		ps = append(ps, aps...)
 		if aps.Count(Error) > 0 {
 			continue
@@ -307,7 +321,7 @@ func ReadVOC(root string, opt VOCOptions) (*Dataset, Problems) {
 
 	classes := opt.Classes
 	if classes == nil {
-		classes = readLabelList(&ps, root)
+		classes = readLabelList(&ps, root, opt.Limits.maxFileBytes())
 	}
 	if classes == nil {
 		set := map[string]bool{}
@@ -408,14 +422,14 @@ func ReadVOC(root string, opt VOCOptions) (*Dataset, Problems) {
 const VOCLabelList = "label_list.txt"
 
 // readLabelList reads root/label_list.txt; nil when absent or unusable.
-func readLabelList(ps *Problems, root string) []string {
+func readLabelList(ps *Problems, root string, maxBytes int64) []string {
 	file := filepath.Join(root, VOCLabelList)
-	data, err := os.ReadFile(file)
+	data, err := readLimited(file, maxBytes)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
-		ps.add(file, 0, Error, KindMissingFile, "cannot read the class list: %v", err)
+		ps.addReadError(file, 0, "the class list", err)
 		return nil
 	}
 	var classes []string
@@ -436,7 +450,7 @@ func readLabelList(ps *Problems, root string) []string {
 }
 
 // vocIDs lists the ids to read, with the file and line each came from.
-func vocIDs(ps *Problems, root, split string) (ids []string, lines []int, files []string) {
+func vocIDs(ps *Problems, root, split string, maxBytes int64) (ids []string, lines []int, files []string) {
 	if split == "" {
 		dir := filepath.Join(root, VOCAnnotations)
 		err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
@@ -471,9 +485,9 @@ func vocIDs(ps *Problems, root, split string) (ids []string, lines []int, files 
 			continue
 		}
 		file := filepath.Join(root, filepath.FromSlash(VOCSets), name+".txt")
-		data, err := os.ReadFile(file)
+		data, err := readLimited(file, maxBytes)
 		if err != nil {
-			ps.add(file, 0, Error, KindMissingFile, "cannot read split list: %v", err)
+			ps.addReadError(file, 0, "split list", err)
 			continue
 		}
 		for n, raw := range strings.Split(string(data), "\n") {

@@ -147,7 +147,9 @@ func (d *Detector) SetObjBias(v float32) error {
 // Net returns the graph for n images of h x w pixels, building it on first
 // use. train selects a training graph (OnBuild attaches its losses; use
 // Graph.Step) or an inference graph (Graph.Forward only). Graphs are never
-// rebuilt: call it every step.
+// rebuilt: call it every step. A graph that would need more memory than the
+// machine has available is refused before it is built (*MemoryError, see
+// CheckMemory).
 func (d *Detector) Net(n, h, w int, train bool) (*Net, error) {
 	k := netKey{n, h, w, train}
 	if net, ok := d.nets[k]; ok {
@@ -158,6 +160,9 @@ func (d *Detector) Net(n, h, w int, train bool) (*Net, error) {
 	}
 	if n < 1 {
 		return nil, fmt.Errorf("model: batch size %d", n)
+	}
+	if err := CheckMemory(d.Spec, n, h, w, train, int64(d.Params.ArenaBytes())); err != nil {
+		return nil, fmt.Errorf("model: %w", err)
 	}
 	b := nn.NewBuilder(d.Params, []int{n, d.Spec.InChannels, h, w})
 	built, err := yolo.Build(d.Spec, b)

@@ -7,6 +7,12 @@
 // (DetectSplit, Evaluate, Score: VOC mAP or COCO AP exactly as pkg/metrics
 // computes them).
 //
+// Memory: a graph whose input size would need more memory than the machine
+// has available (AvailableMemory: MemAvailable, cgroup, ulimit -v,
+// GOMEMLIMIT) is refused before anything is allocated, with the largest
+// size that fits (CheckMemory, MemoryNeed; Net checks every new graph, the
+// tools check the sizes a run asks for first: CheckSizes).
+//
 // Imports (make vet checks it): of this module only pkg/anchor,
 // pkg/atomicfile, pkg/augment, pkg/box, pkg/checkpoint, pkg/config,
 // pkg/dataset, pkg/draw, pkg/metrics, pkg/nn, pkg/weights, pkg/yolo,

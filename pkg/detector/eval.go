@@ -69,6 +69,9 @@ func (d *Detector) DetectImages(imgs []*dataset.Image, size int) ([][]box.Scored
 	if len(imgs) == 0 {
 		return nil, nil
 	}
+	if err := CheckMemory(d.Spec, len(imgs), size, size, false, int64(d.Params.ArenaBytes())); err != nil {
+		return nil, err
+	}
 	aug := EvalAugment(d.Config)
 	plane := 3 * size * size
 	input := make([]float32, len(imgs)*plane) // [N, 3, size, size]
@@ -104,6 +107,9 @@ func DetectSplit(ctx context.Context, d *Detector, sp *dataset.Split, opt EvalOp
 		return nil, nil, fmt.Errorf("eval: split %q of %s has no images", sp.Name, sp.Where)
 	}
 	bs := min(opt.BatchSize, n)
+	if err := CheckMemory(d.Spec, bs, opt.Size, opt.Size, false, int64(d.Params.ArenaBytes())); err != nil {
+		return nil, nil, err
+	}
 	ld, err := augment.NewLoader(augment.LoaderConfig{
 		Source: sp.Source, Augment: EvalAugment(d.Config), BatchSize: bs,
 		EvalSize: opt.Size, EvalInterp: EvalInterp, Workers: opt.Workers,

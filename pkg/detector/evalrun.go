@@ -52,8 +52,8 @@ func RunEval(ctx context.Context, cfg *config.Config, r EvalRun) (*metrics.Groun
 	if err != nil {
 		return nil, nil, err
 	}
-	if n := sp.Problems.Count(dataset.Warning); n > 0 {
-		r.logf("%s: %d warnings (boxes repaired or dropped; `dataset check` lists them)", sp.Where, n)
+	if sum := sp.Problems.Summary(); sum != "" {
+		r.logf("warning: %s: %s", sp.Where, sum)
 	}
 	size := r.Size
 	if size == 0 {

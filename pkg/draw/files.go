@@ -1,6 +1,7 @@
 package draw
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,10 +20,13 @@ func ImageExt(name string) bool {
 }
 
 // ListImages returns the image files of folder dir (not of its sub
-// folders): regular files with an ImageExt name that is not hidden (no
-// leading '.'), as dir joined with the name, in name (byte) order. A folder
-// without any gives an empty list and no error; an unreadable folder gives
-// os.ReadDir's error.
+// folders): files with an ImageExt name that is not hidden (no leading '.'),
+// as dir joined with the name, in name (byte) order. Symbolic links are
+// followed: a link to a regular file is listed like the file, a link to a
+// folder is not, and a broken link is listed (reading it then fails with a
+// message naming it, rather than the image vanishing without a word). A
+// folder without any gives an empty list and no error; an unreadable folder
+// gives os.ReadDir's error.
 func ListImages(dir string) ([]string, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -30,9 +34,20 @@ func ListImages(dir string) ([]string, error) {
 	}
 	var out []string
 	for _, e := range ents {
-		if e.Type().IsRegular() && ImageExt(e.Name()) && !strings.HasPrefix(e.Name(), ".") {
-			out = append(out, filepath.Join(dir, e.Name()))
+		if !ImageExt(e.Name()) || strings.HasPrefix(e.Name(), ".") {
+			continue
 		}
+		p := filepath.Join(dir, e.Name())
+		switch t := e.Type(); {
+		case t.IsRegular():
+		case t&fs.ModeSymlink != 0:
+			if st, err := os.Stat(p); err == nil && !st.Mode().IsRegular() {
+				continue // a link to a folder or a device
+			}
+		default:
+			continue
+		}
+		out = append(out, p)
 	}
 	slices.Sort(out)
 	return out, nil

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -46,5 +47,28 @@ func TestListImages(t *testing.T) {
 	}
 	if _, err := ListImages(filepath.Join(dir, "absent")); !os.IsNotExist(err) {
 		t.Errorf("missing folder: %v", err)
+	}
+}
+
+// TestListImagesSymlinks: links to image files are listed like the files
+// (detect-infer used to skip them without a word), links to folders are not,
+// and a broken link is listed so that reading it reports it.
+func TestListImagesSymlinks(t *testing.T) {
+	dir := t.TempDir()
+	other := t.TempDir()
+	real := filepath.Join(other, "real.png")
+	if err := os.WriteFile(real, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Mkdir(filepath.Join(other, "sub.jpg"), 0o755)
+	for name, target := range map[string]string{"a.png": real, "b.jpg": filepath.Join(other, "sub.jpg"), "c.jpeg": filepath.Join(other, "gone.jpeg")} {
+		if err := os.Symlink(target, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := ListImages(dir)
+	want := []string{filepath.Join(dir, "a.png"), filepath.Join(dir, "c.jpeg")}
+	if err != nil || !slices.Equal(got, want) {
+		t.Errorf("ListImages = %v, %v; want %v", got, err, want)
 	}
 }

@@ -256,6 +256,9 @@ func ParseCOCOResults(name string, data []byte, gt *GroundTruth) ([]Detection, e
 			BBox: [4]float64{d.BBox[0], d.BBox[1], d.BBox[2], d.BBox[3]}, Score: *d.Score})
 	}
 	if _, err := dec.Token(); err != nil { // closing ]
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%s: truncated: the file ends at %s after %d detections, without the ']' that closes the array (cut short?)", name, lineCol(data, int64(len(data))), len(dets))
+		}
 		return nil, jsonError(name, data, err)
 	}
 	if off := skipWS(data, dec.InputOffset()); off < int64(len(data)) {

@@ -18,6 +18,7 @@
 //	out<s>.box_cls  list<float32|float16>  sparse: per stored cell x, y, w, h, cls[C] logits, [n, 4+C]
 //	feat.<name>       list<float32|float16>  named feature map, row-major
 //	feat.<name>.shape list<int32>            its shape
+//	view_sha256     binary               SHA-256 of the view's input pixels (View.PixelHash; version 2)
 //	crc32c          uint32               CRC-32C of the row's values in every other column
 //
 // Channel layout of a head output is PaddleDetection's: for anchor a of the
@@ -32,6 +33,9 @@
 //
 // Every row carries a CRC-32C of its values, checked on read: a flipped bit in
 // a teacher output is an error, not a silently different soft target.
+//
+// The schema version is 2 (Version); version 1 files, without view_sha256,
+// are still read (their views carry no PixelHash).
 //
 // The schema metadata carries the format name and version, the teacher's
 // config hash, class list, anchors and masks, channel counts per scale, the

@@ -2,6 +2,7 @@ package softtarget
 
 import (
 	"bytes"
+	"io"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -46,4 +47,19 @@ func RawStream(m Meta, edit map[string]string) ([]byte, error) {
 	}
 	w.Close()
 	return buf.Bytes(), nil
+}
+
+// NewStreamWriterVersion is NewStreamWriter writing schema version version
+// (1: as teacher-dump wrote before pixel hashes), for reading tests.
+func NewStreamWriterVersion(w io.Writer, meta Meta, version int) (*Writer, error) {
+	wr, err := newWriter(meta, nil)
+	if err != nil {
+		return nil, err
+	}
+	meta.Version = version
+	wr.l = newLayout(meta)
+	wr.cols = make([]colBuf, len(wr.l.kinds))
+	wr.resetCols()
+	wr.rw = ipc.NewWriter(w, ipc.WithSchema(wr.l.schema))
+	return wr, nil
 }

@@ -16,8 +16,20 @@ import (
 // FormatName identifies the format in the schema metadata.
 const FormatName = "yolodistill-softtarget"
 
-// Version is the schema version this package writes and reads.
-const Version = 1
+// Version is the schema version this package writes. It reads versions
+// MinVersion to Version:
+//   - 1: the columns of the package doc without view_sha256;
+//   - 2: adds view_sha256, the SHA-256 of each view's input pixels (see
+//     View.PixelHash), so that a reader can verify that the view it rebuilds
+//     is the one the teacher saw. A version 1 file reads with PixelHash nil:
+//     its views cannot be verified (student-train says so once).
+const Version = 2
+
+// MinVersion is the oldest schema version this package reads.
+const MinVersion = 1
+
+// PixelHashSize is the length of View.PixelHash when recorded.
+const PixelHashSize = 32
 
 // Schema metadata keys.
 const (
@@ -32,6 +44,7 @@ const (
 	KeyThreshold  = "softtarget.threshold"  // sparse: objectness probability threshold
 	KeyFeatures   = "softtarget.features"   // JSON array of feature names
 	KeyReplay     = "softtarget.replay"     // JSON object, setting name -> value text (Meta.Replay); absent in older files
+	KeyData       = "softtarget.data"       // JSON object, setting name -> value text (Meta.Data); optional, informative
 	KeyTrailer    = "softtarget.trailer"    // trailer batch: number of views
 	KeyBatchRows  = "softtarget.batch_rows" // trailer batch: rows per data batch, comma-separated
 	KeyIndex      = "softtarget.index"      // trailer batch: "id:view" per row, space-separated
@@ -126,7 +139,18 @@ type Meta struct {
 	// existed; the key is absent). Writers record every setting their views
 	// can depend on, and only those.
 	Replay map[string]string
+	// Data describes where the views' images came from (the writer's data
+	// settings, e.g. "data.root", "data.synth.seed": setting name -> value
+	// text). It is informative, never compared by CheckCompatible (a dataset
+	// may live in another folder on another machine): a reader that finds a
+	// view whose pixels differ from the teacher's (View.PixelHash) names the
+	// settings that differ. nil: not recorded.
+	Data map[string]string
 }
+
+// HasPixelHashes reports whether the file's views carry View.PixelHash
+// (schema version 2 and later).
+func (m Meta) HasPixelHashes() bool { return m.Version >= 2 }
 
 // NumScales is len(Masks).
 func (m *Meta) NumScales() int { return len(m.Masks) }
@@ -154,6 +178,11 @@ func (m *Meta) validate() error {
 	for k := range m.Replay {
 		if k == "" {
 			return errors.New("empty replay setting name")
+		}
+	}
+	for k := range m.Data {
+		if k == "" {
+			return errors.New("empty data setting name")
 		}
 	}
 	seen := map[string]bool{}
@@ -186,10 +215,13 @@ func (m *Meta) metadata() (keys, vals []string) {
 		feats = []string{}
 	}
 	keys = []string{KeyFormat, KeyVersion, KeyTeacher, KeyClasses, KeyAnchors, KeyMasks, KeyChannels, KeyEncoding, KeyThreshold, KeyFeatures}
-	vals = []string{FormatName, strconv.Itoa(Version), m.TeacherConfigHash, js(m.Classes), js(m.Anchors), js(m.Masks), js(ch),
+	vals = []string{FormatName, strconv.Itoa(m.Version), m.TeacherConfigHash, js(m.Classes), js(m.Anchors), js(m.Masks), js(ch),
 		m.Encoding.String(), strconv.FormatFloat(m.Encoding.Threshold, 'g', -1, 64), js(feats)}
 	if m.Replay != nil {
 		keys, vals = append(keys, KeyReplay), append(vals, js(m.Replay)) // encoding/json sorts map keys
+	}
+	if m.Data != nil {
+		keys, vals = append(keys, KeyData), append(vals, js(m.Data))
 	}
 	return keys, vals
 }
@@ -216,8 +248,8 @@ func parseMeta(get func(string) (string, bool)) (Meta, error) {
 	if err != nil {
 		return m, fmt.Errorf("bad schema version %q", v)
 	}
-	if m.Version != Version {
-		return m, fmt.Errorf("soft-target schema version %d, this program reads version %d", m.Version, Version)
+	if m.Version < MinVersion || m.Version > Version {
+		return m, fmt.Errorf("soft-target schema version %d, this program reads versions %d to %d (written by a newer teacher-dump? update this program)", m.Version, MinVersion, Version)
 	}
 	if m.TeacherConfigHash, err = must(KeyTeacher); err != nil {
 		return m, err
@@ -243,6 +275,11 @@ func parseMeta(get func(string) (string, bool)) (Meta, error) {
 		}
 		if m.Replay == nil { // "null"
 			return m, fmt.Errorf("schema metadata %s: %q is not a JSON object", KeyReplay, s)
+		}
+	}
+	if s, ok := get(KeyData); ok {
+		if err := json.Unmarshal([]byte(s), &m.Data); err != nil || m.Data == nil {
+			return m, fmt.Errorf("schema metadata %s: %q is not a JSON object of strings", KeyData, s)
 		}
 	}
 	enc, err := must(KeyEncoding)

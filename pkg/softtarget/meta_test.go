@@ -73,7 +73,8 @@ func TestSchemaMetadataErrors(t *testing.T) {
 		edit map[string]string
 		want string
 	}{
-		{"newer version", map[string]string{softtarget.KeyVersion: "2"}, "schema version 2, this program reads version 1"},
+		{"newer version", map[string]string{softtarget.KeyVersion: "3"}, "schema version 3, this program reads versions 1 to 2"},
+		{"version 0", map[string]string{softtarget.KeyVersion: "0"}, "schema version 0"},
 		{"not ours", map[string]string{softtarget.KeyFormat: ""}, "not a soft-target file"},
 		{"no teacher hash", map[string]string{softtarget.KeyTeacher: ""}, "no " + softtarget.KeyTeacher},
 		{"bad classes", map[string]string{softtarget.KeyClasses: "[1,"}, softtarget.KeyClasses},

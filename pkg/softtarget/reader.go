@@ -577,6 +577,17 @@ func (r *Reader) decodeRow(rec arrow.RecordBatch, i int, dst *View) (err error) 
 			return fmt.Errorf("scale %d: %w", s, err)
 		}
 	}
+	dst.PixelHash = dst.PixelHash[:0]
+	if l.cHash >= 0 {
+		h := colAs[*array.Binary](rec, l.cHash).Value(i)
+		if len(h) != 0 && len(h) != PixelHashSize {
+			return fmt.Errorf("pixel hash of %d bytes, want %d", len(h), PixelHashSize)
+		}
+		dst.PixelHash = append(dst.PixelHash, h...)
+	}
+	if len(dst.PixelHash) == 0 {
+		dst.PixelHash = nil
+	}
 	if len(m.Features) == 0 {
 		dst.Features = nil
 		return nil

@@ -36,10 +36,14 @@ type layout struct {
 	cOut                                     []int // dense, per scale
 	cObj, cIdx, cBoxCls                      []int // sparse, per scale
 	cFeat, cFeatShape                        []int // per feature
+	cHash                                    int   // view_sha256 (version >= 2), else -1
 	cCRC                                     int   // CRC-32C of the row's other columns
 }
 
 func newLayout(m Meta) *layout {
+	if m.Version == 0 {
+		m.Version = Version
+	}
 	l := &layout{meta: m}
 	var fields []arrow.Field
 	add := func(name string, k colKind) int {
@@ -91,6 +95,10 @@ func newLayout(m Meta) *layout {
 	for _, f := range m.Features {
 		l.cFeat = append(l.cFeat, add("feat."+f, fl))
 		l.cFeatShape = append(l.cFeatShape, add("feat."+f+".shape", colListI32))
+	}
+	l.cHash = -1
+	if m.HasPixelHashes() {
+		l.cHash = add("view_sha256", colBinary)
 	}
 	l.cCRC = add("crc32c", colUint32)
 	keys, vals := m.metadata()

@@ -37,6 +37,11 @@ type View struct {
 	// Features maps a name of Meta.Features to its feature map (shape as the
 	// writer gave it, e.g. [C, H, W]).
 	Features map[string]Tensor
+	// PixelHash is the SHA-256 of the view's network input as the teacher
+	// saw it (PixelHashSize bytes; how it is computed is the writer's
+	// business: pkg/teacher's ViewHash), or nil: not recorded (a version 1
+	// file, or a writer that gave none).
+	PixelHash []byte
 }
 
 // Key names a view: image id and view index.

@@ -101,6 +101,7 @@ func CreateFile(path string, meta Meta, opts ...Option) (*Writer, error) {
 func newWriter(meta Meta, opts []Option) (*Writer, error) {
 	meta.Version = Version
 	meta.Replay = maps.Clone(meta.Replay) // the caller may change its map later
+	meta.Data = maps.Clone(meta.Data)
 	if err := meta.validate(); err != nil {
 		return nil, fmt.Errorf("soft-target metadata: %w", err)
 	}
@@ -170,6 +171,9 @@ func (w *Writer) check(v *View) error {
 	}
 	if len(v.Outputs) != m.NumScales() {
 		return fmt.Errorf("%d scale outputs, metadata declares %d", len(v.Outputs), m.NumScales())
+	}
+	if n := len(v.PixelHash); n != 0 && n != PixelHashSize {
+		return fmt.Errorf("pixel hash of %d bytes, want %d (or none)", n, PixelHashSize)
 	}
 	for s := range v.Outputs {
 		if _, _, err := checkOutputShape(&v.Outputs[s], m.Channels(s)); err != nil {
@@ -280,6 +284,13 @@ func (w *Writer) addValues(v *View) error {
 			cs.i32 = append(cs.i32, int32(d))
 		}
 		if err := cs.endRow(len(cs.i32)); err != nil {
+			return err
+		}
+	}
+	if l.cHash >= 0 {
+		ch := &c[l.cHash]
+		ch.data = append(ch.data, v.PixelHash...)
+		if err := ch.endRow(len(ch.data)); err != nil {
 			return err
 		}
 	}

@@ -36,7 +36,11 @@ func newViewCache(limitBytes int64) *viewCache {
 	return &viewCache{limit: limitBytes, m: map[[sha256.Size]byte]*cachedView{}}
 }
 
-// key hashes the input size and one image's pixels ([3, size, size]).
+// viewKey hashes the input size and one image's pixels ([3, size, size],
+// float32 in this machine's byte order: little-endian, the only order the
+// soft-target format supports): the view cache's key, and the view's pixel
+// hash in soft-target files (softtarget.View.PixelHash), which student-train
+// compares with the pixels it rebuilds.
 func viewKey(size int, pix []float32) [sha256.Size]byte {
 	h := sha256.New()
 	var b [8]byte

@@ -11,12 +11,14 @@ import (
 	"slices"
 	"time"
 
+	"yolodistill/pkg/atomicfile"
 	"yolodistill/pkg/augment"
 	"yolodistill/pkg/config"
 	"yolodistill/pkg/dataset"
 	"yolodistill/pkg/detector"
 	"yolodistill/pkg/distill"
 	"yolodistill/pkg/softtarget"
+	"yolodistill/pkg/yolo"
 )
 
 // DumpOptions configure Dump (teacher-dump's flags).
@@ -85,6 +87,12 @@ type dumper struct {
 // can be checked before anything is written.
 func (d *dumper) setup(ctx context.Context) error {
 	g := d.opt
+	if g.Out != "-" {
+		// The output must be writable before hours of teacher runs.
+		if err := atomicfile.Check(g.Out); err != nil {
+			return fmt.Errorf("--out: %w", err)
+		}
+	}
 	var err error
 	if d.teacher, err = config.Load(g.Config, g.Override); err != nil {
 		return err
@@ -117,6 +125,14 @@ func (d *dumper) setup(ctx context.Context) error {
 	if g.Batch > 0 {
 		d.batch = g.Batch
 	}
+	// The teacher runs at every size of the views: each must fit memory.
+	tspec, err := yolo.FromModelConfig(d.teacher.Model)
+	if err != nil {
+		return fmt.Errorf("%s: %w", g.Config, err)
+	}
+	if err := detector.CheckSizes(tspec, d.data, "data.augment.multi_scale", d.data.Data.Augment.MultiScale, d.batch, false); err != nil {
+		return err
+	}
 	var warn string
 	if d.det, warn, err = detector.Load(ctx, d.teacher, g.Weights, g.CacheDir); err != nil {
 		return fmt.Errorf("teacher weights: %w", err)
@@ -134,7 +150,11 @@ func (d *dumper) setup(ctx context.Context) error {
 	if d.split, err = dataset.OpenSplit(d.data, d.data.Data.TrainSplit, opt); err != nil {
 		return err
 	}
+	if sum := d.split.Problems.Summary(); sum != "" {
+		d.log("warning: training split %q: %s", d.split.Name, sum)
+	}
 	d.meta = Meta(d.teacher, g.Encoding, d.features)
+	d.meta.Data = DataSettings(d.data, g.Dataset)
 	d.aug = augment.FromConfig(d.data)
 	d.meta.Replay = d.aug.ReplaySettings(true)
 	return nil
@@ -248,12 +268,12 @@ func (d *dumper) writeBatch(w *softtarget.Writer, b *augment.Batch, epoch int) e
 	}
 	// b.Images: [n, 3, s, s]
 	pix := len(b.Images) / n
-	keys := make([][sha256.Size]byte, n)
+	keys := make([][sha256.Size]byte, n) // the views' pixel hashes, stored with them
 	cached := make([]*cachedView, n)
 	allCached := d.cache != nil
-	if d.cache != nil {
-		for i := range n {
-			keys[i] = viewKey(s, b.Images[i*pix:(i+1)*pix])
+	for i := range n {
+		keys[i] = viewKey(s, b.Images[i*pix:(i+1)*pix])
+		if d.cache != nil {
 			if cached[i] = d.cache.get(keys[i]); cached[i] == nil {
 				allCached = false
 			}
@@ -301,7 +321,7 @@ func (d *dumper) writeBatch(w *softtarget.Writer, b *augment.Batch, epoch int) e
 				d.cache.put(keys[i], ov, fo)
 			}
 		}
-		v.ImageID, v.File, v.ViewIndex, v.Aug = sm.ID, sm.File, epoch, aug
+		v.ImageID, v.File, v.ViewIndex, v.Aug, v.PixelHash = sm.ID, sm.File, epoch, aug, keys[i][:]
 		for k, sh := range net.Shapes {
 			v.Outputs[k] = softtarget.Tensor{Shape: []int{sh[1], sh[2], sh[3]}, Data: ov[k]}
 		}

@@ -2,6 +2,7 @@ package teacher
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 
 	"yolodistill/pkg/config"
@@ -61,4 +62,38 @@ func CheckStudent(st, teacher *config.Config, teacherPath string) error {
 		}
 	}
 	return nil
+}
+
+// DataSettings describes where cfg's training views come from, for
+// soft-target metadata (softtarget.Meta.Data) and for messages about views
+// whose pixels differ from the teacher's: data.format, data.root (root when
+// not "", as teacher-dump's --dataset replaces it), data.train_split and,
+// for the synthetic set, every data.synth setting. Values are text.
+func DataSettings(cfg *config.Config, root string) map[string]string {
+	d := &cfg.Data
+	if root == "" {
+		root = d.Root
+	}
+	m := map[string]string{"data.format": d.Format, "data.root": root, "data.train_split": d.TrainSplit}
+	if d.Format == "synth" {
+		s := d.Synth
+		for k, v := range map[string]any{"num_images": s.NumImages, "image_size": s.ImageSize, "min_objects": s.MinObjects,
+			"max_objects": s.MaxObjects, "min_object": s.MinObject, "max_object": s.MaxObject, "seed": s.Seed} {
+			m["data.synth."+k] = fmt.Sprint(v)
+		}
+	}
+	return m
+}
+
+// dataDiff lists the settings of DataSettings that differ between the
+// dump's (nil: not recorded) and now's, as "KEY was A for the dump, is B
+// here", sorted.
+func dataDiff(dumped, now map[string]string) []string {
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(now)) {
+		if v, ok := dumped[k]; ok && v != now[k] {
+			out = append(out, fmt.Sprintf("%s was %q for the dump, is %q here", k, v, now[k]))
+		}
+	}
+	return out
 }

@@ -1,12 +1,15 @@
 package teacher
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 
 	"yolodistill/pkg/augment"
@@ -161,12 +164,39 @@ type Replay struct {
 	ch      chan produced
 	wg      sync.WaitGroup
 	pending *softtarget.View // read but not yet batched (producer only)
+
+	verify replayChecks
+	sizes  map[int]bool // input sizes met so far (producer only)
+	noHash bool         // a view without a pixel hash was met (producer only)
+}
+
+// replayChecks are what Replay verifies besides the records (see
+// Session.open): the memory a new input size needs, each view's pixels
+// against the hash the dump stored, and the sizes the configuration lists.
+type replayChecks struct {
+	// fits checks that a training batch of n images of size px fits memory;
+	// nil checks nothing.
+	fits func(n, size int) error
+	// dumped and here are the data settings of the dump (nil: not
+	// recorded) and of this configuration (DataSettings), for the message
+	// about a view whose pixels differ.
+	dumped, here map[string]string
+	// multiScale are the configuration's data.augment.multi_scale sizes: a
+	// view of another size is trained on as dumped, with one warning.
+	multiScale []int
+	// replayUnchecked: some input does not record the replay settings
+	// (augment.Config.ReplaySettings), so they may differ from the dump's.
+	replayUnchecked bool
+	logf            func(format string, args ...any)
 }
 
 // openReplay makes the source at a saved state (nil: the start).
-func openReplay(ctx context.Context, cfg *config.Config, state []byte, seq *sequence, split *dataset.Split, off *Offline, need int64) (*Replay, error) {
+func openReplay(ctx context.Context, cfg *config.Config, state []byte, seq *sequence, split *dataset.Split, off *Offline, need int64, verify replayChecks) (*Replay, error) {
 	s := &Replay{seq: seq, split: split, aug: augment.FromConfig(cfg), batch: cfg.Train.BatchSize,
-		workers: cfg.Data.Workers, off: off, need: need}
+		workers: cfg.Data.Workers, off: off, need: need, verify: verify, sizes: map[int]bool{}}
+	if s.verify.logf == nil {
+		s.verify.logf = func(string, ...any) {}
+	}
 	if s.workers <= 0 {
 		s.workers = runtime.GOMAXPROCS(0)
 	}
@@ -254,6 +284,9 @@ func (s *Replay) next(ctx context.Context, index int64) (b *augment.Batch, views
 					return nil, nil, 0, fmt.Errorf("%s: input %dx%d is not square", viewName(v), v.InputH, v.InputW)
 				}
 				size = v.InputH
+				if err := s.newSize(v, size); err != nil {
+					return nil, nil, 0, err
+				}
 			} else if v.InputH != size || v.InputW != size {
 				s.pending = v
 				break
@@ -278,6 +311,11 @@ func (s *Replay) next(ctx context.Context, index int64) (b *augment.Batch, views
 		items, imgs, errs := s.rebuild(ctx, fresh, frecs, size)
 		plane := 3 * size * size
 		for i, v := range fresh {
+			if errs[i] == nil {
+				if err := s.checkPixels(v, size, imgs[i*plane:(i+1)*plane]); err != nil {
+					return nil, nil, 0, err
+				}
+			}
 			if errs[i] != nil {
 				var se *dataset.SampleError
 				if ctx.Err() == nil && dataset.Skippable(errs[i]) && errors.As(errs[i], &se) {
@@ -301,6 +339,59 @@ func (s *Replay) next(ctx context.Context, index int64) (b *augment.Batch, views
 	}
 	b.Skipped = skipped
 	return b, views, consumed, nil
+}
+
+// newSize checks an input size met for the first time: its training graph
+// must fit memory (before its batch is allocated: a damaged or hostile file
+// may name any size), and a size data.augment.multi_scale does not list gets
+// one warning (offline distillation trains at the dumped sizes).
+func (s *Replay) newSize(v *softtarget.View, size int) error {
+	if s.sizes[size] {
+		return nil
+	}
+	s.sizes[size] = true
+	if s.verify.fits != nil {
+		if err := s.verify.fits(s.batch, size); err != nil {
+			return fmt.Errorf("%s: input size %d: %w", viewName(v), size, err)
+		}
+	}
+	if len(s.verify.multiScale) > 0 && !slices.Contains(s.verify.multiScale, size) {
+		s.verify.logf("warning: the soft targets hold views of %d px, which data.augment.multi_scale %v does not list: offline distillation trains at the sizes teacher-dump rebuilt the views at, so data.augment.multi_scale is not used (dump with teacher-dump --student-override data.augment.multi_scale=... for other sizes)",
+			size, s.verify.multiScale)
+	}
+	return nil
+}
+
+// checkPixels compares a rebuilt view's pixels ([3, size, size]) with the
+// hash the dump stored for the pixels the teacher saw: a mismatch stops the
+// run, naming the image, the view and what can explain it. A view without a
+// hash (an older file) cannot be checked.
+func (s *Replay) checkPixels(v *softtarget.View, size int, pix []float32) error {
+	if v.PixelHash == nil {
+		if !s.noHash {
+			s.noHash = true
+			s.verify.logf("warning: %s carries no pixel hash: its pixels (and those of other such views) cannot be verified against the images here", viewName(v))
+		}
+		return nil
+	}
+	h := viewKey(size, pix)
+	if bytes.Equal(h[:], v.PixelHash) {
+		return nil
+	}
+	why := "the image differs from the one the teacher saw (another dataset under the same file names, or a replaced or re-encoded file?), or the augmentations round differently in this build (another build or architecture of these tools: dump the soft targets with this build)"
+	if d := dataDiff(s.verify.dumped, s.verify.here); len(d) > 0 {
+		why = "the soft targets come from other pictures: " + strings.Join(d, "; ")
+	} else if root, ok := s.verify.here["data.root"]; ok && s.verify.dumped != nil {
+		where := fmt.Sprintf("data.root %q", root)
+		if s.verify.here["data.format"] == "synth" && root == "" {
+			where = "the synthetic set of the same data.synth settings"
+		}
+		why = fmt.Sprintf("the dump and this run read %s, yet the pixels differ: an image file was replaced or re-encoded since the dump, or the augmentations round differently in this build (another build or architecture of these tools: dump the soft targets with this build)", where)
+	}
+	if s.verify.replayUnchecked {
+		why += "; or this configuration's data.augment mean, std or expand fill differ from the dump's (the soft targets do not record them)"
+	}
+	return fmt.Errorf("%s: the view rebuilt here is not the one the teacher saw (its pixel hash differs from the dump's): %s; stopped at the first such view", viewName(v), why)
 }
 
 // check validates a view's record against the student's split and decodes it

@@ -55,6 +55,9 @@ type Session struct {
 	opened  bool
 	logf    func(format string, args ...any)
 	Summary string // one line saying what the session distils from
+	// Recipe describes the distillation for checkpoints (train.Options.Recipe):
+	// loss, weight, pairs, and online or offline.
+	Recipe string
 }
 
 // Setup makes the recipe of the student configuration, checks the teacher
@@ -104,11 +107,41 @@ func Setup(ctx context.Context, opt Options) (s *Session, err error) {
 			return s, fmt.Errorf("teacher %s: %w", teacherPath, err)
 		}
 	}
+	if tspec != nil {
+		// Pairs whose shapes cannot match fail here, not at iteration 0.
+		sspec, err := yolo.FromModelConfig(cfg.Model)
+		if err != nil {
+			rec.Close()
+			return s, fmt.Errorf("%s: %w", configName(cfg), err)
+		}
+		if err := rec.CheckShapes(sspec, tspec, cfg.Data.Augment.MultiScale); err != nil {
+			rec.Close()
+			var se *distill.ShapeError
+			if errors.As(err, &se) {
+				return s, cfg.Errorf(se.Key, "%s", se.Msg) // blamed on -o when an override set it
+			}
+			return s, fmt.Errorf("%s: %w", configName(cfg), err)
+		}
+	}
 	want := Want(cfg, rec, tc)
+	s.Recipe = fmt.Sprintf("%s distillation, weight %g", rec.Kind, cfg.Distill.Weight)
+	if n := len(cfg.Distill.Pairs); n > 0 {
+		s.Recipe += fmt.Sprintf(", %d pairs", n)
+	}
+	if opt.Weights != "" {
+		s.Recipe += ", online"
+	} else {
+		s.Recipe += ", offline"
+	}
 	if opt.Weights != "" {
 		s.Student = distill.NewStudent(rec, nil, cfg.Model.AnchorMasks)
 		if tc == nil {
 			return s, errors.New("online mode needs the teacher configuration: -t TEACHER (or distill.teacher in the student configuration)")
+		}
+		// The teacher runs beside the student on every batch: its graphs
+		// must fit memory too.
+		if err := detector.CheckSizes(tspec, cfg, "data.augment.multi_scale", cfg.Data.Augment.MultiScale, cfg.Train.BatchSize, false); err != nil {
+			return s, fmt.Errorf("teacher %s: %w", teacherPath, err)
 		}
 		if s.Online, err = NewOnline(ctx, tc, teacherPath, opt.Weights, opt.CacheDir, rec, want, s.logf); err != nil {
 			return s, err
@@ -140,6 +173,11 @@ func Setup(ctx context.Context, opt Options) (s *Session, err error) {
 		if err := r.CheckCompatible(want); err != nil {
 			return s, err
 		}
+		if !r.Meta().HasPixelHashes() {
+			s.logf("warning: %s was written by an older teacher-dump (soft-target schema version %d) and carries no pixel hashes: "+
+				"the views rebuilt here cannot be verified to be the ones the teacher saw; re-dump it with this teacher-dump to have them checked",
+				path, r.Meta().Version)
+		}
 		if r.Meta().Replay == nil {
 			s.logf("warning: %s predates the augmentation-settings check (no %s in its metadata): "+
 				"cannot verify that it was dumped with this configuration's data.augment mean, std and expand fill; re-dump it with this teacher-dump to have them checked",
@@ -153,6 +191,9 @@ func Setup(ctx context.Context, opt Options) (s *Session, err error) {
 	}
 	if s.split, err = dataset.OpenSplit(cfg, cfg.Data.TrainSplit, dataset.SplitOptions{}); err != nil {
 		return s, err
+	}
+	if sum := s.split.Problems.Summary(); sum != "" {
+		s.logf("warning: training split %q: %s", cfg.Data.TrainSplit, sum)
 	}
 	s.seq = newSequence(s.ins)
 	if s.seq.cycle {
@@ -205,7 +246,34 @@ func (s *Session) open(ctx context.Context, cfg *config.Config, state []byte) (t
 	if need <= 0 {
 		return nil, fmt.Errorf("soft-target position %q: %d batches done, train.max_iters is %d", state, st.Batches, cfg.Train.MaxIters)
 	}
-	return openReplay(ctx, cfg, state, s.seq, s.split, s.Offline, need)
+	spec, err := yolo.FromModelConfig(cfg.Model)
+	if err != nil {
+		return nil, err
+	}
+	var held float64 // the largest graph checked so far: later ones reuse its buffers
+	verify := replayChecks{
+		fits: func(n, size int) error {
+			if err := detector.CheckMemory(spec, n, size, size, true, int64(held)); err != nil {
+				return err
+			}
+			if need, err := detector.MemoryNeed(spec, n, size, size, true); err == nil {
+				held = max(held, need)
+			}
+			return nil
+		},
+		here:       DataSettings(cfg, ""),
+		multiScale: cfg.Data.Augment.MultiScale,
+		logf:       s.logf,
+	}
+	for _, in := range s.ins {
+		if d := in.r.Meta().Data; d != nil && verify.dumped == nil {
+			verify.dumped = d
+		}
+		if in.r.Meta().Replay == nil {
+			verify.replayUnchecked = true
+		}
+	}
+	return openReplay(ctx, cfg, state, s.seq, s.split, s.Offline, need, verify)
 }
 
 // Err is the first error of a distillation loss (losses cannot fail inside

@@ -93,8 +93,16 @@ type Options struct {
 	Open OpenSource
 	// Hooks extend the loop.
 	Hooks Hooks
-	// Tool is stored in checkpoints' Meta["tool"].
+	// Tool is stored in checkpoints' Meta["tool"]; a checkpoint another
+	// tool wrote is refused on resume (ToolError).
 	Tool string
+	// Recipe describes the run's distillation ("none" for detect-train), in
+	// checkpoints' Meta["recipe"].
+	Recipe string
+	// Force lets a fresh run start in a run folder that holds an earlier
+	// run's checkpoints (they are overwritten as this run reaches them);
+	// without it (and without Resume) such a folder is refused.
+	Force bool
 }
 
 // Result summarises a finished (or interrupted) run.
@@ -189,14 +197,15 @@ type skippedImage struct {
 // When ctx is cancelled, the state after the last completed iteration is saved
 // as model_<iters>.ckpt and an error wrapping ctx.Err() is returned
 // (errors.Is(err, context.Canceled)).
-func Run(ctx context.Context, opt Options) (*Result, error) {
+func Run(ctx context.Context, opt Options) (res *Result, err error) {
 	if opt.Config == nil {
 		return nil, errors.New("train: no configuration")
 	}
 	if opt.Stderr == nil {
 		opt.Stderr = io.Discard
 	}
-	if opt.Open == nil {
+	loader := opt.Open == nil // batches from the configuration's loader (its sizes are data.augment.multi_scale)
+	if loader {
 		opt.Open = OpenLoader
 	}
 	if opt.Name == "" {
@@ -211,6 +220,27 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	if cfg.Eval.Metric == "coco" {
 		t.metricKey = "ap"
 	}
+	// Before any work: the run folder, the resumed checkpoint's tool and
+	// the memory the input sizes need.
+	rf, err := prepareRunFolder(opt)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			rf.failed(err, opt.Name, t.lastCkpt, t.log)
+		} else {
+			rf.succeeded()
+		}
+	}()
+	if opt.Resume != "" && opt.Tool != "" {
+		if err := CheckResume(opt.Resume, opt.Tool); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkMemory(opt.Config, loader); err != nil {
+		return nil, err
+	}
 	if err := t.setup(ctx); err != nil {
 		return nil, err
 	}
@@ -219,6 +249,7 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	rf.wrote = true
 	if err := os.MkdirAll(opt.OutDir, 0o755); err != nil {
 		return nil, fmt.Errorf("run folder: %w", err)
 	}
@@ -228,6 +259,9 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	if cfg.Data.EvalSplit != "" {
 		if t.evalSp, err = dataset.OpenSplit(cfg, cfg.Data.EvalSplit, dataset.SplitOptions{}); err != nil {
 			return nil, err
+		}
+		if sum := t.evalSp.Problems.Summary(); sum != "" {
+			t.log("warning: evaluation split %q: %s", cfg.Data.EvalSplit, sum)
 		}
 	}
 	return t.loop(ctx, start, state)
@@ -307,7 +341,7 @@ func (t *trainer) restore(ctx context.Context) (int, []byte, error) {
 		if err := t.loadOptimizer(c); err != nil {
 			return 0, nil, err
 		}
-		if c.Config != string(cfg.YAML()) {
+		if !sameConfig(c.Config, cfg) {
 			t.log("warning: %s was written with another configuration (%s); the resumed run will not repeat the original exactly",
 				t.opt.Resume, firstDiff(c.Config, string(cfg.YAML())))
 		}
@@ -456,6 +490,9 @@ func (t *trainer) snapshot(iters int, dataState []byte) *checkpoint.Checkpoint {
 	if t.opt.Tool != "" {
 		c.Meta["tool"] = t.opt.Tool
 	}
+	if t.opt.Recipe != "" {
+		c.Meta["recipe"] = t.opt.Recipe
+	}
 	if !math.IsInf(t.best, -1) {
 		c.Meta["best_score"] = strconv.FormatFloat(t.best, 'g', -1, 64)
 	}
@@ -536,6 +573,11 @@ func (t *trainer) loop(ctx context.Context, start int, state []byte) (*Result, e
 			return nil, err
 		}
 		defer func() { src.Close() }()
+		if ps, ok := src.(interface{ Problems() dataset.Problems }); ok {
+			if sum := ps.Problems().Summary(); sum != "" {
+				t.log("warning: training split %q: %s", cfg.Data.TrainSplit, sum)
+			}
+		}
 		state = src.State()
 		t.skips = detector.SkipTally(cfg, src.Images())
 		t.skips.Add(t.resumedSkips)

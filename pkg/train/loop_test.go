@@ -237,7 +237,8 @@ func TestNonFiniteLossStops(t *testing.T) {
 }
 
 // TestKeepLast: periodic checkpoints beyond train.keep_last are removed, the
-// newest kept; a later-numbered file of an earlier run is left alone.
+// newest kept; a later-numbered file of an earlier run (started over with
+// Force) is left alone.
 func TestKeepLast(t *testing.T) {
 	cfg := tinyConfig(t, "train.max_iters=5", "train.snapshot_iter=1", "train.keep_last=2")
 	b := fixedBatch(t, cfg)
@@ -247,7 +248,7 @@ func TestKeepLast(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := Run(context.Background(), Options{
-		Config: cfg, OutDir: dir,
+		Config: cfg, OutDir: dir, Force: true,
 		Open: func(context.Context, *config.Config, []byte) (Source, error) { return fixedSource{b}, nil },
 	}); err != nil {
 		t.Fatal(err)

@@ -36,9 +36,14 @@ type OpenSource func(ctx context.Context, cfg *config.Config, state []byte) (Sou
 // loaderSource is the default Source: the configuration's training split
 // through a shuffling, augmenting augment.Loader.
 type loaderSource struct {
-	l *augment.Loader
-	n int
+	l  *augment.Loader
+	n  int
+	sp *dataset.Split
 }
+
+// Problems are the problems the reader found in the split (warnings: boxes
+// repaired or dropped); the loop reports them in one line.
+func (s loaderSource) Problems() dataset.Problems { return s.sp.Problems }
 
 // loaderState is the JSON form of a loader position in checkpoints.
 type loaderState struct {
@@ -71,7 +76,7 @@ func OpenLoader(ctx context.Context, cfg *config.Config, state []byte) (Source, 
 	if err := l.Start(ctx, pos); err != nil {
 		return nil, fmt.Errorf("data: split %q of %s: %w", cfg.Data.TrainSplit, sp.Where, err)
 	}
-	return loaderSource{l, sp.Source.Len()}, nil
+	return loaderSource{l, sp.Source.Len(), sp}, nil
 }
 
 func (s loaderSource) Next(ctx context.Context) (*augment.Batch, error) { return s.l.Next(ctx) }

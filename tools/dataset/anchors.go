@@ -38,6 +38,7 @@ type anchorsCmd struct {
 	Decimals  int    `default:"0" help:"decimals the anchors are rounded to (0: whole pixels, as YOLO configs use)."`
 	Images    string `enum:"header,none" default:"header" help:"image check: header (read each image's size from its file) or none (trust the annotation's size)."`
 	JSON      bool   `name:"json" help:"write one JSON object instead of the YAML snippet."`
+	limitFlags
 }
 
 // anchorsReport is anchors' --json output. Anchors are [w, h] pixels at
@@ -106,7 +107,11 @@ func (c *anchorsCmd) Run(e *env) error {
 			e.log.Printf("%s has no %s/trainval.txt; fitting to every annotation (--split chooses)", c.Path, dataset.VOCSets)
 		}
 	}
-	ds, ps, err := source{format: format, path: c.Path, split: split, classes: splitClasses(c.Classes), imageRoot: c.ImageRoot, images: mode, maxPixels: dataset.DefaultMaxPixels}.read()
+	lim, err := c.limits()
+	if err != nil {
+		return err
+	}
+	ds, ps, err := source{format: format, path: c.Path, split: split, classes: splitClasses(c.Classes), imageRoot: c.ImageRoot, images: mode, maxPixels: dataset.DefaultMaxPixels, limits: lim}.read()
 	if err != nil {
 		return err
 	}

@@ -21,7 +21,16 @@
 // systems), or copied, symbolically linked, or left out (--images). A VOC
 // output gets ImageSets/Main/<--out-split>.txt listing every image; a COCO
 // output is OUT/annotations.json with the images under OUT/images/. An input
-// with errors is not converted unless --skip-bad leaves the bad images out.
+// with errors is not converted unless --skip-bad leaves the bad images out;
+// even then an input file that cannot be read (a COCO JSON file that is
+// missing, unreadable, over --max-annotation-mb or not JSON; a missing split
+// list), or an input with no usable image, is an error and nothing is written.
+//
+// check, convert and anchors refuse annotation files over --max-annotation-mb
+// (default 1024) before reading them, and leave out images with more than
+// --max-objects (default 10000) objects; the configuration's
+// data.max_annotation_mb and data.max_objects do the same for the other
+// tools.
 //
 // Subcommands implement Run(*env) error (kong binds *env): a nil error is
 // exit 0, an exitCode error exits with its code silently, a cli.UsageError exits
@@ -93,6 +102,7 @@ type checkCmd struct {
 	Images    string `enum:"header,decode,none" default:"decode" help:"how far to check images: header (size, format, pixel limit), decode (also truncated/corrupt data), none."`
 	MaxPixels int    `default:"67108864" placeholder:"N" help:"reject images with more pixels than this, before decoding."`
 	JSON      bool   `name:"json" help:"write one JSON object instead of lines."`
+	limitFlags
 }
 
 func (c *checkCmd) Run(e *env) error {
@@ -100,7 +110,11 @@ func (c *checkCmd) Run(e *env) error {
 	if err != nil {
 		return cli.UsageError{Err: err}
 	}
-	src := source{format: c.Format, path: c.Path, split: c.Split, classes: splitClasses(c.Classes), imageRoot: c.ImageRoot, images: mode, maxPixels: c.MaxPixels}
+	lim, err := c.limits()
+	if err != nil {
+		return err
+	}
+	src := source{format: c.Format, path: c.Path, split: c.Split, classes: splitClasses(c.Classes), imageRoot: c.ImageRoot, images: mode, maxPixels: c.MaxPixels, limits: lim}
 	if src.format, err = src.formatName(); err != nil {
 		return err
 	}
@@ -139,6 +153,7 @@ type convertCmd struct {
 	Check     string `enum:"header,decode,none" default:"header" help:"how far input images are checked before converting."`
 	SkipBad   bool   `help:"leave out images with errors instead of refusing to convert."`
 	MaxPixels int    `default:"67108864" placeholder:"N" help:"image pixel limit."`
+	limitFlags
 }
 
 func (c *convertCmd) Run(e *env) error {
@@ -148,7 +163,14 @@ func (c *convertCmd) Run(e *env) error {
 		// Linking needs the files; a missing one is reported by the writer.
 		e.log.Printf("warning: --check none: input images are not checked before they are written (--images %s)", c.Images)
 	}
-	ds, ps, err := source{format: c.From, path: c.In, split: c.Split, classes: splitClasses(c.Classes), imageRoot: c.ImageRoot, images: mode, maxPixels: c.MaxPixels}.read()
+	lim, err := c.limits()
+	if err != nil {
+		return err
+	}
+	if err := dataset.CheckOutDir(c.Out); err != nil {
+		return err
+	}
+	ds, ps, err := source{format: c.From, path: c.In, split: c.Split, classes: splitClasses(c.Classes), imageRoot: c.ImageRoot, images: mode, maxPixels: c.MaxPixels, limits: lim}.read()
 	if err != nil {
 		return err
 	}
@@ -161,10 +183,17 @@ func (c *convertCmd) Run(e *env) error {
 			e.log.Printf("%d errors in %s; nothing written (--skip-bad leaves the bad images out)", n, c.In)
 			return exitCode(cli.ExitFailure)
 		}
+		// --skip-bad leaves out images, never whole input files: an input
+		// that could not be read is not an empty dataset.
+		if whole := wholeFileErrors(ps, c.From, c.In); len(whole) > 0 {
+			e.log.Printf("%s could not be read (%s); nothing written: --skip-bad leaves out bad images, not unreadable input files", whole[0].File, whole[0].Message)
+			return exitCode(cli.ExitFailure)
+		}
+		if len(ds.Samples) == 0 {
+			e.log.Printf("%d errors in %s and no usable image; nothing written", n, c.In)
+			return exitCode(cli.ExitFailure)
+		}
 		e.log.Printf("%d errors in %s; their images are left out (--skip-bad)", n, c.In)
-	}
-	if err := dataset.CheckOutDir(c.Out); err != nil {
-		return err
 	}
 	err = dataset.WriteDir(c.Out, func(tmp string) error {
 		if err := dataset.Write(tmp, c.To, ds, dataset.WriteOptions{Split: c.OutSplit, Images: imgMode}); err != nil {

@@ -77,6 +77,17 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return code
 	}
 	log := cli.Logger{Name: name, W: stderr}
+	// Outputs are checked before any work.
+	if g.JSON != "" && g.JSON != "-" {
+		if err := atomicfile.Check(g.JSON); err != nil {
+			return log.Fail(fmt.Errorf("--json: %w", err))
+		}
+	}
+	if g.PRDir != "" {
+		if err := atomicfile.CheckDir(g.PRDir); err != nil {
+			return log.Fail(fmt.Errorf("--pr-dir: %w", err))
+		}
+	}
 	var err error
 	switch {
 	case g.Config != "" && (g.GT != "" || g.Dets != ""):

@@ -16,7 +16,12 @@ package main
 // RESULTS` gives on the results file this mode writes. The results file (a
 // COCO results array; image_id = the dataset's image id, for VOC the position
 // in the split list; category_id = label + 1) goes to --results FILE, by
-// default bbox.json beside --json FILE, else beside the checkpoint.
+// default bbox.json beside --json FILE, else beside the checkpoint (skipped
+// with a warning when that folder cannot be written, or the checkpoint is a
+// URL). Every output path is checked before the model runs. --size (or
+// eval.size) must fit this machine's memory at eval.batch_size (checked
+// first). A checkpoint URL is downloaded with --connect-timeout and
+// --idle-timeout.
 
 import (
 	"context"
@@ -25,6 +30,8 @@ import (
 	"io"
 	"path/filepath"
 
+	"yolodistill/pkg/atomicfile"
+	"yolodistill/pkg/checkpoint"
 	"yolodistill/pkg/cli"
 	"yolodistill/pkg/config"
 	"yolodistill/pkg/detector"
@@ -40,49 +47,86 @@ type modelFlags struct {
 	Dataset  string   `placeholder:"PATH" help:"Model mode: dataset folder, replacing data.root."`
 	Size     int      `placeholder:"N" help:"Model mode: square input size, a multiple of 32 (default: eval.size)."`
 	Results  string   `placeholder:"FILE" help:"Model mode: write the detections (COCO results JSON) here (default: bbox.json beside --json FILE, else beside the checkpoint)."`
+	cli.NetFlags
 }
 
-// resultsPath is where the model mode writes its COCO results file.
-func resultsPath(f *modelFlags, jsonOut string) string {
-	switch {
-	case f.Results != "":
-		return f.Results
-	case jsonOut != "" && jsonOut != "-":
-		return filepath.Join(filepath.Dir(jsonOut), "bbox.json")
+// resultsPath is where the model mode writes its COCO results file, checked
+// before any work: --results FILE must be writable (an error otherwise);
+// the default, bbox.json beside --json FILE or else beside a local
+// checkpoint, is skipped with a warning when it cannot be written there (a
+// read-only folder, a checkpoint given as a URL): the scores do not depend
+// on it. "" means no results file.
+func resultsPath(f *modelFlags, jsonOut string, log cli.Logger) (string, error) {
+	if f.Results != "" {
+		if err := atomicfile.Check(f.Results); err != nil {
+			return "", fmt.Errorf("--results: %w", err)
+		}
+		return f.Results, nil
 	}
-	return filepath.Join(filepath.Dir(f.Weights), "bbox.json")
+	var p string
+	switch {
+	case jsonOut != "" && jsonOut != "-":
+		p = filepath.Join(filepath.Dir(jsonOut), "bbox.json")
+	case checkpoint.IsURL(f.Weights):
+		log.Printf("warning: the detections are not saved (the checkpoint is a URL, so there is no folder beside it): give --results FILE to save them")
+		return "", nil
+	default:
+		p = filepath.Join(filepath.Dir(f.Weights), "bbox.json")
+	}
+	if err := atomicfile.Check(p); err != nil {
+		log.Printf("warning: the detections are not saved: %v (give --results FILE to save them elsewhere)", err)
+		return "", nil
+	}
+	return p, nil
 }
 
 // modelDetections runs the model mode up to the detections: flag checks,
 // configuration, then detector.RunEval (checkpoint, eval split, inference,
 // results file). It returns the split's ground truth in COCO form, the
 // detections and the configuration (its metric and VOC map type).
-func modelDetections(ctx context.Context, f *modelFlags, jsonOut string, log cli.Logger) (*metrics.GroundTruth, []metrics.Detection, *config.Config, error) {
+func modelDetections(ctx context.Context, f *modelFlags, jsonOut string, log cli.Logger) (*metrics.GroundTruth, []metrics.Detection, *config.Config, string, error) {
 	if f.Weights == "" {
-		return nil, nil, nil, cli.UsageError{Err: errors.New("-c needs --weights CKPT")}
+		return nil, nil, nil, "", cli.UsageError{Err: errors.New("-c needs --weights CKPT")}
 	}
+	if err := f.NetFlags.Check(); err != nil {
+		return nil, nil, nil, "", err
+	}
+	ctx = checkpoint.WithFetch(ctx, checkpoint.FetchOptions{ConnectTimeout: f.ConnectTimeout, IdleTimeout: f.IdleTimeout, Logf: log.Printf})
 	if f.Size != 0 {
 		if err := yolo.CheckInputSize(f.Size, f.Size); err != nil {
-			return nil, nil, nil, cli.UsageError{Err: fmt.Errorf("--size: %w", err)}
+			return nil, nil, nil, "", cli.UsageError{Err: fmt.Errorf("--size: %w", err)}
 		}
 	}
 	cfg, err := config.Load(f.Config, f.Override)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, "", err
+	}
+	// The input size must fit this machine's memory: checked before anything
+	// is loaded (the flag is a usage error; eval.size blames its source).
+	if f.Size != 0 {
+		if err := detector.CheckSize(cfg, cfg.Eval.BatchSize, f.Size, false); err != nil {
+			return nil, nil, nil, "", cli.Usagef("--size %d: %w", f.Size, err)
+		}
+	} else if err := detector.CheckSizes(nil, cfg, "eval.size", []int{cfg.Eval.Size}, cfg.Eval.BatchSize, false); err != nil {
+		return nil, nil, nil, "", err
+	}
+	results, err := resultsPath(f, jsonOut, log)
+	if err != nil {
+		return nil, nil, nil, "", err
 	}
 	gt, dets, err := detector.RunEval(ctx, cfg, detector.EvalRun{Weights: f.Weights, Dataset: f.Dataset, Size: f.Size,
-		Results: resultsPath(f, jsonOut), Logf: log.Printf})
+		Results: results, Logf: log.Printf})
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, "", err
 	}
-	return gt, dets, cfg, nil
+	return gt, dets, cfg, results, nil
 }
 
 // runModel is the model mode: detections (modelDetections), then the same
 // report as the --gt/--dets mode, with eval.metric and eval.map_type unless
 // --metric/--map-type were given.
 func runModel(ctx context.Context, g *grammar, stdout io.Writer, log cli.Logger) error {
-	gt, dets, cfg, err := modelDetections(ctx, &g.modelFlags, g.JSON, log)
+	gt, dets, cfg, results, err := modelDetections(ctx, &g.modelFlags, g.JSON, log)
 	if err != nil {
 		return err
 	}
@@ -92,6 +136,9 @@ func runModel(ctx context.Context, g *grammar, stdout io.Writer, log cli.Logger)
 	if g.MapType == "" {
 		g.MapType = cfg.Eval.MapType
 	}
-	g.Dets = resultsPath(&g.modelFlags, g.JSON) // names the detections in error messages
+	g.Dets = results // names the detections in error messages
+	if g.Dets == "" {
+		g.Dets = "the detections of " + g.Weights
+	}
 	return report(ctx, g, gt, dets, cfg.Eval.Metric == "voc", stdout, log)
 }

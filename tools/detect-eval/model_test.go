@@ -51,7 +51,7 @@ func TestModelFlags(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, _, err := modelDetections(context.Background(), &tc.f, "", cli.Logger{Name: name, W: &bytes.Buffer{}})
+			_, _, _, _, err := modelDetections(context.Background(), &tc.f, "", cli.Logger{Name: name, W: &bytes.Buffer{}})
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -66,14 +66,39 @@ func TestModelFlags(t *testing.T) {
 			}
 		})
 	}
-	if got := resultsPath(&modelFlags{Weights: ck, Results: "x/r.json"}, "y/s.json"); got != "x/r.json" {
-		t.Errorf("resultsPath with --results: %s", got)
-	}
-	if got := resultsPath(&modelFlags{Weights: ck}, filepath.Join("y", "s.json")); got != filepath.Join("y", "bbox.json") {
-		t.Errorf("resultsPath beside --json: %s", got)
-	}
-	if got := resultsPath(&modelFlags{Weights: ck}, "-"); got != filepath.Join(tmp, "bbox.json") {
-		t.Errorf("resultsPath with --json -: %s", got)
+	x, y := filepath.Join(tmp, "x"), filepath.Join(tmp, "y")
+	os.Mkdir(x, 0o755)
+	os.Mkdir(y, 0o755)
+	var logb bytes.Buffer
+	log := cli.Logger{Name: name, W: &logb}
+	for _, c := range []struct {
+		name    string
+		f       modelFlags
+		json    string
+		want    string
+		err     string // substring of the error
+		warning string // substring of the warning
+	}{
+		{"--results", modelFlags{Weights: ck, Results: filepath.Join(x, "r.json")}, filepath.Join(y, "s.json"), filepath.Join(x, "r.json"), "", ""},
+		{"beside --json", modelFlags{Weights: ck}, filepath.Join(y, "s.json"), filepath.Join(y, "bbox.json"), "", ""},
+		{"beside the checkpoint", modelFlags{Weights: ck}, "-", filepath.Join(tmp, "bbox.json"), "", ""},
+		{"--results in a missing folder", modelFlags{Weights: ck, Results: filepath.Join(tmp, "no", "r.json")}, "", "", "does not exist", ""},
+		{"--results is a folder", modelFlags{Weights: ck, Results: x}, "", "", "is a folder", ""},
+		{"checkpoint URL", modelFlags{Weights: "http://127.0.0.1:1/m.ckpt"}, "", "", "", "checkpoint is a URL"},
+		{"checkpoint folder missing", modelFlags{Weights: filepath.Join(tmp, "gone", "m.ckpt")}, "", "", "", "are not saved"},
+	} {
+		logb.Reset()
+		got, err := resultsPath(&c.f, c.json, log)
+		switch {
+		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+			t.Errorf("%s: error %v, want one saying %q", c.name, err, c.err)
+		case c.err == "" && err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case got != c.want:
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		case c.warning != "" && !strings.Contains(logb.String(), c.warning):
+			t.Errorf("%s: warning %q, want one saying %q", c.name, logb.String(), c.warning)
+		}
 	}
 }
 

@@ -12,7 +12,8 @@
 // threshold (default eval.draw_threshold) are drawn with "class score" tags and
 // the picture is written to DIR under the input's base name, in the input's
 // format. --infer-dir takes the folder's *.jpg, *.jpeg and *.png files (not sub
-// folders), in name order.
+// folders), in name order; symbolic links to files are followed (a broken
+// link is reported like an unreadable image).
 //
 // DIR/detections.json (or --json FILE; "-" for stdout) gets the drawn
 // detections as a JSON array of COCO result records with two extra fields:
@@ -21,7 +22,12 @@
 // in the image's pixels, "score"}. The array is sorted by image, then
 // descending score. detect-eval --dets reads it (extra fields are ignored).
 // Every file is written atomically; DIR must not be the folder of an input
-// image (inputs are never overwritten).
+// image (inputs are never overwritten). DIR and --json FILE are checked before
+// any work (a folder this process can write in; not a folder where a file is
+// meant), and so is the input size: --size (or eval.size) whose graph would
+// need more memory than the machine has available is refused with the
+// largest size that fits (a usage error for --size). A --weights URL is
+// downloaded with --connect-timeout and --idle-timeout.
 //
 // At the end a line on stderr gives the network's own speed: the wall time
 // of its forward passes only (batch 1), per image and as images/s.
@@ -42,6 +48,7 @@ import (
 
 	"yolodistill/pkg/atomicfile"
 	"yolodistill/pkg/augment"
+	"yolodistill/pkg/checkpoint"
 	"yolodistill/pkg/cli"
 	"yolodistill/pkg/config"
 	"yolodistill/pkg/dataset"
@@ -63,6 +70,7 @@ type grammar struct {
 	DrawThreshold float64  `name:"draw-threshold" default:"-1" placeholder:"X" help:"draw boxes scoring at least X, in [0, 1] (default: eval.draw_threshold)."`
 	Size          int      `placeholder:"N" help:"square input size in pixels, a multiple of 32 (default: eval.size)."`
 	JSON          string   `name:"json" placeholder:"FILE" help:"write the detections JSON here instead of DIR/detections.json ('-': stdout)."`
+	cli.NetFlags
 }
 
 func main() {
@@ -86,6 +94,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		log.Printf("error: --draw-threshold %v: want a score in [0, 1]", g.DrawThreshold)
 		return cli.ExitUsage
 	}
+	if err := g.NetFlags.Check(); err != nil {
+		return log.Fail(err)
+	}
+	ctx = checkpoint.WithFetch(ctx, checkpoint.FetchOptions{ConnectTimeout: g.ConnectTimeout, IdleTimeout: g.IdleTimeout, Logf: log.Printf})
 	cfg, err := config.Load(g.Config, g.Override)
 	if err != nil {
 		return log.Fail(err)
@@ -93,6 +105,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	size := g.Size
 	if size == 0 {
 		size = cfg.Eval.Size
+	}
+	// The input size must fit this machine's memory (one image at a time):
+	// checked before anything is loaded. The flag is a usage error; eval.size
+	// blames its source (an -o override is one too).
+	if g.Size != 0 {
+		if err := detector.CheckSize(cfg, 1, g.Size, false); err != nil {
+			return log.Fail(cli.Usagef("--size %d: %w", g.Size, err))
+		}
+	} else if err := detector.CheckSizes(nil, cfg, "eval.size", []int{size}, 1, false); err != nil {
+		return log.Fail(err)
 	}
 	thresh := g.DrawThreshold
 	if thresh == -1 {
@@ -104,6 +126,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	if err := checkOutputDir(g.OutputDir, inputs); err != nil {
 		return log.Fail(err)
+	}
+	if err := atomicfile.CheckDir(g.OutputDir); err != nil {
+		return log.Fail(fmt.Errorf("--output-dir: %w", err))
+	}
+	if g.JSON != "" && g.JSON != "-" {
+		if err := atomicfile.Check(g.JSON); err != nil {
+			return log.Fail(fmt.Errorf("--json: %w", err))
+		}
 	}
 	det, warn, err := detector.Load(ctx, cfg, g.Weights, "")
 	if err != nil {

@@ -14,13 +14,23 @@
 // default); model tensors it lacks keep their initial values and are listed,
 // tensors of another shape are an error naming them.
 //
-// The run folder (--out, default output/<config name>) receives config.yml,
+// The run folder (--out, default output/<config name>) is checked before any
+// work: a folder this process can write in, and, unless --force or -r, one
+// that holds no earlier run's checkpoints. It receives config.yml,
 // metrics.jsonl (one JSON record per train.log_iter iterations: iter, lr,
 // loss, parts, images_per_s, and eval scores), model_<N>.ckpt every
 // train.snapshot_iter iterations (the last train.keep_last kept),
 // best_model.ckpt (when data.eval_split is set), model_final.ckpt and
 // loss.png. Progress goes to stderr: a bar on a terminal (NO_COLOR unset),
 // plain lines otherwise. stdout is not used.
+//
+// A run that fails leaves FAILED.txt in its folder saying why and which
+// checkpoint to resume from, or, when it wrote nothing of value, no folder.
+// -r refuses a checkpoint that student-train wrote (naming the command that
+// resumes it). Input sizes (data.augment.multi_scale, eval.size) whose graphs
+// would need more memory than the machine has available are refused before
+// training starts. --pretrained URLs are downloaded with --connect-timeout and
+// --idle-timeout, with progress lines on stderr.
 //
 // Exit codes: 0 done, 1 failure (bad configuration or checkpoint, non-finite
 // loss: the message names the iteration and the last good checkpoint), 2
@@ -34,6 +44,7 @@ import (
 	"io"
 	"os"
 
+	"yolodistill/pkg/checkpoint"
 	"yolodistill/pkg/cli"
 	"yolodistill/pkg/nn"
 	"yolodistill/pkg/train"
@@ -48,6 +59,8 @@ type grammar struct {
 	Out        string   `name:"out" placeholder:"DIR" help:"run folder (default output/<config name>)."`
 	Pretrained string   `name:"pretrained" placeholder:"PATH|URL" help:"initialise from weights, path or http(s) URL (overrides train.pretrained): our checkpoint (the tensors that fit), or a PaddleDetection tar or folder, .pdparams, PyTorch .pth/.pt or .safetensors (every part it holds, e.g. a backbone alone)."`
 	CacheDir   string   `name:"cache-dir" placeholder:"DIR" help:"download cache for --pretrained URLs (default $XDG_CACHE_HOME/yolodistill or ~/.cache/yolodistill)."`
+	Force      bool     `help:"start afresh in a run folder that holds an earlier run's checkpoints (overwriting them); without it such a folder is refused."`
+	cli.NetFlags
 }
 
 // testHooks lets this package's tests pause a child process at a chosen
@@ -69,10 +82,20 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		log.Printf("error: -c CONFIG is required (or -r CHECKPOINT to continue a run with its own configuration)")
 		return cli.ExitUsage
 	}
+	if g.Resume != "" {
+		// A student-train checkpoint would lose its distillation here.
+		if err := train.CheckResume(g.Resume, name); err != nil {
+			return log.Fail(err)
+		}
+	}
 	cfg, err := train.LoadRunConfig(g.Config, g.Resume, g.Override)
 	if err != nil {
 		return log.Fail(err)
 	}
+	if err := g.NetFlags.Check(); err != nil {
+		return log.Fail(err)
+	}
+	ctx = checkpoint.WithFetch(ctx, checkpoint.FetchOptions{ConnectTimeout: g.ConnectTimeout, IdleTimeout: g.IdleTimeout, Logf: log.Printf})
 	out := g.Out
 	if out == "" {
 		out = train.DefaultOutDir(g.Config, g.Resume)
@@ -88,6 +111,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		Bar:        train.UseBar(stderr),
 		Hooks:      testHooks,
 		Tool:       name,
+		Recipe:     "none",
+		Force:      g.Force,
 	})
 	if err != nil {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {

@@ -61,10 +61,14 @@ type model struct {
 
 // load reads the configuration at path (with overrides) and infers its model
 // at size x size (0: the configuration's eval.size). On error it also returns
-// the exit code: 2 for an input size that is not a multiple of 32, else 1.
+// the exit code: 2 for an input size that is not a multiple of 32 or a bad
+// -o override (malformed, unknown key, refused value), else 1.
 func load(path string, overrides []string, size int) (*model, int, error) {
 	cfg, err := config.Load(path, overrides)
 	if err != nil {
+		if cli.IsUsage(err) {
+			return nil, cli.ExitUsage, err
+		}
 		return nil, cli.ExitFailure, err
 	}
 	spec, err := yolo.FromModelConfig(cfg.Model)

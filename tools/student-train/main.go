@@ -40,6 +40,15 @@
 // from the records (mean, std and expand fill; augment.Config.ReplaySettings)
 // must be those teacher-dump recorded. Any difference is a clear error. Files
 // from before teacher-dump recorded those settings are accepted with a warning.
+//
+// Every rebuilt view is compared with the hash of the pixels the teacher saw,
+// stored with it: the first that differs stops the run (exit 1, no run
+// folder left when nothing was trained), naming the image, the view and the
+// settings that explain it (another data.synth.seed or data.root than the
+// dump's; else a replaced image file or another build). Soft targets from an
+// older teacher-dump carry no hashes: they are used with a warning. The input
+// sizes are the dumped ones: data.augment.multi_scale is not used offline (a
+// warning says so when the soft targets hold a size it does not list).
 // Without -t and distill.teacher the teacher is not checked (a warning says so).
 //
 // # Online
@@ -53,6 +62,12 @@
 // are parameters of the student named "distill.pair.<i>.adapter.0.*"; they
 // are saved in its checkpoints.
 //
+// Before any work: distill pairs whose shapes cannot match (model-inspect
+// lists the pairs that do) and input sizes that need more memory than the
+// machine has available are refused; -r refuses a checkpoint detect-train
+// wrote (naming the command that resumes it); the run folder is checked as
+// detect-train's (--force, FAILED.txt).
+//
 // Exit codes: 0 done, 1 failure (including mismatched or truncated soft
 // targets), 2 usage, 130 interrupted.
 package main
@@ -60,11 +75,13 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"slices"
 	"strings"
 
+	"yolodistill/pkg/checkpoint"
 	"yolodistill/pkg/cli"
 	"yolodistill/pkg/nn"
 	"yolodistill/pkg/teacher"
@@ -84,6 +101,8 @@ type grammar struct {
 	Out            string   `name:"out" placeholder:"DIR" help:"run folder (default output/<config name>)."`
 	Pretrained     string   `name:"pretrained" placeholder:"PATH|URL" help:"initialise the student from weights (overrides train.pretrained): as detect-train --pretrained."`
 	CacheDir       string   `name:"cache-dir" placeholder:"DIR" help:"download cache for URLs (default $XDG_CACHE_HOME/yolodistill or ~/.cache/yolodistill)."`
+	Force          bool     `help:"start afresh in a run folder that holds an earlier run's checkpoints (overwriting them); without it such a folder is refused."`
+	cli.NetFlags
 }
 
 func main() {
@@ -121,10 +140,21 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		log.Printf("error: - (stdin) is given %d times", n)
 		return cli.ExitUsage
 	}
+	if err := g.NetFlags.Check(); err != nil {
+		return log.Fail(err)
+	}
+	if g.Resume != "" {
+		// A detect-train checkpoint has no distillation to resume (and its
+		// stored configuration may name a teacher that is not there).
+		if err := train.CheckResume(g.Resume, name); err != nil {
+			return log.Fail(err)
+		}
+	}
 	cfg, err := train.LoadRunConfig(g.Config, g.Resume, g.Override)
 	if err != nil {
 		return log.Fail(err)
 	}
+	ctx = checkpoint.WithFetch(ctx, checkpoint.FetchOptions{ConnectTimeout: g.ConnectTimeout, IdleTimeout: g.IdleTimeout, Logf: log.Printf})
 	out := g.Out
 	if out == "" {
 		out = train.DefaultOutDir(g.Config, g.Resume)
@@ -137,15 +167,25 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	defer s.Close()
 	log.Printf("%s", s.Summary)
 	opts := train.Options{Config: cfg, Resume: g.Resume, Pretrained: g.Pretrained, CacheDir: g.CacheDir, Name: name, Tool: name,
-		OutDir: out, Stderr: stderr, Bar: train.UseBar(stderr)}
+		Recipe: s.Recipe, OutDir: out, Stderr: stderr, Bar: train.UseBar(stderr), Force: g.Force}
 	s.Apply(&opts)
 	res, err := train.Run(ctx, opts)
 	if err != nil {
-		if derr := s.Err(); derr != nil {
-			log.Printf("error: distillation loss: %v", derr)
-		}
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 			return cli.ExitInterrupted
+		}
+		if derr := s.Err(); derr != nil {
+			// The distillation loss failed: that is the cause, not the NaN
+			// it made the step's total.
+			var nf *train.NonFiniteError
+			if errors.As(err, &nf) {
+				last := "no checkpoint was written"
+				if nf.LastCheckpoint != "" {
+					last = "the last good checkpoint is " + nf.LastCheckpoint
+				}
+				return log.Fail(fmt.Errorf("iteration %d: distillation loss: %w (training stopped; %s)", nf.Iter, derr, last))
+			}
+			log.Printf("error: distillation loss: %v", derr)
 		}
 		return log.Fail(err)
 	}

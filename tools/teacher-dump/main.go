@@ -35,13 +35,18 @@
 // in file order, rebuilds the same batches. Each row holds the image id and
 // file, the view index, the view's augment.Record (MarshalBinary), the
 // input size, the teacher's raw head outputs per scale ([A*(5+C), H, W],
-// deepest first) and the requested feature maps ([C, H, W]). The schema
+// deepest first), the requested feature maps ([C, H, W]) and the SHA-256 of
+// the view's input pixels, which student-train compares with the view it
+// rebuilds (soft-target schema version 2). The schema
 // metadata carries the format version, the teacher's config hash
 // (config.ModelHash), classes, anchors and masks, and the augmentation
 // settings that rebuilding the views' pixels reads from the configuration
 // rather than from the records (data.augment mean, std and, when expand is on,
 // fill: augment.Config.ReplaySettings); student-train refuses soft
-// targets whose settings differ from its own. --out FILE is written
+// targets whose settings differ from its own. The metadata also records the
+// data settings the views came from (data.format, root, train_split and, for
+// the synthetic set, data.synth), which student-train names when a view's
+// pixels differ. --out FILE is checked before any work and written
 // atomically (nothing at FILE until the dump is complete); --out - (the
 // default) streams to stdout, ending with an end marker so that a reader
 // tells a truncated stream from a complete one.
@@ -61,6 +66,11 @@
 // set, not on GOMAXPROCS):
 // two runs write the same bytes. Progress lines go to stderr.
 //
+// Input sizes (data.augment.multi_scale of the student configuration) whose
+// teacher graphs would need more memory than the machine has available are
+// refused before any work. A --weights URL is downloaded with
+// --connect-timeout and --idle-timeout, with progress lines.
+//
 // Exit codes: 0 ok, 1 failure, 2 usage, 130 interrupted.
 package main
 
@@ -72,6 +82,7 @@ import (
 	"strconv"
 	"strings"
 
+	"yolodistill/pkg/checkpoint"
 	"yolodistill/pkg/cli"
 	"yolodistill/pkg/nn"
 	"yolodistill/pkg/softtarget"
@@ -98,6 +109,7 @@ type grammar struct {
 	Out             string   `default:"-" placeholder:"FILE|-" help:"output Arrow IPC file, or - for an Arrow IPC stream on stdout."`
 	CacheDir        string   `name:"cache-dir" placeholder:"DIR" help:"where downloaded weights are kept."`
 	CacheMB         int      `name:"cache-mb" default:"1024" placeholder:"MB" help:"memory for the teacher's outputs of views already run: a view whose pixels repeat an earlier one's (e.g. flips as the only augmentation) is written from memory, the file unchanged; 0 turns it off."`
+	cli.NetFlags
 }
 
 func main() {
@@ -136,6 +148,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		log.Printf("error: --student-override needs --student-config")
 		return cli.ExitUsage
 	}
+	if err := g.NetFlags.Check(); err != nil {
+		return log.Fail(err)
+	}
+	ctx = checkpoint.WithFetch(ctx, checkpoint.FetchOptions{ConnectTimeout: g.ConnectTimeout, IdleTimeout: g.IdleTimeout, Logf: log.Printf})
 	if f, ok := stdout.(*os.File); ok && g.Out == "-" && term.IsTerminal(int(f.Fd())) {
 		log.Printf("error: refusing to write an Arrow stream to a terminal: give --out FILE, or pipe stdout into student-train --soft-targets -")
 		return cli.ExitUsage
