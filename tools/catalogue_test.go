@@ -47,7 +47,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binDir = dir
-	buildErr = clitest.Build(dir, "./dataset", "./detect-train", "./teacher-dump", "./student-train", "./detect-eval", "./detect-infer", "./model-inspect")
+	buildErr = clitest.Build(dir, "./dataset", "./detect-train", "./teacher-dump", "./student-train", "./detect-eval", "./detect-infer", "./model-inspect", "./detect-export")
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -244,6 +244,8 @@ func TestHostileInputs(t *testing.T) {
 		{name: "detect-eval --results into a missing folder", cmd: "detect-eval -c tiny.yml --weights model.ckpt --results nowhere/r.json", code: 1,
 			stderr: []string{"--results: nowhere/r.json: folder nowhere does not exist"}},
 		{name: "teacher-dump --out onto a folder", cmd: "teacher-dump -c " + f.teacherYML + " --weights teacher.ckpt --student-config " + f.studentYML + " --out afolder", code: 1,
+			stderr: []string{"--out: afolder is a folder: give a file name"}, maxSeconds: 5},
+		{name: "detect-export --out onto a folder, before the weights are read", cmd: "detect-export -c tiny.yml --weights missing.ckpt --out afolder", code: 1,
 			stderr: []string{"--out: afolder is a folder: give a file name"}, maxSeconds: 5},
 		{name: "detect-infer --output-dir onto a file", cmd: "detect-infer -c tiny.yml --weights model.ckpt --infer-dir imgs --output-dir model.ckpt", code: 1,
 			stderr: []string{"--output-dir: model.ckpt is a file, not a folder"}},

@@ -33,6 +33,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"yolodistill/pkg/atomicfile"
+	"yolodistill/pkg/checkpoint"
 	"yolodistill/pkg/cli"
 	"yolodistill/pkg/config"
 	"yolodistill/pkg/detector"
@@ -54,6 +56,7 @@ type grammar struct {
 	Dynamic  bool     `help:"symbolic input height and width (any multiple of 32) instead of a fixed size."`
 	KeepBN   bool     `name:"keep-bn" help:"keep BatchNormalization nodes instead of folding them into the convolutions."`
 	Decode   bool     `help:"add PaddleDetection's yolo_box decoding: input im_size, outputs boxes and scores (NMS left to the runtime; needs a fixed size)."`
+	cli.NetFlags
 }
 
 func main() {
@@ -79,6 +82,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if err := yolo.CheckInputSize(g.Size, g.Size); err != nil {
 			log.Printf("error: --size: %v", err)
 			return cli.ExitUsage
+		}
+	}
+	if err := g.NetFlags.Check(); err != nil {
+		return log.Fail(err)
+	}
+	ctx = checkpoint.WithFetch(ctx, checkpoint.FetchOptions{ConnectTimeout: g.ConnectTimeout, IdleTimeout: g.IdleTimeout, Logf: log.Printf})
+	// The output must be writable before the weights are read or downloaded.
+	if g.Out != "-" {
+		if err := atomicfile.Check(g.Out); err != nil {
+			return log.Fail(fmt.Errorf("--out: %w", err))
 		}
 	}
 	cfg, err := config.Load(g.Config, g.Override)
