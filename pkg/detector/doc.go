@@ -16,6 +16,5 @@
 // Imports (make vet checks it): of this module only pkg/anchor,
 // pkg/atomicfile, pkg/augment, pkg/box, pkg/checkpoint, pkg/config,
 // pkg/dataset, pkg/draw, pkg/metrics, pkg/nn, pkg/weights, pkg/yolo,
-// pkg/yolo/decode;
-// never gorgonia directly (pkg/nn is the only user).
+// pkg/yolo/decode; never gorgonia directly (pkg/nn is the only user).
 package detector

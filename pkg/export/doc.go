@@ -11,5 +11,6 @@
 // The ONNX protobuf types are generated into pkg/export/onnxpb.
 //
 // Imports (make vet checks it): of this module only pkg/atomicfile,
-// pkg/detector, pkg/export/onnxpb, pkg/yolo; never gorgonia directly.
+// pkg/detector, pkg/export/onnxpb, pkg/yolo; never gorgonia directly (pkg/nn
+// is the only user).
 package export

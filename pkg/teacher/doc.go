@@ -16,8 +16,8 @@
 // with its hash and stops at the first that differs, naming the image, the
 // view and the settings that differ.
 //
-// Imports (make vet checks it): of this module only pkg/atomicfile, pkg/augment,
-// pkg/checkpoint, pkg/config, pkg/dataset, pkg/detector, pkg/distill,
-// pkg/softtarget, pkg/train, pkg/yolo; never gorgonia directly (pkg/nn is the
-// only user).
+// Imports (make vet checks it): of this module only pkg/atomicfile,
+// pkg/augment, pkg/checkpoint, pkg/config, pkg/dataset, pkg/detector,
+// pkg/distill, pkg/softtarget, pkg/train, pkg/yolo; never gorgonia directly
+// (pkg/nn is the only user).
 package teacher

@@ -18,7 +18,7 @@
 //
 // Imports (make vet checks it): of this module only pkg/atomicfile,
 // pkg/augment, pkg/checkpoint, pkg/config, pkg/dataset, pkg/detector,
-// pkg/metrics, pkg/nn, pkg/weights, pkg/yolo, pkg/yolo/loss (never distillation:
-// student-train adds it through Hooks); never gorgonia directly (pkg/nn is
-// the only user).
+// pkg/metrics, pkg/nn, pkg/weights, pkg/yolo, pkg/yolo/loss (never
+// distillation: student-train adds it through Hooks); never gorgonia directly
+// (pkg/nn is the only user).
 package train

@@ -4,5 +4,6 @@
 // the configuration each fixture's model needs, and a comparison of our
 // outputs with PyTorch's at a relative tolerance.
 //
-// Imports (make vet checks it): nothing of this module.
+// Imports (make vet checks it): nothing of this module; never gorgonia
+// directly (pkg/nn is the only user).
 package weightstest
