@@ -15,6 +15,7 @@ declare -A allow=(
   [box]=""
   [cli]=""
   [nn]=""
+  [dist]=""
   [config]="anchor"
   [checkpoint]="atomicfile"
   [softtarget]="anchor atomicfile"
@@ -28,14 +29,14 @@ declare -A allow=(
   [yolo/decode]="anchor box"
   [detector]="anchor atomicfile augment box checkpoint config dataset draw metrics nn yolo yolo/decode"
   [distill]="config detector nn yolo"
-  [train]="atomicfile augment checkpoint config dataset detector metrics nn yolo yolo/loss"
+  [train]="atomicfile augment checkpoint config dataset detector dist metrics nn yolo yolo/loss"
   [teacher]="augment checkpoint config dataset detector distill softtarget train yolo"
   [cli/clitest]="cli nn"
   [detector/detectortest]="checkpoint config detector"
   [softtarget/softtargettest]="anchor softtarget"
 )
 # Packages that must not depend on gorgonia, directly or not.
-plain="atomicfile anchor box cli config checkpoint softtarget dataset augment metrics metrics/prplot draw yolo/loss yolo/decode"
+plain="atomicfile anchor box cli config checkpoint dist softtarget dataset augment metrics metrics/prplot draw yolo/loss yolo/decode"
 mod=$(env $GO list -m)
 fail=0
 while read -r pkg imports; do

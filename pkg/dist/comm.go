@@ -34,14 +34,16 @@ type Options struct {
 type transport interface {
 	rank() int
 	size() int
-	barrier() error
+	// Every collective gets what it is for (Comm's callers' words): the
+	// in-process hub checks that all ranks agree on it.
+	barrier(what string) error
 	// bcast copies root's buf into every rank's buf (the same length everywhere).
-	bcast(buf []byte, root int) error
+	bcast(what string, buf []byte, root int) error
 	// allgather: len(recv) == size*len(send); recv[r*len(send):] receives rank r's send.
-	allgather(send, recv []byte) error
+	allgather(what string, send, recv []byte) error
 	// alltoall: len(send) == len(recv) == size*block; block b of send goes to
 	// rank b, block r of recv comes from rank r.
-	alltoall(send, recv []byte) error
+	alltoall(what string, send, recv []byte) error
 	// abort ends every rank of the job with code; it may not return.
 	abort(code int)
 	finalize() error
@@ -249,7 +251,7 @@ func (c *Comm) Barrier(what string) error {
 	if err != nil {
 		return err
 	}
-	return c.end(st, "Barrier", what, c.t.barrier())
+	return c.end(st, "Barrier", what, c.t.barrier(what))
 }
 
 // Bcast copies root's buf into every rank's buf; every rank passes the same
@@ -262,7 +264,7 @@ func (c *Comm) Bcast(what string, buf []byte, root int) error {
 	if err != nil {
 		return err
 	}
-	return c.end(st, "Bcast", what, c.t.bcast(buf, root))
+	return c.end(st, "Bcast", what, c.t.bcast(what, buf, root))
 }
 
 // BcastBytes returns root's b on every rank (the others' b is ignored).
@@ -305,7 +307,7 @@ func (c *Comm) Allgather(what string, b []byte) ([][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := c.end(st, "Allgather", what, c.t.allgather(n[:], lens)); err != nil {
+	if err := c.end(st, "Allgather", what, c.t.allgather(what, n[:], lens)); err != nil {
 		return nil, err
 	}
 	longest := 0
@@ -321,7 +323,7 @@ func (c *Comm) Allgather(what string, b []byte) ([][]byte, error) {
 	if st, err = c.begin("Allgather", what); err != nil {
 		return nil, err
 	}
-	if err := c.end(st, "Allgather", what, c.t.allgather(send, recv)); err != nil {
+	if err := c.end(st, "Allgather", what, c.t.allgather(what, send, recv)); err != nil {
 		return nil, err
 	}
 	out := make([][]byte, c.size)
@@ -348,7 +350,7 @@ func (c *Comm) SumFloat64(what string, buf []float64) error {
 	if err != nil {
 		return err
 	}
-	if err := c.end(st, "Allgather", what, c.t.allgather(f64Bytes(buf), f64Bytes(recv))); err != nil {
+	if err := c.end(st, "Allgather", what, c.t.allgather(what, f64Bytes(buf), f64Bytes(recv))); err != nil {
 		return err
 	}
 	n := len(buf)
@@ -392,7 +394,7 @@ func (c *Comm) SumFloat32(what string, buf []float32) error {
 		if err != nil {
 			return err
 		}
-		if err := c.end(st, "Alltoall", what, c.t.alltoall(f32Bytes(send), f32Bytes(recv))); err != nil {
+		if err := c.end(st, "Alltoall", what, c.t.alltoall(what, f32Bytes(send), f32Bytes(recv))); err != nil {
 			return err
 		}
 		copy(part, recv[:block])
@@ -405,7 +407,7 @@ func (c *Comm) SumFloat32(what string, buf []float32) error {
 		if st, err = c.begin("Allgather", what); err != nil {
 			return err
 		}
-		if err := c.end(st, "Allgather", what, c.t.allgather(f32Bytes(part), f32Bytes(all))); err != nil {
+		if err := c.end(st, "Allgather", what, c.t.allgather(what, f32Bytes(part), f32Bytes(all))); err != nil {
 			return err
 		}
 		copy(buf[off:off+m], all[:m])
@@ -487,17 +489,15 @@ func (c *Comm) End(code int, err error) int {
 // singleTransport is the transport of a process that runs alone.
 type singleTransport struct{}
 
-func (singleTransport) rank() int { return 0 }
-func (singleTransport) size() int { return 1 }
-func (singleTransport) barrier() error {
-	return nil
-}
-func (singleTransport) bcast([]byte, int) error { return nil }
-func (singleTransport) allgather(send, recv []byte) error {
+func (singleTransport) rank() int                       { return 0 }
+func (singleTransport) size() int                       { return 1 }
+func (singleTransport) barrier(string) error            { return nil }
+func (singleTransport) bcast(string, []byte, int) error { return nil }
+func (singleTransport) allgather(_ string, send, recv []byte) error {
 	copy(recv, send)
 	return nil
 }
-func (singleTransport) alltoall(send, recv []byte) error {
+func (singleTransport) alltoall(_ string, send, recv []byte) error {
 	copy(recv, send)
 	return nil
 }

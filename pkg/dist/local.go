@@ -101,29 +101,29 @@ type localTransport struct {
 
 func (t *localTransport) rank() int { return t.r }
 func (t *localTransport) size() int { return t.h.n }
-func (t *localTransport) barrier() error {
-	return t.h.exchange(t.r, "barrier", nil, func([][]byte) {})
+func (t *localTransport) barrier(what string) error {
+	return t.h.exchange(t.r, "barrier ("+what+")", nil, func([][]byte) {})
 }
 
-func (t *localTransport) bcast(buf []byte, root int) error {
-	return t.h.exchange(t.r, fmt.Sprintf("bcast %d bytes from %d", len(buf), root), buf, func(all [][]byte) {
+func (t *localTransport) bcast(what string, buf []byte, root int) error {
+	return t.h.exchange(t.r, fmt.Sprintf("bcast of %d bytes from %d (%s)", len(buf), root, what), buf, func(all [][]byte) {
 		if t.r != root {
 			copy(buf, all[root])
 		}
 	})
 }
 
-func (t *localTransport) allgather(send, recv []byte) error {
-	return t.h.exchange(t.r, fmt.Sprintf("allgather %d bytes", len(send)), send, func(all [][]byte) {
+func (t *localTransport) allgather(what string, send, recv []byte) error {
+	return t.h.exchange(t.r, fmt.Sprintf("allgather of %d bytes (%s)", len(send), what), send, func(all [][]byte) {
 		for q, b := range all {
 			copy(recv[q*len(send):], b)
 		}
 	})
 }
 
-func (t *localTransport) alltoall(send, recv []byte) error {
+func (t *localTransport) alltoall(what string, send, recv []byte) error {
 	block := len(send) / t.h.n
-	return t.h.exchange(t.r, fmt.Sprintf("alltoall %d bytes", len(send)), send, func(all [][]byte) {
+	return t.h.exchange(t.r, fmt.Sprintf("alltoall of %d bytes (%s)", len(send), what), send, func(all [][]byte) {
 		for q, b := range all {
 			copy(recv[q*block:(q+1)*block], b[t.r*block:(t.r+1)*block])
 		}

@@ -115,23 +115,23 @@ func check(name string, rc C.int) error {
 	return nil
 }
 
-func (t *mpiTransport) rank() int       { return t.r }
-func (t *mpiTransport) size() int       { return t.n }
-func (t *mpiTransport) library() string { return t.lib }
-func (t *mpiTransport) barrier() error  { return check("MPI_Barrier", C.dist_barrier()) }
+func (t *mpiTransport) rank() int            { return t.r }
+func (t *mpiTransport) size() int            { return t.n }
+func (t *mpiTransport) library() string      { return t.lib }
+func (t *mpiTransport) barrier(string) error { return check("MPI_Barrier", C.dist_barrier()) }
 
-func (t *mpiTransport) bcast(buf []byte, root int) error {
+func (t *mpiTransport) bcast(_ string, buf []byte, root int) error {
 	return check("MPI_Bcast", C.dist_bcast(ptr(buf), C.int(len(buf)), C.int(root)))
 }
 
-func (t *mpiTransport) allgather(send, recv []byte) error {
+func (t *mpiTransport) allgather(_ string, send, recv []byte) error {
 	if len(recv) != t.n*len(send) {
 		return fmt.Errorf("allgather: %d bytes to receive for %d sent by %d ranks", len(recv), len(send), t.n)
 	}
 	return check("MPI_Allgather", C.dist_allgather(ptr(send), ptr(recv), C.int(len(send))))
 }
 
-func (t *mpiTransport) alltoall(send, recv []byte) error {
+func (t *mpiTransport) alltoall(_ string, send, recv []byte) error {
 	if len(send) != len(recv) || len(send)%t.n != 0 {
 		return fmt.Errorf("alltoall: %d bytes sent, %d received, %d ranks", len(send), len(recv), t.n)
 	}

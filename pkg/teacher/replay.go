@@ -146,6 +146,11 @@ type produced struct {
 // train.batch_size consecutive views of one input size, in file order, each
 // view rebuilt from its augmentation record (augment.Config.Replay)
 // from the student's training split.
+//
+// With a shard (data-parallel training) every rank reads and rebuilds every
+// view, so that all of them make the same batches (a view whose image cannot
+// be loaded shifts the views after it), and hands over its share of each
+// batch, views and soft targets alike.
 type Replay struct {
 	seq     *sequence
 	split   *dataset.Split
@@ -155,6 +160,7 @@ type Replay struct {
 	off     *Offline
 	need    int64 // batches the loop will ask for
 	handed  int64 // batches Next returned
+	shard   augment.Shard
 
 	st      softState
 	cancel  context.CancelFunc
@@ -164,9 +170,9 @@ type Replay struct {
 }
 
 // openReplay makes the source at a saved state (nil: the start).
-func openReplay(ctx context.Context, cfg *config.Config, state []byte, seq *sequence, split *dataset.Split, off *Offline, need int64) (*Replay, error) {
+func openReplay(ctx context.Context, cfg *config.Config, state []byte, seq *sequence, split *dataset.Split, off *Offline, need int64, shard augment.Shard) (*Replay, error) {
 	s := &Replay{seq: seq, split: split, aug: augment.FromConfig(cfg), batch: cfg.Train.BatchSize,
-		workers: cfg.Data.Workers, off: off, need: need}
+		workers: cfg.Data.Workers, off: off, need: need, shard: shard}
 	if s.workers <= 0 {
 		s.workers = runtime.GOMAXPROCS(0)
 	}
@@ -380,6 +386,16 @@ func (s *Replay) Next(ctx context.Context) (*augment.Batch, error) {
 	if p.b == nil {
 		return nil, errors.New("soft targets: no more batches")
 	}
+	b, views := p.b, p.views
+	b.Total = len(b.Items)
+	if s.shard.Size > 1 {
+		if err := s.shard.Check(b.Total); err != nil {
+			return nil, fmt.Errorf("soft targets: batch %d: %w (dump with teacher-dump --batch equal to train.batch_size, so that no batch is cut short)", s.st.Batches, err)
+		}
+		lo, hi := s.shard.Range(b.Total)
+		plane := 3 * b.Size * b.Size
+		b.Items, b.Images, views = b.Items[lo:hi], b.Images[lo*plane:hi*plane], views[lo:hi]
+	}
 	s.st.Batches++
 	s.st.Views += p.consumed
 	s.handed++
@@ -394,8 +410,8 @@ func (s *Replay) Next(ctx context.Context) (*augment.Batch, error) {
 			return nil, ctx.Err()
 		}
 	}
-	s.off.setViews(p.views)
-	return p.b, nil
+	s.off.setViews(views)
+	return b, nil
 }
 
 // Images implements train.Source: the images of the student's training split.

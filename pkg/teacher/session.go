@@ -182,7 +182,7 @@ func (s *Session) Apply(o *train.Options) {
 }
 
 // open is the offline train.OpenSource: the Replay at a saved state.
-func (s *Session) open(ctx context.Context, cfg *config.Config, state []byte) (train.Source, error) {
+func (s *Session) open(ctx context.Context, cfg *config.Config, state []byte, shard augment.Shard) (train.Source, error) {
 	if s.opened {
 		return nil, errors.New("soft targets: the source can be opened once per run")
 	}
@@ -197,7 +197,7 @@ func (s *Session) open(ctx context.Context, cfg *config.Config, state []byte) (t
 	if need <= 0 {
 		return nil, fmt.Errorf("soft-target position %q: %d batches done, train.max_iters is %d", state, st.Batches, cfg.Train.MaxIters)
 	}
-	return openReplay(ctx, cfg, state, s.seq, s.split, s.Offline, need)
+	return openReplay(ctx, cfg, state, s.seq, s.split, s.Offline, need, shard)
 }
 
 // Err is the first error of a distillation loss (losses cannot fail inside
