@@ -31,7 +31,7 @@ declare -A allow=(
   [distill]="config detector nn yolo"
   [train]="atomicfile augment checkpoint config dataset detector dist metrics nn yolo yolo/loss"
   [teacher]="augment checkpoint config dataset detector distill softtarget train yolo"
-  [cli/clitest]="cli nn"
+  [cli/clitest]="cli dist nn"
   [detector/detectortest]="checkpoint config detector"
   [softtarget/softtargettest]="anchor softtarget"
 )

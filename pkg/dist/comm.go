@@ -452,6 +452,10 @@ func IsAgreed(err error) bool {
 	return errors.As(err, &a)
 }
 
+// Reports says whether this rank reports err: rank 0 reports every error,
+// the other ranks only those that are not Agreed (rank 0 reports those).
+func (c *Comm) Reports(err error) bool { return c.rank == 0 || !IsAgreed(err) }
+
 // End ends this rank's part in the job, for a process about to exit with
 // code after err (nil on success), and returns code. When the run succeeded
 // or err is Agreed, every rank is at the same point and MPI is finalised

@@ -53,6 +53,17 @@
 // are parameters of the student named "distill.pair.<i>.adapter.0.*"; they
 // are saved in its checkpoints.
 //
+// # Data parallel
+//
+// `mpirun -np N student-train ...` trains over N processes as detect-train
+// does (pkg/train): each rank trains on its share of every batch. Offline,
+// every rank reads the soft-target files and rebuilds every view of each
+// batch (so that all of them make the same batches when a view's image cannot
+// be loaded) and keeps its share; a stream (-) cannot feed several ranks: save
+// teacher-dump's output to a file. Online, every rank loads the teacher and
+// runs it on its share. Every rank reads the files it is given: they must be
+// reachable from every node.
+//
 // Exit codes: 0 done, 1 failure (including mismatched or truncated soft
 // targets), 2 usage, 130 interrupted.
 package main
@@ -60,12 +71,15 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"yolodistill/pkg/cli"
+	"yolodistill/pkg/dist"
 	"yolodistill/pkg/nn"
 	"yolodistill/pkg/teacher"
 	"yolodistill/pkg/train"
@@ -74,16 +88,17 @@ import (
 const name = "student-train"
 
 type grammar struct {
-	Config         string   `short:"c" placeholder:"CONFIG" help:"student configuration (YAML); optional with -r (the checkpoint's own configuration is used)."`
-	Override       []string `short:"o" sep:"none" placeholder:"KEY=VALUE" help:"override a configuration key (repeatable)."`
-	SoftTargets    []string `name:"soft-targets" placeholder:"FILE|-" help:"soft-target files written by teacher-dump, in order (comma-separated or repeated; - is stdin)."`
-	Files          []string `arg:"" optional:"" placeholder:"FILE" help:"more soft-target files, after those of --soft-targets."`
-	Teacher        string   `short:"t" placeholder:"CONFIG" help:"teacher configuration (default: distill.teacher of the student configuration)."`
-	TeacherWeights string   `name:"teacher-weights" placeholder:"CKPT" help:"online mode: run the teacher with these weights (path or http(s) URL) on every batch."`
-	Resume         string   `short:"r" placeholder:"CHECKPOINT" help:"resume exactly from a checkpoint of an earlier run."`
-	Out            string   `name:"out" placeholder:"DIR" help:"run folder (default output/<config name>)."`
-	Pretrained     string   `name:"pretrained" placeholder:"PATH|URL" help:"initialise the student from the fitting weights of a checkpoint (overrides train.pretrained)."`
-	CacheDir       string   `name:"cache-dir" placeholder:"DIR" help:"download cache for URLs (default $XDG_CACHE_HOME/yolodistill or ~/.cache/yolodistill)."`
+	Config         string        `short:"c" placeholder:"CONFIG" help:"student configuration (YAML); optional with -r (the checkpoint's own configuration is used)."`
+	Override       []string      `short:"o" sep:"none" placeholder:"KEY=VALUE" help:"override a configuration key (repeatable)."`
+	SoftTargets    []string      `name:"soft-targets" placeholder:"FILE|-" help:"soft-target files written by teacher-dump, in order (comma-separated or repeated; - is stdin)."`
+	Files          []string      `arg:"" optional:"" placeholder:"FILE" help:"more soft-target files, after those of --soft-targets."`
+	Teacher        string        `short:"t" placeholder:"CONFIG" help:"teacher configuration (default: distill.teacher of the student configuration)."`
+	TeacherWeights string        `name:"teacher-weights" placeholder:"CKPT" help:"online mode: run the teacher with these weights (path or http(s) URL) on every batch."`
+	Resume         string        `short:"r" placeholder:"CHECKPOINT" help:"resume exactly from a checkpoint of an earlier run."`
+	Out            string        `name:"out" placeholder:"DIR" help:"run folder (default output/<config name>)."`
+	Pretrained     string        `name:"pretrained" placeholder:"PATH|URL" help:"initialise the student from the fitting weights of a checkpoint (overrides train.pretrained)."`
+	CacheDir       string        `name:"cache-dir" placeholder:"DIR" help:"download cache for URLs (default $XDG_CACHE_HOME/yolodistill or ~/.cache/yolodistill)."`
+	MPITimeout     time.Duration `name:"mpi-timeout" default:"5m" placeholder:"DURATION" help:"under an MPI launcher: the longest a rank waits in one collective before it ends the job (watchdog)."`
 }
 
 func main() {
@@ -93,10 +108,17 @@ func main() {
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var g grammar
-	if _, code, done := cli.ParseVersion(name, "Train a student detector with knowledge distillation from soft targets or an online teacher.", nn.BuildInfo(), &g, args, stderr); done {
+	if _, code, done := cli.ParseVersion(name, "Train a student detector with knowledge distillation from soft targets or an online teacher.", nn.BuildInfo()+", "+dist.BuildInfo(), &g, args, stderr); done {
 		return code
 	}
 	log := cli.Logger{Name: name, W: stderr}
+	comm, err := dist.Init(dist.Options{Timeout: g.MPITimeout, Log: log.Printf})
+	if err != nil {
+		return log.Fail(err)
+	}
+	if comm.Rank() > 0 {
+		log.Name = fmt.Sprintf("%s (rank %d of %d)", name, comm.Rank(), comm.Size())
+	}
 	var inputs []string
 	for _, s := range append(slices.Clone(g.SoftTargets), g.Files...) {
 		for _, f := range strings.Split(s, ",") {
@@ -109,21 +131,37 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch {
 	case g.Config == "" && g.Resume == "":
 		log.Printf("error: -c CONFIG is required (or -r CHECKPOINT to continue a run with its own configuration)")
-		return cli.ExitUsage
+		return comm.End(cli.ExitUsage, nil)
 	case online && len(inputs) > 0:
 		log.Printf("error: give either --soft-targets (offline) or --teacher-weights (online), not both")
-		return cli.ExitUsage
+		return comm.End(cli.ExitUsage, nil)
 	case !online && len(inputs) == 0:
 		log.Printf("error: no teacher: give --soft-targets FILE|- (offline) or --teacher-weights T (online); detect-train trains without one")
-		return cli.ExitUsage
+		return comm.End(cli.ExitUsage, nil)
 	}
 	if n := countStdin(inputs); n > 1 {
 		log.Printf("error: - (stdin) is given %d times", n)
-		return cli.ExitUsage
+		return comm.End(cli.ExitUsage, nil)
+	} else if n == 1 && comm.Size() > 1 {
+		log.Printf("error: a stream (-) cannot feed %d ranks (the launcher gives stdin to rank 0 only): save teacher-dump's output to a file and give that", comm.Size())
+		return comm.End(cli.ExitUsage, nil)
 	}
+	if comm.Rank() > 0 {
+		log.W = io.Discard // rank 0 reports the setup; errors come back through code
+	}
+	code, err := distil(ctx, g, inputs, stdin, log, comm)
+	if err != nil && comm.Rank() > 0 && comm.Reports(err) {
+		cli.Logger{Name: log.Name, W: stderr}.Fail(err)
+	}
+	return comm.End(code, err)
+}
+
+// distil sets up the distillation and runs the training; it reports on log
+// and returns the exit code and the error (nil on success).
+func distil(ctx context.Context, g grammar, inputs []string, stdin io.Reader, log cli.Logger, comm *dist.Comm) (int, error) {
 	cfg, err := train.LoadRunConfig(g.Config, g.Resume, g.Override)
 	if err != nil {
-		return log.Fail(err)
+		return log.Fail(err), err
 	}
 	out := g.Out
 	if out == "" {
@@ -132,12 +170,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	s, err := teacher.Setup(ctx, teacher.Options{Student: cfg, TeacherConfig: g.Teacher, Weights: g.TeacherWeights,
 		Inputs: inputs, Stdin: stdin, CacheDir: g.CacheDir, Log: log.Printf})
 	if err != nil {
-		return log.Fail(err)
+		return log.Fail(err), err
 	}
 	defer s.Close()
 	log.Printf("%s", s.Summary)
 	opts := train.Options{Config: cfg, Resume: g.Resume, Pretrained: g.Pretrained, CacheDir: g.CacheDir, Name: name, Tool: name,
-		OutDir: out, Stderr: stderr, Bar: train.UseBar(stderr)}
+		OutDir: out, Stderr: log.W, Bar: train.UseBar(log.W), Dist: comm}
 	s.Apply(&opts)
 	res, err := train.Run(ctx, opts)
 	if err != nil {
@@ -145,12 +183,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			log.Printf("error: distillation loss: %v", derr)
 		}
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			return cli.ExitInterrupted
+			return cli.ExitInterrupted, err
 		}
-		return log.Fail(err)
+		if !comm.Reports(err) {
+			return cli.Code(err), err
+		}
+		return log.Fail(err), err
 	}
 	train.Summary(log.Printf, res, cfg, out)
-	return cli.ExitOK
+	return cli.ExitOK, nil
 }
 
 func countStdin(inputs []string) int {
