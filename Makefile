@@ -10,9 +10,14 @@ SHELL := bash
 # output (no -q) so that pipefail never sees a SIGPIPE.
 GOTAGS = $(eval GOTAGS := $(shell ldconfig -p 2>/dev/null | grep 'libopenblas\.so ' >/dev/null && echo openblas || echo purego))$(GOTAGS)
 GO = $(if $(filter openblas,$(GOTAGS)),CGO_LDFLAGS=-lopenblas,CGO_ENABLED=0) go
+# MPI (data-parallel training, the build tag mpi) when libmpi's pkg-config
+# file is installed (Debian: libopenmpi-dev) and cgo is on (the OpenBLAS
+# build). Without it the tools are single-process (and refuse to start under
+# an MPI launcher).
+MPITAG = $(eval MPITAG := $(if $(filter openblas,$(GOTAGS)),$(shell pkg-config --exists mpi 2>/dev/null && echo mpi)))$(MPITAG)
 TOOLS := $(notdir $(wildcard tools/*))
 
-.PHONY: help setup build test test-onnx onnx-bench race vet bench demo clean
+.PHONY: help setup build test test-onnx test-mpi onnx-bench race vet bench demo clean
 
 # The pipelines: make demo, voc-distill, coco-distill, bccd-bench.
 include pipelines/demo.mk pipelines/recipes.mk pipelines/bccd.mk
@@ -26,12 +31,14 @@ setup: ## install what is missing (OpenBLAS via apt-get when root), or say what 
 	@# would be decided before setup.sh installed anything.
 	@ldconfig -p 2>/dev/null | grep 'libopenblas\.so ' >/dev/null || echo "yolodistill: OpenBLAS not found; using the pure-Go kernels (slower)" >&2
 
-build: setup ## build every tool into bin/
+build: setup ## build every tool into bin/ (with MPI when libopenmpi-dev is installed); says what it built
 	@mkdir -p bin
-	$(GO) build -tags '$(GOTAGS)' -o bin/ ./tools/...
+	$(GO) build -tags '$(strip $(GOTAGS) $(MPITAG))' -o bin/ ./tools/...
+	@bin/detect-train --version
 
 vet: setup ## go vet, gofmt, go.mod tidy, and the layout rules (pipelines/layout.sh: who may import whom)
 	$(GO) vet -tags '$(GOTAGS)' ./...
+	$(if $(MPITAG),$(GO) vet -tags '$(GOTAGS) mpi' ./pkg/dist ./pkg/cli/... ./tools/detect-train ./tools/student-train)
 	@$(GO) mod tidy -diff >/dev/null 2>&1 || { echo "go.mod/go.sum are not tidy: run 'go mod tidy'"; $(GO) mod tidy -diff; exit 1; }
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -53,9 +60,18 @@ onnx-bench: build ## images/s of the exported BCCD student in onnxruntime-node b
 	@bash pipelines/onnx_setup.sh $(ONNXRT_DIR) $(ONNXRT_VERSION)
 	@bash pipelines/onnx_bench.sh $(or $(BCCD),../shared/datasets/bccd) out/onnx-bench $(CURDIR)/$(ONNXRT_DIR)/node_modules
 
+# The MPI tests (build tag mpi, YOLODISTILL_MPI_TESTS=1) start mpirun
+# --allow-run-as-root --oversubscribe -np 2 and -np 3 themselves: pkg/dist's
+# collectives and watchdog, detect-train and student-train against one
+# process, a killed rank, interrupt and resume.
+test-mpi: ## the MPI tests over mpirun -np 2 and -np 3 (installs Open MPI with apt-get as root; ~2 minutes)
+	@bash pipelines/setup.sh mpi
+	YOLODISTILL_MPI_TESTS=1 $(if $(filter openblas,$(GOTAGS)),CGO_LDFLAGS=-lopenblas) CGO_ENABLED=1 \
+	  go test -tags '$(GOTAGS) mpi' -timeout 30m -run MPI ./pkg/dist ./tools/detect-train ./tools/student-train
+
 # The packages that start goroutines (kernels, loader, losses, metrics,
 # downloads, the soft-target source) and the tools that drive them.
-RACE_PKGS := ./pkg/nn ./pkg/dataset ./pkg/augment ./pkg/yolo/... ./pkg/detector ./pkg/distill ./pkg/teacher ./pkg/metrics ./pkg/checkpoint ./pkg/train \
+RACE_PKGS := ./pkg/nn ./pkg/dataset ./pkg/augment ./pkg/yolo/... ./pkg/detector ./pkg/distill ./pkg/teacher ./pkg/metrics ./pkg/checkpoint ./pkg/train ./pkg/dist \
 	./tools/detect-train ./tools/student-train ./tools/teacher-dump
 
 race: setup ## the goroutine-starting packages under the race detector (cgo: needs gcc)

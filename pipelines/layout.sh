@@ -15,6 +15,7 @@ declare -A allow=(
   [box]=""
   [cli]=""
   [nn]=""
+  [dist]=""
   [config]="anchor"
   [checkpoint]="atomicfile"
   [softtarget]="anchor atomicfile"
@@ -29,9 +30,9 @@ declare -A allow=(
   [weights]="checkpoint yolo"
   [detector]="anchor atomicfile augment box checkpoint config dataset draw metrics nn weights yolo yolo/decode"
   [distill]="config detector nn yolo"
-  [train]="atomicfile augment checkpoint config dataset detector metrics nn weights yolo yolo/loss"
+  [train]="atomicfile augment checkpoint config dataset detector dist metrics nn weights yolo yolo/loss"
   [teacher]="atomicfile augment checkpoint config dataset detector distill softtarget train yolo"
-  [cli/clitest]="cli nn"
+  [cli/clitest]="cli dist nn"
   [detector/detectortest]="checkpoint config detector"
   [weights/weightstest]=""
   [export/onnxpb]=""
@@ -39,7 +40,7 @@ declare -A allow=(
   [softtarget/softtargettest]="anchor softtarget"
 )
 # Packages that must not depend on gorgonia, directly or not.
-plain="atomicfile anchor box cli config checkpoint softtarget dataset augment metrics metrics/prplot draw yolo/loss yolo/decode"
+plain="atomicfile anchor box cli config checkpoint dist softtarget dataset augment metrics metrics/prplot draw yolo/loss yolo/decode"
 mod=$(env $GO list -m)
 fail=0
 while read -r pkg imports; do

@@ -53,7 +53,15 @@ func MixupEpochs(cfg *config.Config) int {
 // Two tools that build their loaders here from the same configuration, batch
 // size and seed see the same views.
 func NewTrainLoader(cfg *config.Config, src dataset.Source, batch int, seed uint64) (*Loader, error) {
+	return NewShardLoader(cfg, src, batch, seed, Shard{})
+}
+
+// NewShardLoader is NewTrainLoader making only shard's part of every batch
+// (data-parallel training): together, the shards of all processes make the
+// batches NewTrainLoader makes.
+func NewShardLoader(cfg *config.Config, src dataset.Source, batch int, seed uint64, shard Shard) (*Loader, error) {
 	return NewLoader(LoaderConfig{
+		Shard:       shard,
 		Source:      src,
 		Augment:     FromConfig(cfg),
 		BatchSize:   batch,

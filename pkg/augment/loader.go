@@ -48,6 +48,43 @@ type LoaderConfig struct {
 	EvalInterp  Interp // interpolation when not Train (PaddleDetection's eval: InterpCubic)
 	Workers     int    // decode+augment goroutines (default GOMAXPROCS; at most (Prefetch+2)*BatchSize); never changes the output
 	Prefetch    int    // batches prepared ahead of the consumer (default 2): bounds memory
+	// Shard makes only this process's share of every batch (data-parallel
+	// training); the zero value makes whole batches.
+	Shard Shard
+}
+
+// Shard selects one process's part of every batch in data-parallel
+// training: of a batch of n images, process Rank of Size takes the
+// contiguous slots Range(n). The zero value (or Size 1) is the whole batch.
+// Every slot's view depends on the loader's seed and its position in the
+// epoch only, so the shards of all processes make exactly the views of one
+// unsharded loader.
+type Shard struct {
+	Rank, Size int
+}
+
+// Range returns the slots [lo, hi) of a batch of n images that the shard
+// takes: [Rank*n/Size, (Rank+1)*n/Size).
+func (s Shard) Range(n int) (lo, hi int) {
+	if s.Size <= 1 {
+		return 0, n
+	}
+	return s.Rank * n / s.Size, (s.Rank + 1) * n / s.Size
+}
+
+// Check returns an error unless 0 <= Rank < Size and a batch of n images
+// gives every process at least one.
+func (s Shard) Check(n int) error {
+	if s.Size <= 1 && s.Rank == 0 {
+		return nil
+	}
+	if s.Rank < 0 || s.Rank >= s.Size {
+		return fmt.Errorf("rank %d of %d processes", s.Rank, s.Size)
+	}
+	if n < s.Size {
+		return fmt.Errorf("a batch of %d images cannot be split over %d processes (each needs one at least)", n, s.Size)
+	}
+	return nil
 }
 
 // Position is where a loader stands: the next batch it will return. Every
@@ -78,6 +115,10 @@ type Batch struct {
 	Interp Interp    // the batch's resize interpolation
 	Images []float32 // [N, 3, S, S], normalised; N = len(Items)
 	Items  []BatchItem
+	// Total is the number of images of the whole batch, all processes'
+	// shares together (LoaderConfig.Shard); without a shard, len(Items)
+	// (before evaluation order drops images that could not be loaded).
+	Total int
 	// Skipped lists the images that could not be loaded (Skippable errors)
 	// while this batch was made, in slot order. In training order the next
 	// loadable image of the epoch's order took each one's place, so the batch
@@ -157,6 +198,13 @@ func NewLoader(cfg LoaderConfig) (*Loader, error) {
 	if per == 0 {
 		return nil, fmt.Errorf("loader: %d images make no full batch of %d", n, cfg.BatchSize)
 	}
+	last := cfg.BatchSize
+	if !cfg.DropLast && n%cfg.BatchSize != 0 {
+		last = n % cfg.BatchSize
+	}
+	if err := cfg.Shard.Check(min(last, cfg.BatchSize)); err != nil {
+		return nil, fmt.Errorf("loader: %w", err)
+	}
 	return &Loader{cfg: cfg, n: n, perEp: per}, nil
 }
 
@@ -231,8 +279,11 @@ func (l *Loader) Start(ctx context.Context, pos Position) error {
 				order, orderEpoch = l.order(p.Epoch), p.Epoch
 			}
 			first := p.Batch * l.cfg.BatchSize
-			count := min(l.cfg.BatchSize, l.n-first)
-			b := &Batch{Pos: p, Items: make([]BatchItem, count)}
+			total := min(l.cfg.BatchSize, l.n-first)
+			lo, hi := l.cfg.Shard.Range(total)
+			first += lo
+			count := hi - lo
+			b := &Batch{Pos: p, Items: make([]BatchItem, count), Total: total}
 			if l.cfg.Train {
 				b.Size, b.Interp = l.cfg.Augment.DrawShape(dataset.NewRNG(l.cfg.Seed, streamShape, uint64(p.Epoch), uint64(p.Batch)))
 			} else {

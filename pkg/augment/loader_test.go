@@ -517,3 +517,65 @@ func TestSkipTallyAndAllowed(t *testing.T) {
 		t.Errorf("Err: %v", err)
 	}
 }
+
+// TestShardedLoader: the shards of 2 and 3 processes (uneven shares of a
+// batch of 4) make, slot for slot, the views of the unsharded loader, with
+// damaged images skipped as it skips them (each slot is filled on its own),
+// from the start and from a saved position; a batch smaller than the
+// process count is refused.
+func TestShardedLoader(t *testing.T) {
+	src := newMemSource(10)
+	src.damaged = map[int]bool{3: true}
+	collect := func(cfg LoaderConfig, from Position, n int) []*Batch {
+		l, err := NewLoader(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		if err := l.Start(context.Background(), from); err != nil {
+			t.Fatal(err)
+		}
+		var bs []*Batch
+		for range n {
+			b, err := l.Next(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			bs = append(bs, b)
+		}
+		return bs
+	}
+	for _, from := range []Position{{}, {Epoch: 1, Batch: 1}} {
+		whole := collect(testLoaderConfig(src, 2), from, 6)
+		for _, size := range []int{2, 3} {
+			shards := make([][]*Batch, size)
+			for r := range size {
+				cfg := testLoaderConfig(src, 1+r)
+				cfg.Shard = Shard{Rank: r, Size: size}
+				shards[r] = collect(cfg, from, 6)
+			}
+			for i, w := range whole {
+				var joined Batch
+				joined.Pos, joined.Size, joined.Interp = w.Pos, w.Size, w.Interp
+				for r := range size {
+					b := shards[r][i]
+					lo, hi := b.Total*r/size, b.Total*(r+1)/size
+					if b.Total != 4 || len(b.Items) != hi-lo || b.Pos != w.Pos || b.Size != w.Size {
+						t.Fatalf("%d processes, rank %d, batch %d: %d of %d items at %+v size %d", size, r, i, len(b.Items), b.Total, b.Pos, b.Size)
+					}
+					joined.Items = append(joined.Items, b.Items...)
+					joined.Images = append(joined.Images, b.Images...)
+					joined.Skipped = append(joined.Skipped, b.Skipped...)
+				}
+				if hashBatch(&joined) != hashBatch(w) || fmt.Sprint(joined.Skipped) != fmt.Sprint(w.Skipped) {
+					t.Errorf("from %+v, %d processes: batch %d differs from the unsharded loader's", from, size, i)
+				}
+			}
+		}
+	}
+	cfg := testLoaderConfig(src, 1)
+	cfg.Shard = Shard{Rank: 0, Size: 5}
+	if _, err := NewLoader(cfg); err == nil || !strings.Contains(err.Error(), "cannot be split over 5") {
+		t.Errorf("a batch of 4 over 5 processes: %v", err)
+	}
+}

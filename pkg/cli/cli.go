@@ -97,16 +97,26 @@ func (l Logger) Printf(format string, args ...any) {
 	fmt.Fprintf(l.W, "%s: %s\n", l.Name, fmt.Sprintf(format, args...))
 }
 
-// Fail reports err and returns the exit code for it: ExitInterrupted when the
-// error comes from a cancelled context, ExitUsage when IsUsage(err),
-// ExitFailure otherwise.
+// Fail reports err and returns the exit code for it (Code).
 func (l Logger) Fail(err error) int {
 	if errors.Is(err, context.Canceled) {
 		l.Printf("interrupted")
 		return ExitInterrupted
 	}
 	l.Printf("error: %v", err)
-	if IsUsage(err) {
+	return Code(err)
+}
+
+// Code is the exit code for err: ExitOK for nil, ExitInterrupted when the
+// error comes from a cancelled context, ExitUsage when IsUsage(err),
+// ExitFailure otherwise.
+func Code(err error) int {
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.Is(err, context.Canceled):
+		return ExitInterrupted
+	case IsUsage(err):
 		return ExitUsage
 	}
 	return ExitFailure

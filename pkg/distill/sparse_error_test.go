@@ -21,6 +21,7 @@ import (
 	"strings"
 	"testing"
 
+	"yolodistill/pkg/augment"
 	"yolodistill/pkg/config"
 	"yolodistill/pkg/detector"
 	"yolodistill/pkg/distill"
@@ -451,7 +452,7 @@ func realStudent(t *testing.T, views []*softtarget.View) [][]distill.Tensor {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	src, err := train.OpenLoader(ctx, cfg, nil)
+	src, err := train.OpenLoader(ctx, cfg, nil, augment.Shard{})
 	if err != nil {
 		t.Fatal(err)
 	}

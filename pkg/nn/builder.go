@@ -66,6 +66,9 @@ type lossRec struct {
 type graphState struct {
 	train bool
 	ar    *arena // the ParamSet's buffers and scratch
+	// The graph's batch is shareN images of a global batch of shareTotal
+	// (Graph.SetBatchShare); equal when the batch is the whole batch.
+	shareN, shareTotal int
 }
 
 // Builder assembles one static-shape graph. Layer methods never fail on the
@@ -212,6 +215,13 @@ func (b *Builder) gradOp(label string, shape []int, children []*G.Node, run func
 	return applyKop(o, label, children...)
 }
 
+// gradOpErr is gradOp for a computation that can fail (a collective).
+func (b *Builder) gradOpErr(label string, shape []int, children []*G.Node, run func(ins []G.Value, out []float32) error) (*G.Node, error) {
+	o := b.newKop(label, children, shape)
+	o.run = run
+	return applyKop(o, label, children...)
+}
+
 // Conv adds a convolution (with a bias when bias is set) named name; its
 // parameters are name+".weight" [Out, Cin/Groups, K, K] and name+".bias" [Out]
 // (initialised to 0, not decayed).
@@ -344,21 +354,32 @@ func (b *Builder) bnAct(name, pname string, x *Tensor, act Act) *Tensor {
 	saveMean, saveInv := make([]float32, C), make([]float32, C)
 	params := []*Param{scaleP, biasP}
 	o := b.newKop("bn "+name, b.childNodes([]*Tensor{x}, params), x.shape)
-	st := b.st
+	st, pset := b.st, b.ps
+	// synced is the BatchSync the last training forward used (the backward
+	// pass must use the same one); sc holds its sums.
+	var synced BatchSync
+	sc := newBNSyncScratch(name)
 	o.run = func(ins []G.Value, y []float32) error {
-		if st.train {
-			bnForwardTrain(&geom, f32s(ins[0]), f32s(ins[1]), f32s(ins[2]), y, saveMean, saveInv, meanP.Data, varP.Data)
-		} else {
+		if !st.train {
 			bnForwardInfer(&geom, f32s(ins[0]), f32s(ins[1]), f32s(ins[2]), meanP.Data, varP.Data, y)
+			return nil
 		}
+		if synced = pset.sync; synced != nil {
+			return bnForwardTrainSync(&geom, synced, sc, f32s(ins[0]), f32s(ins[1]), f32s(ins[2]), y, saveMean, saveInv, meanP.Data, varP.Data)
+		}
+		bnForwardTrain(&geom, f32s(ins[0]), f32s(ins[1]), f32s(ins[2]), y, saveMean, saveInv, meanP.Data, varP.Data)
 		return nil
 	}
 	needX := x.needGrad
 	o.wrt = []bool{needX, true, true}
 	o.diff = func(ins G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 		dg, dbt := make([]float32, C), make([]float32, C)
-		bwd, err := b.gradOp("bn backward "+name, x.shape, []*G.Node{ins[0], out, ins[1], grad}, func(v []G.Value, dx []float32) {
+		bwd, err := b.gradOpErr("bn backward "+name, x.shape, []*G.Node{ins[0], out, ins[1], grad}, func(v []G.Value, dx []float32) error {
+			if synced != nil {
+				return bnBackwardSync(&geom, synced, sc, f32s(v[0]), f32s(v[1]), f32s(v[2]), saveMean, saveInv, f32s(v[3]), dx, dg, dbt)
+			}
 			bnBackward(&geom, f32s(v[0]), f32s(v[1]), f32s(v[2]), saveMean, saveInv, f32s(v[3]), dx, dg, dbt)
+			return nil
 		})
 		if err != nil {
 			return nil, err
@@ -596,12 +617,22 @@ func (b *Builder) Loss(name string, ins []*Tensor, f LossFunc) {
 	rec := &lossRec{name: name, inputs: ins}
 	o := b.newKop("loss "+name, nodes, nil)
 	out := o.out.(*G.F32)
+	st := b.st
 	o.run = func(vs []G.Value, _ []float32) error {
 		for i := range vs {
 			datas[i] = f32s(vs[i])
 			clear(grads[i])
 		}
 		rec.value = f(datas, grads)
+		if st.shareN != st.shareTotal {
+			rec.value *= float64(st.shareN) / float64(st.shareTotal)
+			s := float32(float64(st.shareN) / float64(st.shareTotal))
+			for _, g := range grads {
+				for j := range g {
+					g[j] *= s
+				}
+			}
+		}
 		*out = G.F32(rec.value)
 		return nil
 	}

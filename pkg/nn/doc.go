@@ -39,6 +39,16 @@
 // (momentum 0.1) is the same update with the unbiased variance,
 // BNConfig.UnbiasedRunningVar.
 //
+// # Data parallel
+//
+// For training over several processes, each holding a share of a global
+// batch: Graph.SetBatchShare scales every loss by the share (losses are means
+// over the batch), and ParamSet.SetBatchSync synchronises BatchNorm over the
+// processes (the statistics of the global batch, the same running statistics
+// everywhere). Summing the parameter gradients over the processes is the
+// caller's (pkg/train, through pkg/dist); this package never communicates
+// by itself.
+//
 // # Engine and buffer ownership
 //
 // Each layer is a gorgonia Op of this package (forward and backward kernels

@@ -206,6 +206,22 @@ func (g *Graph) Step() ([]float64, error) {
 	return g.lossVals, nil
 }
 
+// SetBatchShare says that the graph's batch of n images (the input's N) is
+// a share of a global batch of total images split over the processes of a
+// data-parallel run; n == total (the default) is the whole batch. Every
+// attached loss is taken to be a mean over the images of its batch (the
+// YOLOv3 loss and the distillation losses are), and Step scales each loss's
+// value and gradient by n/total, so that the processes' losses and parameter
+// gradients add up to those of the global batch. It returns an error when n
+// is not the graph's batch size or total is smaller.
+func (g *Graph) SetBatchShare(n, total int) error {
+	if n != g.b.input.shape[0] || total < n {
+		return fmt.Errorf("nn: a share of %d images of %d for a graph of batch %d", n, total, g.b.input.shape[0])
+	}
+	g.st.shareN, g.st.shareTotal = n, total
+	return nil
+}
+
 // LossNames returns the attached losses' names in attachment order.
 func (g *Graph) LossNames() []string {
 	out := make([]string, len(g.losses))

@@ -41,7 +41,8 @@ type ParamSet struct {
 	seed   uint64
 	params []*Param
 	byName map[string]*Param
-	ar     arena // activation buffers and scratch shared by the set's graphs
+	ar     arena     // activation buffers and scratch shared by the set's graphs
+	sync   BatchSync // synchronised BatchNorm (SetBatchSync); nil: local batch statistics
 }
 
 // arena holds the activation and gradient buffers of every graph built on one

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"yolodistill/pkg/augment"
 	"yolodistill/pkg/config"
 	"yolodistill/pkg/detector"
 	"yolodistill/pkg/distill"
@@ -40,7 +41,7 @@ func BenchmarkStepCost(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	src, err := train.OpenLoader(ctx, st, nil)
+	src, err := train.OpenLoader(ctx, st, nil, augment.Shard{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -149,6 +149,11 @@ type produced struct {
 // train.batch_size consecutive views of one input size, in file order, each
 // view rebuilt from its augmentation record (augment.Config.Replay)
 // from the student's training split.
+//
+// With a shard (data-parallel training) every rank reads and rebuilds every
+// view, so that all of them make the same batches (a view whose image cannot
+// be loaded shifts the views after it), and hands over its share of each
+// batch, views and soft targets alike.
 type Replay struct {
 	seq     *sequence
 	split   *dataset.Split
@@ -158,6 +163,7 @@ type Replay struct {
 	off     *Offline
 	need    int64 // batches the loop will ask for
 	handed  int64 // batches Next returned
+	shard   augment.Shard
 
 	st      softState
 	cancel  context.CancelFunc
@@ -191,9 +197,9 @@ type replayChecks struct {
 }
 
 // openReplay makes the source at a saved state (nil: the start).
-func openReplay(ctx context.Context, cfg *config.Config, state []byte, seq *sequence, split *dataset.Split, off *Offline, need int64, verify replayChecks) (*Replay, error) {
+func openReplay(ctx context.Context, cfg *config.Config, state []byte, seq *sequence, split *dataset.Split, off *Offline, need int64, shard augment.Shard, verify replayChecks) (*Replay, error) {
 	s := &Replay{seq: seq, split: split, aug: augment.FromConfig(cfg), batch: cfg.Train.BatchSize,
-		workers: cfg.Data.Workers, off: off, need: need, verify: verify, sizes: map[int]bool{}}
+		workers: cfg.Data.Workers, off: off, need: need, shard: shard, verify: verify, sizes: map[int]bool{}}
 	if s.verify.logf == nil {
 		s.verify.logf = func(string, ...any) {}
 	}
@@ -471,6 +477,16 @@ func (s *Replay) Next(ctx context.Context) (*augment.Batch, error) {
 	if p.b == nil {
 		return nil, errors.New("soft targets: no more batches")
 	}
+	b, views := p.b, p.views
+	b.Total = len(b.Items)
+	if s.shard.Size > 1 {
+		if err := s.shard.Check(b.Total); err != nil {
+			return nil, fmt.Errorf("soft targets: batch %d: %w (dump with teacher-dump --batch equal to train.batch_size, so that no batch is cut short)", s.st.Batches, err)
+		}
+		lo, hi := s.shard.Range(b.Total)
+		plane := 3 * b.Size * b.Size
+		b.Items, b.Images, views = b.Items[lo:hi], b.Images[lo*plane:hi*plane], views[lo:hi]
+	}
 	s.st.Batches++
 	s.st.Views += p.consumed
 	s.handed++
@@ -485,8 +501,8 @@ func (s *Replay) Next(ctx context.Context) (*augment.Batch, error) {
 			return nil, ctx.Err()
 		}
 	}
-	s.off.setViews(p.views)
-	return p.b, nil
+	s.off.setViews(views)
+	return b, nil
 }
 
 // Images implements train.Source: the images of the student's training split.

@@ -231,7 +231,7 @@ func (s *Session) Apply(o *train.Options) {
 }
 
 // open is the offline train.OpenSource: the Replay at a saved state.
-func (s *Session) open(ctx context.Context, cfg *config.Config, state []byte) (train.Source, error) {
+func (s *Session) open(ctx context.Context, cfg *config.Config, state []byte, shard augment.Shard) (train.Source, error) {
 	if s.opened {
 		return nil, errors.New("soft targets: the source can be opened once per run")
 	}
@@ -273,7 +273,7 @@ func (s *Session) open(ctx context.Context, cfg *config.Config, state []byte) (t
 			verify.replayUnchecked = true
 		}
 	}
-	return openReplay(ctx, cfg, state, s.seq, s.split, s.Offline, need, verify)
+	return openReplay(ctx, cfg, state, s.seq, s.split, s.Offline, need, shard, verify)
 }
 
 // Err is the first error of a distillation loss (losses cannot fail inside

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"yolodistill/pkg/augment"
 	"yolodistill/pkg/config"
 )
 
@@ -39,7 +40,7 @@ func TestReplayVerifiesPixels(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer s.Close()
-			src, err := s.open(context.Background(), st, nil)
+			src, err := s.open(context.Background(), st, nil, augment.Shard{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -16,9 +16,17 @@
 // a checkpoint model_<N>.ckpt holds the state after N completed iterations
 // (iterations 0..N-1), so resuming from it runs iteration N next.
 //
+// Data parallel (Options.Dist, see Run): every rank of an MPI job runs the
+// same loop on its share of each global batch of train.batch_size images,
+// with synchronised BatchNorm and gradients summed in rank order (pkg/dist),
+// so every rank holds the same parameters; rank 0 alone reads weights (and
+// broadcasts them), writes and reports. The ranks agree at fixed points of
+// every iteration, so a signal, a non-finite loss or an error on any rank
+// stops all of them after the same iteration, with a checkpoint.
+//
 // Imports (make vet checks it): of this module only pkg/atomicfile,
 // pkg/augment, pkg/checkpoint, pkg/config, pkg/dataset, pkg/detector,
-// pkg/metrics, pkg/nn, pkg/weights, pkg/yolo, pkg/yolo/loss (never
+// pkg/dist, pkg/metrics, pkg/nn, pkg/weights, pkg/yolo, pkg/yolo/loss (never
 // distillation: student-train adds it through Hooks); never gorgonia directly
 // (pkg/nn is the only user).
 package train

@@ -1,6 +1,7 @@
 package train
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -23,6 +24,7 @@ import (
 	"yolodistill/pkg/config"
 	"yolodistill/pkg/dataset"
 	"yolodistill/pkg/detector"
+	"yolodistill/pkg/dist"
 	"yolodistill/pkg/nn"
 	"yolodistill/pkg/weights"
 	"yolodistill/pkg/yolo/loss"
@@ -103,6 +105,9 @@ type Options struct {
 	// run's checkpoints (they are overwritten as this run reaches them);
 	// without it (and without Resume) such a folder is refused.
 	Force bool
+	// Dist joins the ranks of a data-parallel run (see Run); nil is a
+	// single process (dist.Single).
+	Dist *dist.Comm
 }
 
 // Result summarises a finished (or interrupted) run.
@@ -150,6 +155,7 @@ type trainer struct {
 	log     func(format string, args ...any)
 	det     *detector.Detector
 	crit    *loss.Criterion
+	rf      *runFolder // rank 0's run folder (nil on other ranks)
 	sgd     *nn.SGD
 	sched   Schedule
 	evalSp  *dataset.Split
@@ -161,6 +167,10 @@ type trainer struct {
 	best      float64
 	bestPath  string
 	metricKey string
+
+	comm       *dist.Comm // the job's ranks (dist.Single: one process)
+	rank, size int
+	flat       []float32 // the gradients, packed for summing over the ranks
 
 	skips        *augment.SkipTally // training images skipped so far
 	resumedSkips []dataset.Skip     // those a resumed checkpoint lists
@@ -189,14 +199,26 @@ type skippedImage struct {
 // the SGD velocities (optimizer), the number of completed iterations, the
 // data-order position of the next batch (every random choice of the loader is
 // a function of train.seed and that position), the train.seed in
-// State.RNG, and the configuration's canonical YAML. Resuming from it
-// continues bit for bit as the uninterrupted run (same build and BLAS kernel
-// set, any GOMAXPROCS).
+// State.RNG, the configuration's canonical YAML, and in Meta the run's rank
+// count (world_size) and global batch (global_batch). Resuming from it
+// continues bit for bit as the uninterrupted run (same build, BLAS kernel
+// set and rank count, any GOMAXPROCS).
 //
 // A non-finite loss stops the run with a *NonFiniteError before the update.
 // When ctx is cancelled, the state after the last completed iteration is saved
 // as model_<iters>.ckpt and an error wrapping ctx.Err() is returned
 // (errors.Is(err, context.Canceled)).
+//
+// With opt.Dist of several ranks (data parallel), every rank calls Run with
+// the same options: rank r trains on its contiguous share of every global
+// batch of train.batch_size images (opt.Open's augment.Shard), BatchNorm is
+// synchronised over the ranks (nn.ParamSet.SetBatchSync), the gradients are
+// summed in rank order, so every rank holds the same parameters; rank 0
+// alone restores (and broadcasts the state), writes the run folder and
+// reports on opt.Stderr. An interruption, a non-finite loss or an error on
+// any rank stops every rank after the same iteration, rank 0 saving a
+// checkpoint first (the last good one for a non-finite loss); the errors
+// every rank returns together are marked dist.Agreed.
 func Run(ctx context.Context, opt Options) (res *Result, err error) {
 	if opt.Config == nil {
 		return nil, errors.New("train: no configuration")
@@ -211,8 +233,15 @@ func Run(ctx context.Context, opt Options) (res *Result, err error) {
 	if opt.Name == "" {
 		opt.Name = "train"
 	}
+	comm := opt.Dist
+	if comm == nil {
+		comm = dist.Single()
+	}
+	if comm.Rank() > 0 {
+		opt.Stderr, opt.Bar = io.Discard, false // rank 0 reports
+	}
 	cfg := opt.Config
-	t := &trainer{opt: opt, cfg: cfg, best: math.Inf(-1)}
+	t := &trainer{opt: opt, cfg: cfg, best: math.Inf(-1), comm: comm, rank: comm.Rank(), size: comm.Size()}
 	t.log = func(format string, args ...any) {
 		fmt.Fprintf(opt.Stderr, "%s: %s\n", opt.Name, fmt.Sprintf(format, args...))
 	}
@@ -221,30 +250,54 @@ func Run(ctx context.Context, opt Options) (res *Result, err error) {
 		t.metricKey = "ap"
 	}
 	// Before any work: the run folder, the resumed checkpoint's tool and
-	// the memory the input sizes need.
-	rf, err := prepareRunFolder(opt)
-	if err != nil {
-		return nil, err
-	}
+	// the memory the input sizes need. Only rank 0 writes the run folder;
+	// with several ranks a failed check is agreed on in startRanks, so that
+	// every rank stops.
+	var rf *runFolder
+	pre := func() error {
+		if t.rank == 0 {
+			var err error
+			if rf, err = prepareRunFolder(opt); err != nil {
+				return err
+			}
+		}
+		if opt.Resume != "" && opt.Tool != "" {
+			if err := CheckResume(opt.Resume, opt.Tool); err != nil {
+				return err
+			}
+		}
+		return checkMemory(opt.Config, loader)
+	}()
 	defer func() {
+		if rf == nil {
+			return
+		}
 		if err != nil {
 			rf.failed(err, opt.Name, t.lastCkpt, t.log)
 		} else {
 			rf.succeeded()
 		}
 	}()
-	if opt.Resume != "" && opt.Tool != "" {
-		if err := CheckResume(opt.Resume, opt.Tool); err != nil {
+	t.rf = rf
+	defer func() {
+		if t.crit != nil {
+			t.crit.Close()
+		}
+	}()
+	if t.size > 1 {
+		start, state, err := t.startRanks(ctx, pre)
+		if err != nil {
 			return nil, err
 		}
+		t.det.Params.SetBatchSync(comm)
+		return t.loop(ctx, start, state)
 	}
-	if err := checkMemory(opt.Config, loader); err != nil {
-		return nil, err
+	if pre != nil {
+		return nil, pre
 	}
 	if err := t.setup(ctx); err != nil {
 		return nil, err
 	}
-	defer t.crit.Close()
 	start, state, err := t.restore(ctx)
 	if err != nil {
 		return nil, err
@@ -349,25 +402,16 @@ func (t *trainer) restore(ctx context.Context) (int, []byte, error) {
 		if it < 0 || it > cfg.Train.MaxIters {
 			return 0, nil, fmt.Errorf("%s: checkpoint is at iteration %d, outside 0..train.max_iters (%d)", t.opt.Resume, it, cfg.Train.MaxIters)
 		}
-		if s, ok := c.Meta["best_score"]; ok {
-			if v, err := strconv.ParseFloat(s, 64); err == nil {
-				t.best = v
-				if _, err := os.Stat(filepath.Join(t.opt.OutDir, BestFile)); err == nil {
-					t.bestPath = filepath.Join(t.opt.OutDir, BestFile)
-				}
-			}
-		}
-		if s, ok := c.Meta[skippedMeta]; ok {
-			var list []skippedImage
-			if err := json.Unmarshal([]byte(s), &list); err != nil {
-				return 0, nil, fmt.Errorf("%s: meta %s: %w", t.opt.Resume, skippedMeta, err)
-			}
-			for _, si := range list {
-				t.resumedSkips = append(t.resumedSkips, dataset.Skip{Index: si.Index, Err: errors.New(si.Error)})
-			}
+		if err := t.restoreMeta(c, t.opt.Resume); err != nil {
+			return 0, nil, err
 		}
 		t.lastCkpt = t.opt.Resume
 		t.log("resumed from %s at iteration %d", t.opt.Resume, it)
+		if ws := cmp.Or(c.Meta[worldSizeMeta], "1"); ws != strconv.Itoa(t.size) && it < cfg.Train.MaxIters {
+			t.log("%s was written by a run over %s rank(s), this one has %d: the same training (the global batch is train.batch_size, %d), "+
+				"rounded differently (the ranks' sums add in another order): the run will not repeat the original bit for bit",
+				t.opt.Resume, ws, t.size, cfg.Train.BatchSize)
+		}
 		return it, c.State.DataOrder, nil
 	}
 	src := t.opt.Pretrained
@@ -497,6 +541,8 @@ func (t *trainer) snapshot(iters int, dataState []byte) *checkpoint.Checkpoint {
 		c.Meta["best_score"] = strconv.FormatFloat(t.best, 'g', -1, 64)
 	}
 	c.Meta["metric"] = t.cfg.Eval.Metric
+	c.Meta[worldSizeMeta] = strconv.Itoa(t.size)
+	c.Meta[globalBatchMeta] = strconv.Itoa(t.cfg.Train.BatchSize)
 	if t.skips != nil && t.skips.Count() > 0 {
 		list := make([]skippedImage, 0, t.skips.Count())
 		for _, s := range t.skips.Skips() {
@@ -556,17 +602,51 @@ func (t *trainer) evaluate(ctx context.Context) (float64, error) {
 
 func (t *trainer) loop(ctx context.Context, start int, state []byte) (*Result, error) {
 	cfg, opt := t.cfg, t.opt
+	lead, several := t.rank == 0, t.size > 1
 	maxIters := cfg.Train.MaxIters
 	res := &Result{Iterations: start, BestScore: math.NaN(), Detector: t.det}
-	metrics, err := OpenMetrics(filepath.Join(opt.OutDir, MetricsFile), start)
-	if err != nil {
-		return nil, err
+	// pending is rank 0's failure to write (several ranks): every rank learns
+	// it at the next agreement point and stops there.
+	var pending error
+	var metrics *MetricsLog
+	if lead {
+		m, err := OpenMetrics(filepath.Join(opt.OutDir, MetricsFile), start)
+		if err != nil {
+			if !several {
+				return nil, err
+			}
+			pending = err
+		} else {
+			metrics = m
+			defer metrics.Close()
+		}
 	}
-	defer metrics.Close()
+	writeRec := func(r Record) error {
+		if metrics == nil {
+			return nil
+		}
+		if err := metrics.Write(r); err != nil {
+			return fmt.Errorf("%s: %w", MetricsFile, err)
+		}
+		return nil
+	}
 
 	var src Source
 	if start < maxIters {
-		if src, err = opt.Open(ctx, cfg, state); err != nil {
+		var err error
+		src, err = opt.Open(ctx, cfg, state, t.shard())
+		if several {
+			a, aerr := t.agree("opening the training data", statusOf(ctx, errors.Join(pending, err)))
+			if aerr == nil && a.code != codeOK {
+				aerr = t.stopErr(a, errors.Join(pending, err))
+			}
+			if aerr != nil {
+				if src != nil {
+					src.Close()
+				}
+				return nil, aerr
+			}
+		} else if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
@@ -587,105 +667,213 @@ func (t *trainer) loop(ctx context.Context, start int, state []byte) (*Result, e
 	}
 	prog := Progress{W: opt.Stderr, Name: opt.Name, Total: maxIters, Bar: opt.Bar, Every: cfg.Train.LogIter}
 	prog.Start(start)
-	interrupted := func(done int, cause error) (*Result, error) {
+	newline := func() {
 		if opt.Bar {
 			fmt.Fprintln(opt.Stderr)
 		}
+	}
+	// interrupted saves the state after done iterations (rank 0; the ranks
+	// agree that it is saved) and returns the interruption error.
+	interrupted := func(done int, cause error) (*Result, error) {
+		newline()
 		p := SnapshotPath(opt.OutDir, done)
-		if err := t.save(p, done, state); err != nil {
+		if err := t.saveAll(p, done, state); err != nil {
 			return nil, errors.Join(cause, err)
 		}
 		t.log("interrupted after %d iterations; saved %s (resume with -r %s)", done, p, p)
 		res.Iterations, res.Checkpoint = done, p
-		return res, fmt.Errorf("training interrupted: %w", cause)
+		return res, t.agreed(fmt.Errorf("training interrupted: %w", cause))
+	}
+	// failed (several ranks) stops every rank after done iterations on a
+	// rank's error, with a checkpoint of that state.
+	failed := func(done int, a agreement, local error) (*Result, error) {
+		newline()
+		err := t.stopErr(a, local)
+		p := SnapshotPath(opt.OutDir, done)
+		if serr := t.saveAll(p, done, state); serr != nil {
+			return nil, errors.Join(err, serr)
+		}
+		return nil, fmt.Errorf("%w; every rank stopped after %d iterations, and rank 0 saved %s (resume with -r %s)", err, done, p, p)
+	}
+	// agreeAt is an agreement point inside the loop (several ranks): it
+	// returns done=true with what to return when some rank stops or fails.
+	agreeAt := func(what string, done int, local error) (stop bool, r *Result, err error) {
+		a, err := t.agree(what, statusOf(ctx, local))
+		switch {
+		case err != nil:
+			return true, nil, err
+		case a.code == codeStop:
+			r, err = interrupted(done, t.stopErr(a, local))
+			return true, r, err
+		case a.code == codeErr:
+			r, err = failed(done, a, local)
+			return true, r, err
+		}
+		return false, nil, nil
 	}
 
 	logStart, logImages := time.Now(), 0
+	busyStart, _ := t.comm.Busy()
 	for it := start; it < maxIters; it++ {
-		if err := ctx.Err(); err != nil {
-			return interrupted(it, err)
+		// The batch (this rank's share of it).
+		var batch *augment.Batch
+		err := ctx.Err()
+		if err == nil {
+			batch, err = src.Next(ctx)
 		}
-		batch, err := src.Next(ctx)
-		if err != nil {
+		if several {
+			st := statusOf(ctx, errors.Join(pending, err))
+			if batch != nil {
+				st.Skips = toSkipped(batch.Skipped)
+			}
+			a, aerr := t.agree("the batch", st)
+			switch {
+			case aerr != nil:
+				return nil, aerr
+			case a.code == codeStop:
+				return interrupted(it, t.stopErr(a, err))
+			case a.code == codeErr:
+				return failed(it, a, errors.Join(pending, err))
+			}
+			batch.Skipped = a.skips // every rank's, in rank (slot) order
+		} else if err != nil {
 			if ctx.Err() != nil {
 				return interrupted(it, ctx.Err())
 			}
 			return nil, err
 		}
 		for _, s := range t.skips.Add(batch.Skipped) {
-			if opt.Bar {
-				fmt.Fprintln(opt.Stderr)
-			}
+			newline()
 			t.log("warning: skipping a training image that cannot be loaded (another image fills its place in the batch): %v", s.Err)
 		}
 		if err := t.skips.Err(); err != nil {
 			// state is still this batch's position: the saved run starts with it.
 			p := SnapshotPath(opt.OutDir, it)
-			if serr := t.save(p, it, state); serr != nil {
+			if serr := t.saveAll(p, it, state); serr != nil {
 				return nil, errors.Join(err, serr)
 			}
-			return nil, fmt.Errorf("training split %q: %w; stopped after %d iterations and saved %s (resume with -r %s)",
-				cfg.Data.TrainSplit, err, it, p, p)
+			return nil, t.agreed(fmt.Errorf("training split %q: %w; stopped after %d iterations and saved %s (resume with -r %s)",
+				cfg.Data.TrainSplit, err, it, p, p))
 		}
+
+		// The step's graph, input, targets and the hooks' data.
 		n := len(batch.Items)
+		total := batch.Total
+		if total == 0 {
+			total = n
+		}
 		net, err := t.det.Net(n, batch.Size, batch.Size, true)
-		if err != nil {
+		if err == nil {
+			err = net.Graph.SetBatchShare(n, total)
+		}
+		if err == nil {
+			err = net.Graph.SetInput(batch.Images)
+		}
+		if !several && err != nil {
 			return nil, err
 		}
-		if err := net.Graph.SetInput(batch.Images); err != nil {
-			return nil, err
-		}
-		t.setTargets(batch)
-		if opt.Hooks.Prepare != nil {
-			if err := opt.Hooks.Prepare(ctx, it, batch, net); err != nil {
-				if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-					return interrupted(it, err)
+		if err == nil {
+			t.setTargets(batch)
+			if opt.Hooks.Prepare != nil {
+				if perr := opt.Hooks.Prepare(ctx, it, batch, net); perr != nil {
+					if !several && ctx.Err() != nil && errors.Is(perr, ctx.Err()) {
+						return interrupted(it, perr)
+					}
+					err = fmt.Errorf("iteration %d: %w", it, perr)
+					if !several {
+						return nil, err
+					}
 				}
-				return nil, fmt.Errorf("iteration %d: %w", it, err)
 			}
 		}
+		if several {
+			if stop, r, err := agreeAt("preparing the step", it, err); stop {
+				return r, err
+			}
+		}
+
+		// The step, and its losses over every rank.
 		t.lossErr = nil
 		vals, err := net.Graph.Step()
 		if err != nil {
-			return nil, fmt.Errorf("iteration %d: %w", it, err)
+			err = fmt.Errorf("iteration %d: %w", it, err)
+		} else if t.lossErr != nil {
+			err = fmt.Errorf("iteration %d: loss: %w", it, t.lossErr)
 		}
-		if t.lossErr != nil {
-			return nil, fmt.Errorf("iteration %d: loss: %w", it, t.lossErr)
+		if !several && err != nil {
+			return nil, err
+		}
+		names := net.Graph.LossNames()
+		parts := [4]float64{t.parts.XY, t.parts.WH, t.parts.Obj, t.parts.Cls}
+		if several {
+			sum, sparts, anyFailed, cerr := t.sumLosses(len(names), vals, parts, n, total, err)
+			if cerr != nil {
+				return nil, cerr
+			}
+			if anyFailed {
+				// The step's forward pass has moved the BatchNorm running
+				// statistics: the last good state is the last checkpoint.
+				a, aerr := t.agree("a failed step", statusOf(context.Background(), err))
+				if aerr != nil {
+					return nil, aerr
+				}
+				last := "no checkpoint was written"
+				if t.lastCkpt != "" {
+					last = "the last good checkpoint is " + t.lastCkpt
+				}
+				newline()
+				return nil, fmt.Errorf("%w; every rank stopped at iteration %d; %s", t.stopErr(a, err), it, last)
+			}
+			vals, parts = sum, sparts
 		}
 		rec := Record{Iter: it, LR: t.sched.At(it), Parts: map[string]float64{
-			"xy": t.parts.XY, "wh": t.parts.WH, "obj": t.parts.Obj, "cls": t.parts.Cls}, Skipped: t.skips.Count()}
-		total := 0.0
-		for i, name := range net.Graph.LossNames() {
-			total += vals[i]
+			"xy": parts[0], "wh": parts[1], "obj": parts[2], "cls": parts[3]}, Skipped: t.skips.Count()}
+		total64 := 0.0
+		for i, name := range names {
+			total64 += vals[i]
 			if i > 0 {
 				rec.Parts[name] = vals[i]
 			}
 		}
-		rec.Loss = total
-		if math.IsNaN(total) || math.IsInf(total, 0) {
-			if opt.Bar {
-				fmt.Fprintln(opt.Stderr)
+		rec.Loss = total64
+		if math.IsNaN(total64) || math.IsInf(total64, 0) {
+			newline()
+			return nil, t.agreed(&NonFiniteError{Iter: it, Loss: total64, Parts: partsString(rec.Parts), LastCheckpoint: t.lastCkpt})
+		}
+		if several {
+			if err := t.sumGrads(); err != nil {
+				return nil, err
 			}
-			return nil, &NonFiniteError{Iter: it, Loss: total, Parts: partsString(rec.Parts), LastCheckpoint: t.lastCkpt}
 		}
 		t.sgd.Step(float32(rec.LR))
 		state = src.State()
 		done := it + 1
-		res.LastLoss = total
+		res.LastLoss = total64
 
-		logImages += n
+		logImages += total
 		el := time.Since(logStart).Seconds()
 		ips := 0.0
 		if el > 0 {
 			ips = float64(logImages) / el
 		}
 		rec.ImagesPerS = ips
-		prog.Update(it, total, ips)
+		if several && el > 0 {
+			busy, _ := t.comm.Busy()
+			rec.CollectiveShare = (busy - busyStart).Seconds() / el
+		}
+		prog.Update(it, total64, ips)
 
 		snap := done%cfg.Train.SnapshotIter == 0 && done < maxIters
 		if snap && t.evalSp != nil {
 			score, err := t.evaluate(ctx)
-			if err != nil {
+			if several {
+				if err != nil {
+					err = fmt.Errorf("evaluation after %d iterations: %w", done, err)
+				}
+				if stop, r, err := agreeAt("the evaluation", done, err); stop {
+					return r, err
+				}
+			} else if err != nil {
 				if ctx.Err() != nil {
 					return interrupted(done, ctx.Err())
 				}
@@ -697,34 +885,44 @@ func (t *trainer) loop(ctx context.Context, start int, state []byte) (*Result, e
 				return nil, fmt.Errorf("evaluation after %d iterations: %w (the training state is saved in %s: resume with -r %s)", done, err, p, p)
 			}
 			rec.Eval = map[string]float64{t.metricKey: score}
-			if opt.Bar {
-				fmt.Fprintln(opt.Stderr)
-			}
+			newline()
 			t.log("evaluation after %d iterations: %s %.4f", done, t.metricKey, score)
 			if err := t.maybeBest(score, done, state); err != nil {
-				return nil, err
+				if !several {
+					return nil, err
+				}
+				pending = errors.Join(pending, err)
 			}
 		}
 		if done%cfg.Train.LogIter == 0 || rec.Eval != nil || done == maxIters {
-			if err := metrics.Write(rec); err != nil {
-				return nil, fmt.Errorf("%s: %w", MetricsFile, err)
+			if err := writeRec(rec); err != nil {
+				if !several {
+					return nil, err
+				}
+				pending = errors.Join(pending, err)
 			}
 			logStart, logImages = time.Now(), 0
+			busyStart, _ = t.comm.Busy()
 		}
 		if snap {
 			p := SnapshotPath(opt.OutDir, done)
-			if err := t.save(p, done, state); err != nil {
-				return nil, err
+			if lead {
+				if err := t.save(p, done, state); err != nil {
+					if !several {
+						return nil, err
+					}
+					pending = errors.Join(pending, err)
+				}
+				t.prune(done)
 			}
 			t.lastCkpt = p
-			t.prune(done)
 		}
 	}
 
 	// The end: model_final first (an evaluation failure must not discard
 	// the training), then the evaluation, best_model and the loss plot.
 	final := filepath.Join(opt.OutDir, FinalFile)
-	if err := t.save(final, maxIters, state); err != nil {
+	if err := t.saveAll(final, maxIters, state); err != nil {
 		return nil, err
 	}
 	t.lastCkpt = final
@@ -741,19 +939,34 @@ func (t *trainer) loop(ctx context.Context, start int, state []byte) (*Result, e
 	}
 	if t.evalSp != nil {
 		score, err := t.evaluate(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				t.log("interrupted in the final evaluation; the trained model is saved in %s", final)
-				return res, fmt.Errorf("final evaluation: %w", ctx.Err())
+		if several {
+			a, aerr := t.agree("the final evaluation", statusOf(ctx, err))
+			if aerr != nil {
+				return res, aerr
 			}
-			return res, fmt.Errorf("final evaluation: %w (the trained model is saved in %s)", err, final)
+			if a.code != codeOK {
+				err = t.stopErr(a, err)
+			}
+		}
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+				t.log("interrupted in the final evaluation; the trained model is saved in %s", final)
+				return res, t.agreed(fmt.Errorf("final evaluation: %w", cmp.Or(ctx.Err(), context.Canceled)))
+			}
+			return res, t.agreed(fmt.Errorf("final evaluation: %w (the trained model is saved in %s)", err, final))
 		}
 		t.log("evaluation after %d iterations: %s %.4f", maxIters, t.metricKey, score)
-		if err := metrics.Write(Record{Iter: maxIters - 1, LR: t.sched.At(maxIters - 1), Eval: map[string]float64{t.metricKey: score}}); err != nil {
-			return nil, err
+		if err := writeRec(Record{Iter: maxIters - 1, LR: t.sched.At(maxIters - 1), Eval: map[string]float64{t.metricKey: score}}); err != nil {
+			if !several {
+				return nil, err
+			}
+			pending = errors.Join(pending, err)
 		}
 		if err := t.maybeBest(score, maxIters, state); err != nil {
-			return nil, err
+			if !several {
+				return nil, err
+			}
+			pending = errors.Join(pending, err)
 		}
 	}
 	if t.evalSkips != nil {
@@ -762,14 +975,82 @@ func (t *trainer) loop(ctx context.Context, start int, state []byte) (*Result, e
 	if t.bestPath != "" {
 		res.Best, res.BestScore = t.bestPath, t.best
 	}
-	if err := metrics.Close(); err != nil {
-		return nil, err
+	if metrics != nil {
+		if err := metrics.Close(); err != nil {
+			if !several {
+				return nil, err
+			}
+			pending = errors.Join(pending, err)
+		}
+		if err := t.plot(); err != nil {
+			t.log("warning: loss plot: %v", err)
+		}
 	}
-	if err := t.plot(); err != nil {
-		t.log("warning: loss plot: %v", err)
+	if several {
+		// The last agreement: rank 0 has written everything.
+		a, err := t.agree("the end", statusOf(context.Background(), pending))
+		if err == nil && a.code != codeOK {
+			err = t.stopErr(a, pending)
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	t.log("saved %s", final)
 	return res, nil
+}
+
+// agreed marks err as returned by every rank together (several ranks).
+func (t *trainer) agreed(err error) error {
+	if t.size == 1 {
+		return err
+	}
+	return dist.Agreed(err)
+}
+
+// saveAll writes the checkpoint of the state after iters iterations on rank
+// 0; with several ranks, they agree that it was written (an error on rank 0
+// is every rank's).
+func (t *trainer) saveAll(path string, iters int, state []byte) error {
+	var err error
+	if t.rank == 0 {
+		err = t.save(path, iters, state)
+	}
+	if t.size == 1 {
+		return err
+	}
+	a, aerr := t.agree("saving "+filepath.Base(path), statusOf(context.Background(), err))
+	if aerr != nil {
+		return aerr
+	}
+	if a.code != codeOK {
+		return t.stopErr(a, err)
+	}
+	return nil
+}
+
+// sumLosses adds the step's m losses and the four loss parts over the ranks
+// (this rank's share of the global batch weighs n/total: its losses are
+// means over its own images), with a flag for a failed step (local, this
+// rank's failure): failed reports that some rank's step failed.
+func (t *trainer) sumLosses(m int, vals []float64, parts [4]float64, n, total int, local error) (sum []float64, sparts [4]float64, failed bool, err error) {
+	buf := make([]float64, m+5)
+	if local == nil {
+		copy(buf, vals)
+		share := float64(n) / float64(total)
+		for i, p := range parts {
+			buf[m+i] = p * share
+		}
+	} else {
+		buf[m+4] = 1
+	}
+	if err := t.comm.SumFloat64("losses", buf); err != nil {
+		return nil, parts, false, err
+	}
+	if buf[m+4] > 0 {
+		return nil, parts, true, nil
+	}
+	return buf[:m], [4]float64{buf[m], buf[m+1], buf[m+2], buf[m+3]}, false, nil
 }
 
 // maybeBest saves best_model when score beats the best so far.
@@ -779,6 +1060,9 @@ func (t *trainer) maybeBest(score float64, iters int, state []byte) error {
 	}
 	t.best = score
 	t.bestPath = filepath.Join(t.opt.OutDir, BestFile)
+	if t.rank != 0 {
+		return nil // rank 0 writes
+	}
 	c := t.snapshot(iters, state)
 	c.Meta["best_iteration"] = strconv.Itoa(iters)
 	if err := checkpoint.Save(t.bestPath, c); err != nil {

@@ -95,7 +95,9 @@ func TestLossFallsOnFixedBatch(t *testing.T) {
 	dir := t.TempDir()
 	res, err := Run(context.Background(), Options{
 		Config: cfg, OutDir: dir,
-		Open: func(context.Context, *config.Config, []byte) (Source, error) { return fixedSource{b}, nil },
+		Open: func(context.Context, *config.Config, []byte, augment.Shard) (Source, error) {
+			return fixedSource{b}, nil
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +146,9 @@ func TestHooksAndCancel(t *testing.T) {
 	var prepared []int
 	_, err := Run(ctx, Options{
 		Config: cfg, OutDir: dir,
-		Open: func(context.Context, *config.Config, []byte) (Source, error) { return fixedSource{b}, nil },
+		Open: func(context.Context, *config.Config, []byte, augment.Shard) (Source, error) {
+			return fixedSource{b}, nil
+		},
 		Hooks: Hooks{
 			Init: func(d *detector.Detector) error {
 				// the adapter's parameters exist before any checkpoint is read
@@ -202,7 +206,9 @@ func TestNonFiniteLossStops(t *testing.T) {
 	poison := false
 	_, err := Run(context.Background(), Options{
 		Config: cfg, OutDir: dir,
-		Open: func(context.Context, *config.Config, []byte) (Source, error) { return fixedSource{b}, nil },
+		Open: func(context.Context, *config.Config, []byte, augment.Shard) (Source, error) {
+			return fixedSource{b}, nil
+		},
 		Hooks: Hooks{
 			Attach: func(bd *nn.Builder, net *detector.Net) error {
 				bd.Loss("poison", net.Built.Outputs[:1], func(ins, grads [][]float32) float64 {
@@ -249,7 +255,9 @@ func TestKeepLast(t *testing.T) {
 	}
 	if _, err := Run(context.Background(), Options{
 		Config: cfg, OutDir: dir, Force: true,
-		Open: func(context.Context, *config.Config, []byte) (Source, error) { return fixedSource{b}, nil },
+		Open: func(context.Context, *config.Config, []byte, augment.Shard) (Source, error) {
+			return fixedSource{b}, nil
+		},
 	}); err != nil {
 		t.Fatal(err)
 	}

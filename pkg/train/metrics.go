@@ -22,6 +22,11 @@ type Record struct {
 	// Skipped is the number of distinct training images skipped so far
 	// because they could not be loaded (absent when none).
 	Skipped int `json:"skipped_images,omitempty"`
+	// CollectiveShare is, in a data-parallel run, the share of rank 0's wall
+	// time since the last record spent in collectives (summing gradients,
+	// BatchNorm statistics and losses, agreeing; waiting for slower ranks
+	// included); absent for a single process.
+	CollectiveShare float64 `json:"collective_share,omitempty"`
 }
 
 // MetricsLog appends Records as JSON lines to a file.

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"yolodistill/pkg/augment"
 	"yolodistill/pkg/checkpoint"
 	"yolodistill/pkg/config"
 	"yolodistill/pkg/detector"
@@ -21,7 +22,9 @@ func TestOverfitDetects(t *testing.T) {
 	dir := t.TempDir()
 	res, err := Run(context.Background(), Options{
 		Config: cfg, OutDir: dir,
-		Open: func(context.Context, *config.Config, []byte) (Source, error) { return fixedSource{b}, nil },
+		Open: func(context.Context, *config.Config, []byte, augment.Shard) (Source, error) {
+			return fixedSource{b}, nil
+		},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -29,7 +29,9 @@ func failAt(it int) func(context.Context, int, *augment.Batch, *detector.Net) er
 func TestRunFolder(t *testing.T) {
 	cfg := tinyConfig(t, "train.max_iters=3", "train.snapshot_iter=2")
 	b := fixedBatch(t, cfg)
-	open := func(context.Context, *config.Config, []byte) (Source, error) { return fixedSource{b}, nil }
+	open := func(context.Context, *config.Config, []byte, augment.Shard) (Source, error) {
+		return fixedSource{b}, nil
+	}
 	run := func(dir string, o Options) error {
 		o.Config, o.OutDir, o.Open, o.Tool, o.Name = cfg, dir, open, "detect-train", "detect-train"
 		_, err := Run(context.Background(), o)

@@ -30,8 +30,11 @@ type Source interface {
 }
 
 // OpenSource opens a run's Source at a state saved by Source.State (nil:
-// the beginning).
-type OpenSource func(ctx context.Context, cfg *config.Config, state []byte) (Source, error)
+// the beginning), making shard's part of every batch (data-parallel
+// training; the zero Shard is the whole batch): Batch.Items are the slots
+// shard.Range(Batch.Total) of the global batch, and State is the global
+// position, the same on every rank.
+type OpenSource func(ctx context.Context, cfg *config.Config, state []byte, shard augment.Shard) (Source, error)
 
 // loaderSource is the default Source: the configuration's training split
 // through a shuffling, augmenting augment.Loader.
@@ -56,7 +59,7 @@ type loaderState struct {
 // training augmentation (augment.FromConfig), a new shuffled order every epoch,
 // the last partial batch dropped, and every random choice derived from
 // train.seed and the position, so a state restores it exactly.
-func OpenLoader(ctx context.Context, cfg *config.Config, state []byte) (Source, error) {
+func OpenLoader(ctx context.Context, cfg *config.Config, state []byte, shard augment.Shard) (Source, error) {
 	sp, err := dataset.OpenSplit(cfg, cfg.Data.TrainSplit, dataset.SplitOptions{})
 	if err != nil {
 		return nil, err
@@ -69,7 +72,7 @@ func OpenLoader(ctx context.Context, cfg *config.Config, state []byte) (Source, 
 		}
 		pos = augment.Position{Epoch: st.Epoch, Batch: st.Batch}
 	}
-	l, err := augment.NewTrainLoader(cfg, sp.Source, cfg.Train.BatchSize, uint64(cfg.Train.Seed))
+	l, err := augment.NewShardLoader(cfg, sp.Source, cfg.Train.BatchSize, uint64(cfg.Train.Seed), shard)
 	if err != nil {
 		return nil, fmt.Errorf("data: split %q of %s: %w", cfg.Data.TrainSplit, sp.Where, err)
 	}

@@ -36,16 +36,26 @@
 // loss: the message names the iteration and the last good checkpoint), 2
 // usage, 130 interrupted (SIGINT/SIGTERM: a checkpoint of the last completed
 // iteration is saved first).
+//
+// Data parallel: `mpirun -np N detect-train ...` (or srun, or any MPI
+// launcher) trains one run over N processes, each on its share of every
+// global batch of train.batch_size images, with synchronised BatchNorm; rank
+// 0 reads the weights, writes the run folder and reports (pkg/train). It needs
+// a build with MPI (build tag mpi); a process a launcher started as one of
+// several refuses to start without it. --mpi-timeout bounds every collective.
 package main
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"yolodistill/pkg/checkpoint"
 	"yolodistill/pkg/cli"
+	"yolodistill/pkg/dist"
 	"yolodistill/pkg/nn"
 	"yolodistill/pkg/train"
 )
@@ -53,13 +63,14 @@ import (
 const name = "detect-train"
 
 type grammar struct {
-	Config     string   `short:"c" placeholder:"CONFIG" help:"configuration (YAML); optional with -r (the checkpoint's own configuration is used)."`
-	Override   []string `short:"o" sep:"none" placeholder:"KEY=VALUE" help:"override a configuration key (repeatable)."`
-	Resume     string   `short:"r" placeholder:"CHECKPOINT" help:"resume exactly from a checkpoint of an earlier run."`
-	Out        string   `name:"out" placeholder:"DIR" help:"run folder (default output/<config name>)."`
-	Pretrained string   `name:"pretrained" placeholder:"PATH|URL" help:"initialise from weights, path or http(s) URL (overrides train.pretrained): our checkpoint (the tensors that fit), or a PaddleDetection tar or folder, .pdparams, PyTorch .pth/.pt or .safetensors (every part it holds, e.g. a backbone alone)."`
-	CacheDir   string   `name:"cache-dir" placeholder:"DIR" help:"download cache for --pretrained URLs (default $XDG_CACHE_HOME/yolodistill or ~/.cache/yolodistill)."`
-	Force      bool     `help:"start afresh in a run folder that holds an earlier run's checkpoints (overwriting them); without it such a folder is refused."`
+	Config     string        `short:"c" placeholder:"CONFIG" help:"configuration (YAML); optional with -r (the checkpoint's own configuration is used)."`
+	Override   []string      `short:"o" sep:"none" placeholder:"KEY=VALUE" help:"override a configuration key (repeatable)."`
+	Resume     string        `short:"r" placeholder:"CHECKPOINT" help:"resume exactly from a checkpoint of an earlier run."`
+	Out        string        `name:"out" placeholder:"DIR" help:"run folder (default output/<config name>)."`
+	Pretrained string        `name:"pretrained" placeholder:"PATH|URL" help:"initialise from weights, path or http(s) URL (overrides train.pretrained): our checkpoint (the tensors that fit), or a PaddleDetection tar or folder, .pdparams, PyTorch .pth/.pt or .safetensors (every part it holds, e.g. a backbone alone)."`
+	CacheDir   string        `name:"cache-dir" placeholder:"DIR" help:"download cache for --pretrained URLs (default $XDG_CACHE_HOME/yolodistill or ~/.cache/yolodistill)."`
+	Force      bool          `help:"start afresh in a run folder that holds an earlier run's checkpoints (overwriting them); without it such a folder is refused."`
+	MPITimeout time.Duration `name:"mpi-timeout" default:"5m" placeholder:"DURATION" help:"under an MPI launcher: the longest a rank waits in one collective before it ends the job (watchdog)."`
 	cli.NetFlags
 }
 
@@ -74,26 +85,33 @@ func main() {
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var g grammar
-	if _, code, done := cli.ParseVersion(name, "Train a YOLOv3 detector from a configuration; resume exactly with -r.", nn.BuildInfo(), &g, args, stderr); done {
+	if _, code, done := cli.ParseVersion(name, "Train a YOLOv3 detector from a configuration; resume exactly with -r.", nn.BuildInfo()+", "+dist.BuildInfo(), &g, args, stderr); done {
 		return code
 	}
 	log := cli.Logger{Name: name, W: stderr}
+	comm, err := dist.Init(dist.Options{Timeout: g.MPITimeout, Log: log.Printf})
+	if err != nil {
+		return log.Fail(err)
+	}
+	if comm.Rank() > 0 {
+		log.Name = fmt.Sprintf("%s (rank %d of %d)", name, comm.Rank(), comm.Size())
+	}
 	if g.Config == "" && g.Resume == "" {
 		log.Printf("error: -c CONFIG is required (or -r CHECKPOINT to continue a run with its own configuration)")
-		return cli.ExitUsage
+		return comm.End(cli.ExitUsage, nil)
 	}
 	if g.Resume != "" {
 		// A student-train checkpoint would lose its distillation here.
 		if err := train.CheckResume(g.Resume, name); err != nil {
-			return log.Fail(err)
+			return comm.End(log.Fail(err), err)
 		}
 	}
 	cfg, err := train.LoadRunConfig(g.Config, g.Resume, g.Override)
 	if err != nil {
-		return log.Fail(err)
+		return comm.End(log.Fail(err), err)
 	}
 	if err := g.NetFlags.Check(); err != nil {
-		return log.Fail(err)
+		return comm.End(log.Fail(err), err)
 	}
 	ctx = checkpoint.WithFetch(ctx, checkpoint.FetchOptions{ConnectTimeout: g.ConnectTimeout, IdleTimeout: g.IdleTimeout, Logf: log.Printf})
 	out := g.Out
@@ -113,14 +131,20 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		Tool:       name,
 		Recipe:     "none",
 		Force:      g.Force,
+		Dist:       comm,
 	})
 	if err != nil {
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			// the loop already said where the checkpoint is
-			return cli.ExitInterrupted
+		code := cli.Code(err)
+		switch {
+		case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
+			code = cli.ExitInterrupted // the loop already said where the checkpoint is
+		case comm.Reports(err):
+			code = log.Fail(err)
 		}
-		return log.Fail(err)
+		return comm.End(code, err)
 	}
-	train.Summary(log.Printf, res, cfg, out)
-	return cli.ExitOK
+	if comm.Rank() == 0 {
+		train.Summary(log.Printf, res, cfg, out)
+	}
+	return comm.End(cli.ExitOK, nil)
 }

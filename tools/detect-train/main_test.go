@@ -56,7 +56,8 @@ func overrides(flags ...[]string) []string {
 }
 
 // The child process mode: a re-exec of the test binary runs the tool, pausing
-// (until interrupted or killed) before the iteration DETECT_TRAIN_PAUSE_AT.
+// (until interrupted or killed) before the iteration DETECT_TRAIN_PAUSE_AT;
+// under mpirun, only on rank DETECT_TRAIN_PAUSE_RANK when that is set.
 func TestMain(m *testing.M) {
 	if args := os.Getenv("DETECT_TRAIN_CHILD_ARGS"); args != "" {
 		var a []string
@@ -64,7 +65,8 @@ func TestMain(m *testing.M) {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(3)
 		}
-		if p := os.Getenv("DETECT_TRAIN_PAUSE_AT"); p != "" {
+		rank, one := os.LookupEnv("DETECT_TRAIN_PAUSE_RANK")
+		if p := os.Getenv("DETECT_TRAIN_PAUSE_AT"); p != "" && (!one || rank == os.Getenv("OMPI_COMM_WORLD_RANK")) {
 			at, _ := strconv.Atoi(p)
 			testHooks.Prepare = func(ctx context.Context, it int, _ *augment.Batch, _ *detector.Net) error {
 				if it == at {

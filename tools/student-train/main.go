@@ -68,6 +68,17 @@
 // wrote (naming the command that resumes it); the run folder is checked as
 // detect-train's (--force, FAILED.txt).
 //
+// # Data parallel
+//
+// `mpirun -np N student-train ...` trains over N processes as detect-train
+// does (pkg/train): each rank trains on its share of every batch. Offline,
+// every rank reads the soft-target files and rebuilds every view of each
+// batch (so that all of them make the same batches when a view's image cannot
+// be loaded) and keeps its share; a stream (-) cannot feed several ranks: save
+// teacher-dump's output to a file. Online, every rank loads the teacher and
+// runs it on its share. Every rank reads the files it is given: they must be
+// reachable from every node.
+//
 // Exit codes: 0 done, 1 failure (including mismatched or truncated soft
 // targets), 2 usage, 130 interrupted.
 package main
@@ -80,9 +91,11 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"yolodistill/pkg/checkpoint"
 	"yolodistill/pkg/cli"
+	"yolodistill/pkg/dist"
 	"yolodistill/pkg/nn"
 	"yolodistill/pkg/teacher"
 	"yolodistill/pkg/train"
@@ -91,17 +104,18 @@ import (
 const name = "student-train"
 
 type grammar struct {
-	Config         string   `short:"c" placeholder:"CONFIG" help:"student configuration (YAML); optional with -r (the checkpoint's own configuration is used)."`
-	Override       []string `short:"o" sep:"none" placeholder:"KEY=VALUE" help:"override a configuration key (repeatable)."`
-	SoftTargets    []string `name:"soft-targets" placeholder:"FILE|-" help:"soft-target files written by teacher-dump, in order (comma-separated or repeated; - is stdin)."`
-	Files          []string `arg:"" optional:"" placeholder:"FILE" help:"more soft-target files, after those of --soft-targets."`
-	Teacher        string   `short:"t" placeholder:"CONFIG" help:"teacher configuration (default: distill.teacher of the student configuration)."`
-	TeacherWeights string   `name:"teacher-weights" placeholder:"CKPT" help:"online mode: run the teacher with these weights on every batch (path or http(s) URL: our checkpoint, a PaddleDetection tar or folder, .pdparams, PyTorch .pth/.pt or .safetensors)."`
-	Resume         string   `short:"r" placeholder:"CHECKPOINT" help:"resume exactly from a checkpoint of an earlier run."`
-	Out            string   `name:"out" placeholder:"DIR" help:"run folder (default output/<config name>)."`
-	Pretrained     string   `name:"pretrained" placeholder:"PATH|URL" help:"initialise the student from weights (overrides train.pretrained): as detect-train --pretrained."`
-	CacheDir       string   `name:"cache-dir" placeholder:"DIR" help:"download cache for URLs (default $XDG_CACHE_HOME/yolodistill or ~/.cache/yolodistill)."`
-	Force          bool     `help:"start afresh in a run folder that holds an earlier run's checkpoints (overwriting them); without it such a folder is refused."`
+	Config         string        `short:"c" placeholder:"CONFIG" help:"student configuration (YAML); optional with -r (the checkpoint's own configuration is used)."`
+	Override       []string      `short:"o" sep:"none" placeholder:"KEY=VALUE" help:"override a configuration key (repeatable)."`
+	SoftTargets    []string      `name:"soft-targets" placeholder:"FILE|-" help:"soft-target files written by teacher-dump, in order (comma-separated or repeated; - is stdin)."`
+	Files          []string      `arg:"" optional:"" placeholder:"FILE" help:"more soft-target files, after those of --soft-targets."`
+	Teacher        string        `short:"t" placeholder:"CONFIG" help:"teacher configuration (default: distill.teacher of the student configuration)."`
+	TeacherWeights string        `name:"teacher-weights" placeholder:"CKPT" help:"online mode: run the teacher with these weights on every batch (path or http(s) URL: our checkpoint, a PaddleDetection tar or folder, .pdparams, PyTorch .pth/.pt or .safetensors)."`
+	Resume         string        `short:"r" placeholder:"CHECKPOINT" help:"resume exactly from a checkpoint of an earlier run."`
+	Out            string        `name:"out" placeholder:"DIR" help:"run folder (default output/<config name>)."`
+	Pretrained     string        `name:"pretrained" placeholder:"PATH|URL" help:"initialise the student from weights (overrides train.pretrained): as detect-train --pretrained."`
+	CacheDir       string        `name:"cache-dir" placeholder:"DIR" help:"download cache for URLs (default $XDG_CACHE_HOME/yolodistill or ~/.cache/yolodistill)."`
+	Force          bool          `help:"start afresh in a run folder that holds an earlier run's checkpoints (overwriting them); without it such a folder is refused."`
+	MPITimeout     time.Duration `name:"mpi-timeout" default:"5m" placeholder:"DURATION" help:"under an MPI launcher: the longest a rank waits in one collective before it ends the job (watchdog)."`
 	cli.NetFlags
 }
 
@@ -112,10 +126,17 @@ func main() {
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var g grammar
-	if _, code, done := cli.ParseVersion(name, "Train a student detector with knowledge distillation from soft targets or an online teacher.", nn.BuildInfo(), &g, args, stderr); done {
+	if _, code, done := cli.ParseVersion(name, "Train a student detector with knowledge distillation from soft targets or an online teacher.", nn.BuildInfo()+", "+dist.BuildInfo(), &g, args, stderr); done {
 		return code
 	}
 	log := cli.Logger{Name: name, W: stderr}
+	comm, err := dist.Init(dist.Options{Timeout: g.MPITimeout, Log: log.Printf})
+	if err != nil {
+		return log.Fail(err)
+	}
+	if comm.Rank() > 0 {
+		log.Name = fmt.Sprintf("%s (rank %d of %d)", name, comm.Rank(), comm.Size())
+	}
 	var inputs []string
 	for _, s := range append(slices.Clone(g.SoftTargets), g.Files...) {
 		for _, f := range strings.Split(s, ",") {
@@ -128,31 +149,47 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch {
 	case g.Config == "" && g.Resume == "":
 		log.Printf("error: -c CONFIG is required (or -r CHECKPOINT to continue a run with its own configuration)")
-		return cli.ExitUsage
+		return comm.End(cli.ExitUsage, nil)
 	case online && len(inputs) > 0:
 		log.Printf("error: give either --soft-targets (offline) or --teacher-weights (online), not both")
-		return cli.ExitUsage
+		return comm.End(cli.ExitUsage, nil)
 	case !online && len(inputs) == 0:
 		log.Printf("error: no teacher: give --soft-targets FILE|- (offline) or --teacher-weights T (online); detect-train trains without one")
-		return cli.ExitUsage
+		return comm.End(cli.ExitUsage, nil)
 	}
 	if n := countStdin(inputs); n > 1 {
 		log.Printf("error: - (stdin) is given %d times", n)
-		return cli.ExitUsage
+		return comm.End(cli.ExitUsage, nil)
+	} else if n == 1 && comm.Size() > 1 {
+		log.Printf("error: a stream (-) cannot feed %d ranks (the launcher gives stdin to rank 0 only): save teacher-dump's output to a file and give that", comm.Size())
+		return comm.End(cli.ExitUsage, nil)
 	}
 	if err := g.NetFlags.Check(); err != nil {
-		return log.Fail(err)
+		return comm.End(log.Fail(err), err)
 	}
 	if g.Resume != "" {
 		// A detect-train checkpoint has no distillation to resume (and its
 		// stored configuration may name a teacher that is not there).
 		if err := train.CheckResume(g.Resume, name); err != nil {
-			return log.Fail(err)
+			return comm.End(log.Fail(err), err)
 		}
 	}
+	if comm.Rank() > 0 {
+		log.W = io.Discard // rank 0 reports the setup; errors come back through code
+	}
+	code, err := distil(ctx, g, inputs, stdin, log, comm)
+	if err != nil && comm.Rank() > 0 && comm.Reports(err) {
+		cli.Logger{Name: log.Name, W: stderr}.Fail(err)
+	}
+	return comm.End(code, err)
+}
+
+// distil sets up the distillation and runs the training; it reports on log
+// and returns the exit code and the error (nil on success).
+func distil(ctx context.Context, g grammar, inputs []string, stdin io.Reader, log cli.Logger, comm *dist.Comm) (int, error) {
 	cfg, err := train.LoadRunConfig(g.Config, g.Resume, g.Override)
 	if err != nil {
-		return log.Fail(err)
+		return log.Fail(err), err
 	}
 	ctx = checkpoint.WithFetch(ctx, checkpoint.FetchOptions{ConnectTimeout: g.ConnectTimeout, IdleTimeout: g.IdleTimeout, Logf: log.Printf})
 	out := g.Out
@@ -162,17 +199,20 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	s, err := teacher.Setup(ctx, teacher.Options{Student: cfg, TeacherConfig: g.Teacher, Weights: g.TeacherWeights,
 		Inputs: inputs, Stdin: stdin, CacheDir: g.CacheDir, Log: log.Printf})
 	if err != nil {
-		return log.Fail(err)
+		return log.Fail(err), err
 	}
 	defer s.Close()
 	log.Printf("%s", s.Summary)
 	opts := train.Options{Config: cfg, Resume: g.Resume, Pretrained: g.Pretrained, CacheDir: g.CacheDir, Name: name, Tool: name,
-		Recipe: s.Recipe, OutDir: out, Stderr: stderr, Bar: train.UseBar(stderr), Force: g.Force}
+		Recipe: s.Recipe, OutDir: out, Stderr: log.W, Bar: train.UseBar(log.W), Force: g.Force, Dist: comm}
 	s.Apply(&opts)
 	res, err := train.Run(ctx, opts)
 	if err != nil {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			return cli.ExitInterrupted
+			return cli.ExitInterrupted, err
+		}
+		if !comm.Reports(err) {
+			return cli.Code(err), err
 		}
 		if derr := s.Err(); derr != nil {
 			// The distillation loss failed: that is the cause, not the NaN
@@ -183,14 +223,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 				if nf.LastCheckpoint != "" {
 					last = "the last good checkpoint is " + nf.LastCheckpoint
 				}
-				return log.Fail(fmt.Errorf("iteration %d: distillation loss: %w (training stopped; %s)", nf.Iter, derr, last))
+				return log.Fail(fmt.Errorf("iteration %d: distillation loss: %w (training stopped; %s)", nf.Iter, derr, last)), err
 			}
 			log.Printf("error: distillation loss: %v", derr)
 		}
-		return log.Fail(err)
+		return log.Fail(err), err
 	}
 	train.Summary(log.Printf, res, cfg, out)
-	return cli.ExitOK
+	return cli.ExitOK, nil
 }
 
 func countStdin(inputs []string) int {

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"yolodistill/pkg/cli"
+	"yolodistill/pkg/dist"
 	"yolodistill/pkg/nn"
 )
 
@@ -42,7 +43,8 @@ func RunInput(t testing.TB, run RunFunc, stdin string, args ...string) Result {
 // Build compiles the tool packages (paths as `go build` takes them, e.g.
 // "../teacher-dump", ".") into dir with the BLAS this test binary uses
 // (build tag openblas or purego), so that the binaries compute the same
-// float32 values as the code under test in process.
+// float32 values as the code under test in process, and with MPI when this
+// test binary has it (build tag mpi).
 func Build(dir string, pkgs ...string) error {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -50,11 +52,17 @@ func Build(dir string, pkgs ...string) error {
 	}
 	args := []string{"build", "-o", dir + "/"}
 	env := os.Environ()
+	mpi := ""
+	if dist.BuildInfo() != "no mpi" {
+		mpi = " mpi"
+	}
 	if nn.BLASName == "openblas" {
-		args = append(args, "-tags", "openblas")
+		args = append(args, "-tags", "openblas"+mpi)
 		if os.Getenv("CGO_LDFLAGS") == "" {
 			env = append(env, "CGO_LDFLAGS=-lopenblas")
 		}
+	} else if mpi != "" {
+		args = append(args, "-tags", "purego"+mpi)
 	} else {
 		args = append(args, "-tags", "purego")
 		env = append(env, "CGO_ENABLED=0")
