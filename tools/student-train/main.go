@@ -8,8 +8,8 @@
 //	student-train -c STUDENT --soft-targets FILE[,FILE...]|- [FILE...] [-o KEY=VALUE]... [-r CKPT] [--out DIR]
 //	student-train -c STUDENT -t TEACHER --teacher-weights T [-o KEY=VALUE]... [-r CKPT] [--out DIR]
 //
-// Everything else is detect-train's loop (pkg/train): the run folder (--out,
-// default output/<config name>) with config.yml, metrics.jsonl (the
+// Everything else is detect-train's loop (pkg/train): the run folder (--out;
+// default: with -r the checkpoint's own folder, else output/<config name>) with config.yml, metrics.jsonl (the
 // distillation loss is logged in "parts" under its graph name, e.g.
 // "distill.fine_grained", and is part of "loss"), periodic checkpoints,
 // best_model.ckpt, model_final.ckpt and loss.png; exact resume with -r;
@@ -111,7 +111,7 @@ type grammar struct {
 	Teacher        string        `short:"t" placeholder:"CONFIG" help:"teacher configuration (default: distill.teacher of the student configuration)."`
 	TeacherWeights string        `name:"teacher-weights" placeholder:"CKPT" help:"online mode: run the teacher with these weights on every batch (path or http(s) URL: our checkpoint, a PaddleDetection tar or folder, .pdparams, PyTorch .pth/.pt or .safetensors)."`
 	Resume         string        `short:"r" placeholder:"CHECKPOINT" help:"resume exactly from a checkpoint of an earlier run."`
-	Out            string        `name:"out" placeholder:"DIR" help:"run folder (default output/<config name>)."`
+	Out            string        `name:"out" placeholder:"DIR" help:"run folder (default: with -r the checkpoint's folder, else output/<config name>)."`
 	Pretrained     string        `name:"pretrained" placeholder:"PATH|URL" help:"initialise the student from weights (overrides train.pretrained): as detect-train --pretrained."`
 	CacheDir       string        `name:"cache-dir" placeholder:"DIR" help:"download cache for URLs (default $XDG_CACHE_HOME/yolodistill or ~/.cache/yolodistill)."`
 	Force          bool          `help:"start afresh in a run folder that holds an earlier run's checkpoints (overwriting them); without it such a folder is refused."`
@@ -195,6 +195,10 @@ func distil(ctx context.Context, g grammar, inputs []string, stdin io.Reader, lo
 	out := g.Out
 	if out == "" {
 		out = train.DefaultOutDir(g.Config, g.Resume)
+	}
+	if msg, done := train.FinishedRun(g.Resume, cfg, out, name); done {
+		log.Printf("%s", msg)
+		return cli.ExitOK, nil
 	}
 	s, err := teacher.Setup(ctx, teacher.Options{Student: cfg, TeacherConfig: g.Teacher, Weights: g.TeacherWeights,
 		Inputs: inputs, Stdin: stdin, CacheDir: g.CacheDir, Log: log.Printf})
