@@ -395,7 +395,9 @@ func relPath(dir, target string) (string, error) {
 		return "", err
 	}
 	// Relative when the two share a folder below the file system's root.
-	first := func(p string) string { return strings.SplitN(strings.TrimPrefix(p, string(filepath.Separator)), string(filepath.Separator), 2)[0] }
+	first := func(p string) string {
+		return strings.SplitN(strings.TrimPrefix(p, string(filepath.Separator)), string(filepath.Separator), 2)[0]
+	}
 	if r, err := filepath.Rel(ad, at); err == nil && first(ad) == first(at) {
 		return r, nil
 	}
