@@ -58,15 +58,14 @@ func CheckStudent(st, tc *config.Config, desc string, overrides []string) error 
 		if err != nil {
 			return fmt.Errorf("%s: distill.teacher: %w", st.Path, err)
 		}
-		if want.ModelHash() == tc.ModelHash() {
-			return nil
+		if want.ModelHash() != tc.ModelHash() {
+			diffs := config.DiffModelText(tc.ModelText(), want.ModelText())
+			return fmt.Errorf("the student %s expects its teacher %s; model hash %.12s), but the teacher here is %s (model hash %.12s): %s. "+
+				"If these weights are the student's teacher trained with other settings, give both tools the same teacher overrides: teacher-dump %s, and student-train %s; "+
+				"otherwise dump the student's own teacher: teacher-dump -c %s --weights ITS_WEIGHTS",
+				st.Path, teacherDesc(tp, st, overrides), want.ModelHash(), desc, tc.ModelHash(),
+				diffText(diffs, "here", "for the student's teacher"), overrideArgs("-o", diffs), overrideArgs("--teacher-override", diffs), shellArg(tp))
 		}
-		diffs := config.DiffModelText(tc.ModelText(), want.ModelText())
-		return fmt.Errorf("the student %s expects its teacher %s; model hash %.12s), but the teacher here is %s (model hash %.12s): %s. "+
-			"If these weights are the student's teacher trained with other settings, give both tools the same teacher overrides: teacher-dump %s, and student-train %s; "+
-			"otherwise dump the student's own teacher: teacher-dump -c %s --weights ITS_WEIGHTS",
-			st.Path, teacherDesc(tp, st, overrides), want.ModelHash(), desc, tc.ModelHash(),
-			diffText(diffs, "here", "for the student's teacher"), overrideArgs("-o", diffs), overrideArgs("--teacher-override", diffs), shellArg(tp))
 	}
 	if !slices.Equal(st.Data.Classes, tc.Data.Classes) {
 		diffs := config.DiffModelText(tc.ModelText(), st.ModelText())
