@@ -108,7 +108,7 @@ func Setup(ctx context.Context, opt Options) (s *Session, err error) {
 		}
 	}
 	if tspec != nil {
-		// Pairs whose shapes cannot match fail here, not at iteration 0.
+		// Pairs whose shapes cannot match fail here, not at the first iteration.
 		sspec, err := yolo.FromModelConfig(cfg.Model)
 		if err != nil {
 			rec.Close()

@@ -12,9 +12,13 @@
 // for example views rebuilt from a soft-target file, as long as its State
 // restores its position exactly.
 //
-// Iterations are counted from 0 in metrics.jsonl ("iter") and in messages;
-// a checkpoint model_<N>.ckpt holds the state after N completed iterations
-// (iterations 0..N-1), so resuming from it runs iteration N next.
+// Iterations are counted from 1 everywhere a user reads a number: the
+// record "iter": N in metrics.jsonl, the progress line "iter N/max", the
+// plots' x axis, "evaluation after N iterations" and the checkpoint
+// model_<N>.ckpt all mean the state after N completed iterations, and
+// "iteration N" in a message is the N-th step (the one that completes N).
+// Resuming from model_<N>.ckpt runs iteration N+1 next. Only Hooks.Prepare
+// receives the count of iterations completed before its step.
 //
 // Data parallel (Options.Dist, see Run): every rank of an MPI job runs the
 // same loop on its share of each global batch of train.batch_size images,

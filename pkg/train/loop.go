@@ -62,8 +62,9 @@ type Hooks struct {
 	// attach more losses with b.Loss (each is logged under its name in
 	// Record.Parts and added to the total) and add layers.
 	Attach func(b *nn.Builder, net *detector.Net) error
-	// Prepare is called before every step with the iteration (0-based), the
-	// batch and the graph the step runs on, after the batch is copied into
+	// Prepare is called before every step with the number of iterations
+	// completed before it (it; the step is iteration it+1), the batch and
+	// the graph the step runs on, after the batch is copied into
 	// the graph's input: feed per-batch data (soft targets) to the losses
 	// Attach made. An error stops training (a context error counts as an
 	// interruption: the state before this iteration is saved).
@@ -134,7 +135,7 @@ type Result struct {
 // parameters are not updated by that step; LastCheckpoint (if any) is the
 // last good state on disk.
 type NonFiniteError struct {
-	Iter           int     // the 0-based iteration (metrics.jsonl "iter")
+	Iter           int     // the iteration, counted from 1 (the step that would have completed Iter iterations)
 	Loss           float64 // the offending total
 	Parts          string  // each loss part, for the message
 	LastCheckpoint string  // "" when none was written
@@ -779,7 +780,7 @@ func (t *trainer) loop(ctx context.Context, start int, state []byte) (*Result, e
 					if !several && ctx.Err() != nil && errors.Is(perr, ctx.Err()) {
 						return interrupted(it, perr)
 					}
-					err = fmt.Errorf("iteration %d: %w", it, perr)
+					err = fmt.Errorf("iteration %d: %w", it+1, perr)
 					if !several {
 						return nil, err
 					}
@@ -796,9 +797,9 @@ func (t *trainer) loop(ctx context.Context, start int, state []byte) (*Result, e
 		t.lossErr = nil
 		vals, err := net.Graph.Step()
 		if err != nil {
-			err = fmt.Errorf("iteration %d: %w", it, err)
+			err = fmt.Errorf("iteration %d: %w", it+1, err)
 		} else if t.lossErr != nil {
-			err = fmt.Errorf("iteration %d: loss: %w", it, t.lossErr)
+			err = fmt.Errorf("iteration %d: loss: %w", it+1, t.lossErr)
 		}
 		if !several && err != nil {
 			return nil, err
@@ -822,11 +823,11 @@ func (t *trainer) loop(ctx context.Context, start int, state []byte) (*Result, e
 					last = "the last good checkpoint is " + t.lastCkpt
 				}
 				newline()
-				return nil, fmt.Errorf("%w; every rank stopped at iteration %d; %s", t.stopErr(a, err), it, last)
+				return nil, fmt.Errorf("%w; every rank stopped at iteration %d; %s", t.stopErr(a, err), it+1, last)
 			}
 			vals, parts = sum, sparts
 		}
-		rec := Record{Iter: it, LR: t.sched.At(it), Parts: map[string]float64{
+		rec := Record{Iter: it + 1, LR: t.sched.At(it), Parts: map[string]float64{
 			"xy": parts[0], "wh": parts[1], "obj": parts[2], "cls": parts[3]}, Skipped: t.skips.Count()}
 		total64 := 0.0
 		for i, name := range names {
@@ -838,7 +839,7 @@ func (t *trainer) loop(ctx context.Context, start int, state []byte) (*Result, e
 		rec.Loss = total64
 		if math.IsNaN(total64) || math.IsInf(total64, 0) {
 			newline()
-			return nil, t.agreed(&NonFiniteError{Iter: it, Loss: total64, Parts: partsString(rec.Parts), LastCheckpoint: t.lastCkpt})
+			return nil, t.agreed(&NonFiniteError{Iter: it + 1, Loss: total64, Parts: partsString(rec.Parts), LastCheckpoint: t.lastCkpt})
 		}
 		if several {
 			if err := t.sumGrads(); err != nil {
@@ -861,7 +862,7 @@ func (t *trainer) loop(ctx context.Context, start int, state []byte) (*Result, e
 			busy, _ := t.comm.Busy()
 			rec.CollectiveShare = (busy - busyStart).Seconds() / el
 		}
-		prog.Update(it, total64, ips)
+		prog.Update(done, total64, ips)
 
 		snap := done%cfg.Train.SnapshotIter == 0 && done < maxIters
 		if snap && t.evalSp != nil {
@@ -956,7 +957,7 @@ func (t *trainer) loop(ctx context.Context, start int, state []byte) (*Result, e
 			return res, t.agreed(fmt.Errorf("final evaluation: %w (the trained model is saved in %s)", err, final))
 		}
 		t.log("evaluation after %d iterations: %s %.4f", maxIters, t.metricKey, score)
-		if err := writeRec(Record{Iter: maxIters - 1, LR: t.sched.At(maxIters - 1), Eval: map[string]float64{t.metricKey: score}}); err != nil {
+		if err := writeRec(Record{Iter: maxIters, LR: t.sched.At(maxIters - 1), Eval: map[string]float64{t.metricKey: score}}); err != nil {
 			if !several {
 				return nil, err
 			}

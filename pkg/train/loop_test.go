@@ -106,6 +106,11 @@ func TestLossFallsOnFixedBatch(t *testing.T) {
 	if len(recs) != 30 {
 		t.Fatalf("%d records, want 30", len(recs))
 	}
+	for i, r := range recs {
+		if r.Iter != i+1 {
+			t.Fatalf("record %d has iter %d, want %d (iterations count from 1)", i, r.Iter, i+1)
+		}
+	}
 	mean := func(rs []Record) float64 {
 		s := 0.0
 		for _, r := range rs {
@@ -197,7 +202,7 @@ func TestHooksAndCancel(t *testing.T) {
 	}
 }
 
-// TestNonFiniteLossStops: a hook that poisons the loss at iteration 2 stops
+// TestNonFiniteLossStops: a hook that poisons the loss at iteration 3 stops
 // the run with an error naming it and the last checkpoint, which stays valid.
 func TestNonFiniteLossStops(t *testing.T) {
 	cfg := tinyConfig(t, "train.max_iters=10", "train.snapshot_iter=1", "train.keep_last=1")
@@ -229,9 +234,11 @@ func TestNonFiniteLossStops(t *testing.T) {
 	if !errors.As(err, &nf) {
 		t.Fatalf("error %v, want *NonFiniteError", err)
 	}
+	// The third step (iteration 3, after 2 completed ones) is poisoned; the
+	// last good state is model_2.ckpt.
 	want := SnapshotPath(dir, 2)
-	if nf.Iter != 2 || nf.LastCheckpoint != want || !strings.Contains(err.Error(), "iteration 2") || !strings.Contains(err.Error(), want) {
-		t.Errorf("error %q (iter %d, last %q), want iteration 2 and %s", err, nf.Iter, nf.LastCheckpoint, want)
+	if nf.Iter != 3 || nf.LastCheckpoint != want || !strings.Contains(err.Error(), "iteration 3:") || !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q (iter %d, last %q), want iteration 3 and %s", err, nf.Iter, nf.LastCheckpoint, want)
 	}
 	c, err := checkpoint.Load(want)
 	if err != nil || c.State.Iteration != 2 {
