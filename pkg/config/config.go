@@ -261,6 +261,14 @@ type DistillConfig struct {
 	// soft-label loss.
 	StudentTemperature float64 `yaml:"student_temperature"`
 	TeacherTemperature float64 `yaml:"teacher_temperature"`
+	// WarnRatio: student-train warns once when the distillation loss has
+	// stayed above WarnRatio times the detection loss for WarnIters
+	// iterations in a row (a runaway: the weight drowns the student's own
+	// loss); 0 never warns. Training goes on either way.
+	WarnRatio float64 `yaml:"warn_ratio"`
+	// WarnIters is how many iterations in a row the ratio must stay above
+	// WarnRatio before the warning.
+	WarnIters int `yaml:"warn_iters"`
 }
 
 // PairConfig is one distillation pair.
@@ -361,6 +369,8 @@ func Defaults() Config {
 			Weight:             1,
 			StudentTemperature: 1,
 			TeacherTemperature: 1,
+			WarnRatio:          100,
+			WarnIters:          20,
 		},
 	}
 }

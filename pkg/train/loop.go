@@ -69,6 +69,11 @@ type Hooks struct {
 	// Attach made. An error stops training (a context error counts as an
 	// interruption: the state before this iteration is saved).
 	Prepare func(ctx context.Context, it int, batch *augment.Batch, net *detector.Net) error
+	// Watch is called after every step with its record (rec.Iter the
+	// iteration, counted from 1; the total and every part, summed over the
+	// ranks, so the same on each): a non-empty result is printed as a
+	// warning line (by rank 0). It must not block.
+	Watch func(rec Record) string
 }
 
 // Options configure Run.
@@ -863,6 +868,12 @@ func (t *trainer) loop(ctx context.Context, start int, state []byte) (*Result, e
 			rec.CollectiveShare = (busy - busyStart).Seconds() / el
 		}
 		prog.Update(done, total64, ips)
+		if opt.Hooks.Watch != nil {
+			if w := opt.Hooks.Watch(rec); w != "" {
+				newline()
+				t.log("warning: %s", w)
+			}
+		}
 
 		snap := done%cfg.Train.SnapshotIter == 0 && done < maxIters
 		if snap && t.evalSp != nil {

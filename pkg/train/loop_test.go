@@ -278,3 +278,42 @@ func TestKeepLast(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestWatchWarns: Hooks.Watch sees every step's record (iterations from 1,
+// the parts summing to the total) and what it returns is printed as one
+// warning line, after the progress line of its iteration.
+func TestWatchWarns(t *testing.T) {
+	cfg := tinyConfig(t, "train.max_iters=3", "train.snapshot_iter=100")
+	b := fixedBatch(t, cfg)
+	var seen []int
+	var log strings.Builder
+	_, err := Run(context.Background(), Options{
+		Config: cfg, OutDir: t.TempDir(), Stderr: &log, Name: "test",
+		Open: func(context.Context, *config.Config, []byte, augment.Shard) (Source, error) {
+			return fixedSource{b}, nil
+		},
+		Hooks: Hooks{Watch: func(rec Record) string {
+			seen = append(seen, rec.Iter)
+			sum := rec.Parts["xy"] + rec.Parts["wh"] + rec.Parts["obj"] + rec.Parts["cls"]
+			if math.Abs(sum-rec.Loss) > 1e-9*rec.Loss || rec.Loss == 0 {
+				t.Errorf("iteration %d: parts %v, total %g", rec.Iter, rec.Parts, rec.Loss)
+			}
+			if rec.Iter == 2 {
+				return "runaway at 2"
+			}
+			return ""
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 3 || seen[0] != 1 || seen[2] != 3 {
+		t.Errorf("Watch saw iterations %v, want [1 2 3]", seen)
+	}
+	out := log.String()
+	if strings.Count(out, "warning") != 1 || !strings.Contains(out, "test: iter 2/3 ") ||
+		!strings.Contains(out, "test: warning: runaway at 2\n") ||
+		strings.Index(out, "test: iter 2/3 ") > strings.Index(out, "test: warning: runaway at 2") {
+		t.Errorf("log:\n%s", out)
+	}
+}

@@ -58,6 +58,11 @@
 // statistics), on the student's own normalised input, as PaddleSlim's merged
 // program does. For the same views the offline and online losses are equal.
 //
+// A runaway distillation (the distillation loss above distill.warn_ratio,
+// default 100, times the detection loss for distill.warn_iters iterations in
+// a row, default 20) gives one warning with both numbers and the
+// distill.weight that drives it; training goes on.
+//
 // Learned 1x1 adapters (pairs with adapter: true whose channel counts differ)
 // are parameters of the student named "distill.pair.<i>.adapter.0.*"; they
 // are saved in its checkpoints.
