@@ -131,7 +131,9 @@ func main() {
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var g grammar
-	if _, code, done := cli.ParseVersion(name, "Train a student detector with knowledge distillation from soft targets or an online teacher.", nn.BuildInfo()+", "+dist.BuildInfo(), &g, args, stderr); done {
+	if _, code, done := cli.ParseVersion(name, cli.Describe("Train a student detector with knowledge distillation from soft targets or an online teacher.",
+		"student-train -c pipelines/configs/demo_student.yml --soft-targets out/demo/soft.arrow --out out/demo/distilled",
+		"student-train -c pipelines/configs/demo_student.yml --teacher-weights out/demo/teacher/model_final.ckpt --out out/demo/online"), nn.BuildInfo()+", "+dist.BuildInfo(), &g, args, stderr); done {
 		return code
 	}
 	log := cli.Logger{Name: name, W: stderr}
