@@ -35,7 +35,7 @@ const (
 	MetricsFile    = "metrics.jsonl"    // one Record per logged iteration
 	FinalFile      = "model_final.ckpt" // the model after train.max_iters iterations
 	BestFile       = "best_model.ckpt"  // the best evaluated model (when an eval split is set)
-	LossPlotFile   = "loss.png"         // the loss curves, written at the end
+	LossPlotFile   = "loss.png"         // the loss parts, learning rate and evaluation scores, written at the end
 	ConfigFile     = "config.yml"       // the run's configuration, canonical YAML
 	periodicPrefix = "model_"
 )
@@ -1093,16 +1093,11 @@ func (t *trainer) plot() error {
 	if err != nil {
 		return err
 	}
-	var withLoss []Record
-	for _, r := range recs {
-		if r.Eval == nil || r.Loss != 0 {
-			withLoss = append(withLoss, r)
-		}
-	}
-	if len(withLoss) == 0 {
+	if len(recs) == 0 {
 		return nil
 	}
-	return PlotLosses(withLoss, t.cfg.Model.Backbone+" YOLOv3 training loss", filepath.Join(t.opt.OutDir, LossPlotFile))
+	title := fmt.Sprintf("%s: %s YOLOv3, %d iterations", filepath.Base(t.opt.OutDir), t.cfg.Model.Backbone, t.cfg.Train.MaxIters)
+	return PlotLosses(recs, title, filepath.Join(t.opt.OutDir, LossPlotFile))
 }
 
 // setTargets converts the batch's boxes to the loss's normalised GTs:

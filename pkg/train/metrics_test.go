@@ -2,6 +2,8 @@ package train
 
 import (
 	"bytes"
+	"image/color"
+	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,14 +67,52 @@ func TestProgressPlainLines(t *testing.T) {
 	}
 }
 
+// TestPlotLossesWritesPNG: loss.png holds a panel per loss part, the
+// learning rate and each evaluation score, in a fixed order with a fixed
+// colour per part (the same in every plot), and is a PNG.
 func TestPlotLossesWritesPNG(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "loss.png")
-	recs := []Record{{Iter: 1, Loss: 3, Parts: map[string]float64{"obj": 2}}, {Iter: 2, Loss: 2, Parts: map[string]float64{"obj": 1}}}
+	recs := []Record{
+		{Iter: 1, LR: 0.001, Loss: 3, Parts: map[string]float64{"xy": 1, "wh": 0.5, "obj": 1, "cls": 0.25, "distill.l2": 0.25}},
+		{Iter: 2, LR: 0.002, Loss: 2, Parts: map[string]float64{"xy": 0.5, "wh": 0.5, "obj": 0.5, "cls": 0.25, "distill.l2": 0.25}},
+		{Iter: 2, LR: 0.002, Eval: map[string]float64{"map": 0.4}},
+	}
+	panels := Panels(recs)
+	var names []string
+	for _, pn := range panels {
+		names = append(names, pn.Name)
+		if pn.Color != PartColor(pn.Name) {
+			t.Errorf("%s: colour %v, want its fixed %v", pn.Name, pn.Color, PartColor(pn.Name))
+		}
+	}
+	if got, want := strings.Join(names, " "), "loss xy wh obj cls distill.l2 lr map"; got != want {
+		t.Fatalf("panels %q, want %q", got, want)
+	}
+	if n := len(panels[0].Points); n != 2 || panels[0].Points[1].X != 2 || panels[0].Points[1].Y != 2 {
+		t.Errorf("total loss points %v: the evaluation-only record entered it", panels[0].Points)
+	}
+	if m := panels[len(panels)-1]; !m.Eval || len(m.Points) != 1 || m.Points[0].Y != 0.4 {
+		t.Errorf("map panel %+v", m)
+	}
+	seen := map[color.RGBA]string{}
+	for _, pn := range panels[:6] {
+		if other, ok := seen[pn.Color]; ok {
+			t.Errorf("%s and %s share a colour", pn.Name, other)
+		}
+		seen[pn.Color] = pn.Name
+	}
+	if PartColor("distill.fine_grained") != PartColor("distill.fine_grained") {
+		t.Error("a distillation term's colour is not fixed")
+	}
 	if err := PlotLosses(recs, "loss", p); err != nil {
 		t.Fatal(err)
 	}
 	b, err := os.ReadFile(p)
 	if err != nil || !bytes.HasPrefix(b, []byte("\x89PNG")) {
 		t.Fatalf("not a PNG: %v", err)
+	}
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil || img.Bounds().Dx() < 1000 {
+		t.Fatalf("loss.png: %v, %v", err, img.Bounds())
 	}
 }
