@@ -20,7 +20,7 @@ TOOLS := $(notdir $(wildcard tools/*))
 .PHONY: help setup build test test-onnx test-mpi onnx-bench race vet bench demo clean
 
 # The pipelines: make demo, voc-distill, coco-distill, bccd-bench.
-include pipelines/demo.mk pipelines/recipes.mk pipelines/bccd.mk
+include pipelines/knobs.mk pipelines/demo.mk pipelines/recipes.mk pipelines/bccd.mk
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
