@@ -7,7 +7,8 @@
 // Hooks.Attach attaches more losses to each graph when it is built (one graph
 // per input size, multi-scale training) and Hooks.Prepare feeds per-batch
 // data to them before each step, so a distillation loss is one more attached
-// loss. Batches come from a Source (OpenLoader: the configuration's training
+// loss; Hooks.Watch sees every step's losses (student-train's
+// runaway-distillation warning). Batches come from a Source (OpenLoader: the configuration's training
 // split through pkg/dataset's Loader); student-train can supply its own,
 // for example views rebuilt from a soft-target file, as long as its State
 // restores its position exactly.
