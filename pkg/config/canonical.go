@@ -30,14 +30,7 @@ const modelHashVersion = "yolodistill-model-hash-v1\n"
 // evaluation or distillation settings. Soft-target files carry the teacher's
 // hash; a student checks it against its teacher configuration.
 func (c *Config) ModelHash() string {
-	var b strings.Builder
-	b.WriteString(modelHashVersion)
-	b.WriteString("model:\n")
-	emitStruct(&b, reflect.ValueOf(c.Model), 1)
-	b.WriteString("classes: ")
-	emitFlow(&b, reflect.ValueOf(c.Data.Classes))
-	b.WriteString("\n")
-	sum := sha256.Sum256([]byte(b.String()))
+	sum := sha256.Sum256([]byte(c.ModelText()))
 	return hex.EncodeToString(sum[:])
 }
 

@@ -290,6 +290,12 @@ type DistillConfig struct {
 	// Teacher is the teacher's configuration file, relative to this file's
 	// folder (see Config.TeacherPath); "" when not distilling.
 	Teacher string `yaml:"teacher"`
+	// TeacherOverrides are "KEY=VALUE" overrides applied to the teacher's
+	// configuration (distill.teacher, or student-train's -t) wherever this
+	// student's teacher is loaded and its model hash checked (LoadTeacher):
+	// the -o the teacher was trained and dumped with. student-train's
+	// --teacher-override appends to it, so the run's checkpoints carry them.
+	TeacherOverrides []string `yaml:"teacher_overrides,omitempty"`
 	// Loss is "none", "l2" (sum over the head outputs of mean squared
 	// difference), "fine_grained" (PaddleDetection's split_distill),
 	// "fsp", "soft_label" or "pairs" (the Pairs list).

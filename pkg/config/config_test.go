@@ -82,7 +82,7 @@ func TestPaddlePresetValues(t *testing.T) {
 	common := []check{
 		{"model.architecture", "YOLOv3"}, {"train.base_lr", 0.001}, {"train.momentum", 0.9},
 		{"train.weight_decay", 0.0005}, {"train.warmup_start_factor", 0.0}, {"train.gamma", 0.1},
-		{"train.batch_size", 8}, {"loss.ignore_thresh", 0.7},
+		{"train.batch_size", 64}, {"loss.ignore_thresh", 0.7},
 		{"eval.nms.score_threshold", 0.01}, {"eval.nms.nms_top_k", 1000}, {"eval.nms.keep_top_k", 100},
 		{"eval.nms.nms_threshold", 0.45}, {"eval.nms.normalized", false}, {"eval.size", 608},
 		{"model.anchors", anchor.Defaults()}, {"model.anchor_masks", anchor.DefaultMasks()},

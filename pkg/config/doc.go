@@ -12,6 +12,11 @@
 // fixed-size list rejects the wrong length. Unknown keys are errors that
 // suggest the nearest known key. Validate runs after the merge.
 //
+// A student's teacher is distill.teacher (relative to the student's file)
+// with distill.teacher_overrides applied: LoadTeacher, the one rule every
+// tool that checks a teacher's model hash (ModelHash, over ModelText)
+// follows; DiffModelText names the keys two teachers differ in.
+//
 // Units: anchors are in input pixels (width, height); sizes are square input
 // sizes in pixels; learning-rate milestones and every "iter" count are
 // optimizer steps (iterations), not epochs, except augment.mixup.epochs.

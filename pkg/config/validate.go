@@ -260,6 +260,11 @@ func (c *Config) validate(byKey map[string]string) error {
 
 	ds := &c.Distill
 	v.oneOf("distill.loss", ds.Loss, DistillLoss)
+	for i, o := range ds.TeacherOverrides {
+		if k, _, ok := strings.Cut(o, "="); !ok || strings.TrimSpace(k) == "" {
+			v.add(fmt.Sprintf("distill.teacher_overrides.%d", i), "%q: want KEY=VALUE", o)
+		}
+	}
 	v.nonNeg("distill.weight", ds.Weight)
 	if ds.Loss == "pairs" && len(ds.Pairs) == 0 {
 		v.addCause([]string{"distill.pairs", "distill.loss"}, "distill.pairs", "distill.loss is pairs but no pairs are listed")

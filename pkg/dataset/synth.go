@@ -27,6 +27,10 @@ type SynthOptions struct {
 	MaxObjects int      // objects per image, at most (default 14)
 	MinObject  int      // smallest object side in pixels (default max(8, Size/40))
 	MaxObject  int      // largest object side in pixels (default Size/4)
+	// Names are the class names WriteSynth writes for Classes, in the same
+	// order (default: the shape names): a stand-in for a dataset of other
+	// classes. The pixels and boxes do not depend on them.
+	Names []string
 }
 
 // Validate reports what is wrong with the options (after defaults), if anything.
@@ -54,6 +58,18 @@ func (o *SynthOptions) defaults() error {
 			return fmt.Errorf("synth: shape %q listed twice", c)
 		}
 		seen[c] = true
+	}
+	if len(o.Names) > 0 {
+		if len(o.Names) != len(o.Classes) {
+			return fmt.Errorf("synth: %d names for %d shapes (%s)", len(o.Names), len(o.Classes), strings.Join(o.Classes, ", "))
+		}
+		named := map[string]bool{}
+		for _, n := range o.Names {
+			if strings.TrimSpace(n) == "" || named[n] {
+				return fmt.Errorf("synth: class name %q empty or listed twice", n)
+			}
+			named[n] = true
+		}
 	}
 	if o.MinObjects == 0 {
 		o.MinObjects = 3

@@ -99,7 +99,11 @@ feed:
 		}
 	}
 
-	sum := &SynthSummary{Images: map[string]int{}, Objects: map[string]int{}, Classes: append([]string(nil), opts.Classes...)}
+	names := opts.Classes
+	if len(opts.Names) > 0 {
+		names = opts.Names
+	}
+	sum := &SynthSummary{Images: map[string]int{}, Objects: map[string]int{}, Classes: append([]string(nil), names...)}
 	for _, sp := range SynthSplits {
 		ds := &Dataset{ImageRoot: imageDir(sp), Classes: sum.Classes}
 		for i := range samples {

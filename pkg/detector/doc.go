@@ -3,7 +3,8 @@
 // (Detector.Net), inference (Predict, Detect, DetectImages: boxes in original
 // image pixels after PaddleDetection's decoding and NMS), checkpoints in and
 // out (ToCheckpoint, LoadCheckpoint, LoadPretrained), the one way every tool
-// loads a model to run (Load), and evaluation over a dataset split
+// loads a model to run (Load) and the configuration to run it with (LoadConfig:
+// -c, or the one stored in the checkpoint), and evaluation over a dataset split
 // (DetectSplit, Evaluate, Score: VOC mAP or COCO AP exactly as pkg/metrics
 // computes them).
 //

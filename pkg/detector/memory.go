@@ -64,6 +64,9 @@ func (e *MemoryError) Error() string {
 	if e.Fits == 0 {
 		fits = "not even 32 px fits: free memory or use a smaller batch"
 	}
+	if e.Train && e.Batch > 1 {
+		fits += "; or a smaller train.batch_size, with train.base_lr scaled by the same factor (the linear rule)"
+	}
 	return fmt.Sprintf("a %dx%d input needs about %s for %s graph of %d image(s) (estimated from the model's layer shapes), more than the %s available by %s: %s",
 		e.H, e.W, bytesText(e.Need), what, e.Batch, bytesText(float64(e.Avail)), e.Source, fits)
 }

@@ -33,22 +33,23 @@ const PixelHashSize = 32
 
 // Schema metadata keys.
 const (
-	KeyFormat     = "softtarget.format"  // FormatName
-	KeyVersion    = "softtarget.version" // decimal Version
-	KeyTeacher    = "softtarget.teacher_config_hash"
-	KeyClasses    = "softtarget.classes"    // JSON array of strings
-	KeyAnchors    = "softtarget.anchors"    // JSON [[w,h],...], pixels
-	KeyMasks      = "softtarget.masks"      // JSON [[6,7,8],...], per scale, deepest first
-	KeyChannels   = "softtarget.channels"   // JSON [A_s*(5+C),...]
-	KeyEncoding   = "softtarget.encoding"   // dense32 | dense16 | sparse32 | sparse16
-	KeyThreshold  = "softtarget.threshold"  // sparse: objectness probability threshold
-	KeyFeatures   = "softtarget.features"   // JSON array of feature names
-	KeyReplay     = "softtarget.replay"     // JSON object, setting name -> value text (Meta.Replay); absent in older files
-	KeyData       = "softtarget.data"       // JSON object, setting name -> value text (Meta.Data); optional, informative
-	KeyTrailer    = "softtarget.trailer"    // trailer batch: number of views
-	KeyBatchRows  = "softtarget.batch_rows" // trailer batch: rows per data batch, comma-separated
-	KeyIndex      = "softtarget.index"      // trailer batch: "id:view" per row, space-separated
-	maxScaleCount = 16
+	KeyFormat       = "softtarget.format"  // FormatName
+	KeyVersion      = "softtarget.version" // decimal Version
+	KeyTeacher      = "softtarget.teacher_config_hash"
+	KeyClasses      = "softtarget.classes"       // JSON array of strings
+	KeyAnchors      = "softtarget.anchors"       // JSON [[w,h],...], pixels
+	KeyMasks        = "softtarget.masks"         // JSON [[6,7,8],...], per scale, deepest first
+	KeyChannels     = "softtarget.channels"      // JSON [A_s*(5+C),...]
+	KeyEncoding     = "softtarget.encoding"      // dense32 | dense16 | sparse32 | sparse16
+	KeyThreshold    = "softtarget.threshold"     // sparse: objectness probability threshold
+	KeyFeatures     = "softtarget.features"      // JSON array of feature names
+	KeyReplay       = "softtarget.replay"        // JSON object, setting name -> value text (Meta.Replay); absent in older files
+	KeyData         = "softtarget.data"          // JSON object, setting name -> value text (Meta.Data); optional, informative
+	KeyTeacherModel = "softtarget.teacher_model" // text the teacher config hash hashes (Meta.TeacherModel); optional, informative
+	KeyTrailer      = "softtarget.trailer"       // trailer batch: number of views
+	KeyBatchRows    = "softtarget.batch_rows"    // trailer batch: rows per data batch, comma-separated
+	KeyIndex        = "softtarget.index"         // trailer batch: "id:view" per row, space-separated
+	maxScaleCount   = 16
 )
 
 // Kind is how head outputs are stored.
@@ -146,6 +147,11 @@ type Meta struct {
 	// view whose pixels differ from the teacher's (View.PixelHash) names the
 	// settings that differ. nil: not recorded.
 	Data map[string]string
+	// TeacherModel is the text TeacherConfigHash hashes (the teacher's
+	// model section and classes, config.Config.ModelText), so that a reader
+	// whose teacher has another hash can name the keys that differ.
+	// Informative, never compared by CheckCompatible. "": not recorded.
+	TeacherModel string
 }
 
 // HasPixelHashes reports whether the file's views carry View.PixelHash
@@ -223,6 +229,9 @@ func (m *Meta) metadata() (keys, vals []string) {
 	if m.Data != nil {
 		keys, vals = append(keys, KeyData), append(vals, js(m.Data))
 	}
+	if m.TeacherModel != "" {
+		keys, vals = append(keys, KeyTeacherModel), append(vals, m.TeacherModel)
+	}
 	return keys, vals
 }
 
@@ -277,6 +286,7 @@ func parseMeta(get func(string) (string, bool)) (Meta, error) {
 			return m, fmt.Errorf("schema metadata %s: %q is not a JSON object", KeyReplay, s)
 		}
 	}
+	m.TeacherModel, _ = get(KeyTeacherModel)
 	if s, ok := get(KeyData); ok {
 		if err := json.Unmarshal([]byte(s), &m.Data); err != nil || m.Data == nil {
 			return m, fmt.Errorf("schema metadata %s: %q is not a JSON object of strings", KeyData, s)

@@ -91,6 +91,18 @@ func Open(path string) (*Reader, error) {
 	return r, nil
 }
 
+// ErrEmpty is wrapped by NewReader's error for an input with no bytes at all
+// (in a pipe: the writer failed before it wrote anything).
+var ErrEmpty = errors.New("empty input")
+
+// pipeHint is what a truncated stream on stdin ("-") most likely means.
+func pipeHint(name string) string {
+	if name != "-" {
+		return ""
+	}
+	return ": the writer stopped before the end; see its error above"
+}
+
 // NewReader reads a soft-target stream from r sequentially; name is used in
 // errors (e.g. "-" or "stdin"). The bytes of an IPC file are accepted too
 // (read front to back, footer checked at the end). Close does not close r.
@@ -101,13 +113,13 @@ func NewReader(r io.Reader, name string) (_ *Reader, err error) {
 	head, perr := rd.br.Peek(8)
 	switch {
 	case len(head) == 0:
-		return nil, fmt.Errorf("%s: empty input, not a soft-target stream", name)
+		return nil, fmt.Errorf("%s: %w, not a soft-target stream", name, ErrEmpty)
 	case bytes.HasPrefix(head, fileMagic) && len(head) == 8:
 		rd.seqFile = true
 		rd.br.Discard(8)
 	case bytes.HasPrefix(head, streamContTok):
 	case perr != nil:
-		return nil, fmt.Errorf("%s: truncated: %d bytes, not a soft-target stream", name, len(head))
+		return nil, fmt.Errorf("%s: truncated: %d bytes, not a soft-target stream%s", name, len(head), pipeHint(name))
 	default:
 		return nil, fmt.Errorf("%s: not an Arrow IPC stream or file (starts with % x)", name, head)
 	}
@@ -342,7 +354,7 @@ func (r *Reader) nextStream(dst *View) (err error) {
 			if err := r.ar.Err(); err != nil {
 				return fmt.Errorf("%s: after %d views: %w", r.name, len(r.seen), err)
 			}
-			return fmt.Errorf("%s: ends after %d views without the end marker (truncated)", r.name, len(r.seen))
+			return fmt.Errorf("%s: ends after %d views without the end marker (truncated)%s", r.name, len(r.seen), pipeHint(r.name))
 		}
 		rec := r.ar.RecordBatch()
 		md, isTrailer := trailerOf(rec)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"yolodistill/pkg/atomicfile"
@@ -23,14 +24,14 @@ import (
 
 // DumpOptions configure Dump (teacher-dump's flags).
 type DumpOptions struct {
-	Config          string   // the teacher configuration's path
+	Config          string   // the teacher configuration's path ("": the one stored in the Weights checkpoint)
 	Override        []string // its -o overrides
 	Weights         string   // the teacher's weights: a path or an http(s) URL
 	CacheDir        string   // where downloaded weights are kept (checkpoint.DefaultCacheDir when "")
 	StudentConfig   string   // the student configuration: data, batch size and pairs ("" = the teacher's data, no feature maps)
 	StudentOverride []string // its -o overrides
 	Dataset         string   // replaces data.root when not ""
-	Views           int      // epochs of the training loader (views per image), >= 1
+	Views           int      // epochs of the training loader (views per image); 0: enough for the student's train.max_iters (NeededViews)
 	Seed            *int64   // nil: the student's train.seed
 	Batch           int      // views per batch; 0: the student's train.batch_size
 	Encoding        softtarget.Encoding
@@ -94,8 +95,15 @@ func (d *dumper) setup(ctx context.Context) error {
 		}
 	}
 	var err error
-	if d.teacher, err = config.Load(g.Config, g.Override); err != nil {
+	if d.teacher, err = detector.LoadConfig(g.Config, g.Weights, g.Override); err != nil {
 		return err
+	}
+	desc := "-c " + shellArg(g.Config)
+	if g.Config == "" {
+		desc = "the configuration stored in " + g.Weights
+	}
+	if len(g.Override) > 0 {
+		desc += " with -o " + strings.Join(quoteArgs(g.Override), " -o ")
 	}
 	d.data = d.teacher
 	if g.StudentConfig != "" {
@@ -103,7 +111,7 @@ func (d *dumper) setup(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := CheckStudent(st, d.teacher, g.Config); err != nil {
+		if err := CheckStudent(st, d.teacher, desc, g.Override); err != nil {
 			return err
 		}
 		d.data = st
@@ -160,6 +168,17 @@ func (d *dumper) setup(ctx context.Context) error {
 	return nil
 }
 
+// NeededViews is teacher-dump's default --views: enough epochs of
+// perEpoch batches for maxIters batches (the student's train.max_iters; a
+// stream must hold them all), plus one epoch of margin (student-train reads
+// and drops the surplus). At least 1.
+func NeededViews(maxIters, perEpoch int) int {
+	if perEpoch <= 0 || maxIters <= 0 {
+		return 1
+	}
+	return (maxIters+perEpoch-1)/perEpoch + 1
+}
+
 // dump writes the views.
 func (d *dumper) dump(ctx context.Context) (err error) {
 	g := d.opt
@@ -189,6 +208,16 @@ func (d *dumper) dump(ctx context.Context) (err error) {
 		return fmt.Errorf("data: split %q of %s has %d images, fewer than one batch of %d", d.split.Name, d.split.Where, n, d.batch)
 	}
 	lo, hi := g.Shard*per/g.Shards, (g.Shard+1)*per/g.Shards
+	if g.Views == 0 {
+		if g.StudentConfig == "" {
+			g.Views = 1
+			d.log("--views 1 (without --student-config there is no student's train.max_iters to size it from)")
+		} else {
+			g.Views = NeededViews(d.data.Train.MaxIters, per)
+			d.log("--views %d: the student's train.max_iters %d batches over %d batches of %d per epoch of split %q, plus one epoch of margin",
+				g.Views, d.data.Train.MaxIters, per, d.batch, d.split.Name)
+		}
+	}
 	total := (hi - lo) * d.batch * g.Views
 	where := g.Out
 	if where == "-" {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"yolodistill/pkg/augment"
 	"yolodistill/pkg/config"
@@ -99,7 +100,7 @@ func Setup(ctx context.Context, opt Options) (s *Session, err error) {
 	var tc *config.Config
 	var tspec *yolo.Spec
 	if teacherPath != "" {
-		if tc, err = config.Load(teacherPath, nil); err != nil {
+		if tc, err = cfg.LoadTeacher(teacherPath, nil); err != nil {
 			rec.Close()
 			return s, fmt.Errorf("teacher configuration: %w", err)
 		}
@@ -144,6 +145,9 @@ func Setup(ctx context.Context, opt Options) (s *Session, err error) {
 		if err := detector.CheckSizes(tspec, cfg, "data.augment.multi_scale", cfg.Data.Augment.MultiScale, cfg.Train.BatchSize, false); err != nil {
 			return s, fmt.Errorf("teacher %s: %w", teacherPath, err)
 		}
+		if err := checkOnline(cfg, tc, teacherPath, want); err != nil {
+			return s, err
+		}
 		if s.Online, err = NewOnline(ctx, tc, teacherPath, opt.Weights, opt.CacheDir, rec, want, s.logf); err != nil {
 			return s, err
 		}
@@ -164,6 +168,9 @@ func Setup(ctx context.Context, opt Options) (s *Session, err error) {
 		var r *softtarget.Reader
 		if path == "-" {
 			r, err = softtarget.NewReader(bufio.NewReaderSize(opt.Stdin, 1<<20), "-")
+			if errors.Is(err, softtarget.ErrEmpty) {
+				return s, errors.New("no soft targets arrived on stdin (-): the command writing into the pipe (teacher-dump) failed or wrote nothing; see its error above")
+			}
 		} else {
 			r, err = softtarget.Open(path)
 		}
@@ -171,6 +178,9 @@ func Setup(ctx context.Context, opt Options) (s *Session, err error) {
 			return s, err
 		}
 		s.ins = append(s.ins, input{name: path, r: r})
+		if tc != nil && r.Meta().TeacherConfigHash != want.TeacherConfigHash {
+			return s, dumpMismatch(path, r.Meta(), cfg, tc, teacherPath, opt.TeacherConfig != "")
+		}
 		if err := r.CheckCompatible(want); err != nil {
 			return s, err
 		}
@@ -318,4 +328,53 @@ func configName(cfg *config.Config) string {
 		return cfg.Path
 	}
 	return "configuration"
+}
+
+// dumpMismatch explains soft targets from another teacher than the
+// student's: both sides, the keys that differ (when the file records its
+// teacher's model text) and the command-line fix.
+func dumpMismatch(path string, m softtarget.Meta, st, tc *config.Config, teacherPath string, fromFlag bool) error {
+	where := "distill.teacher of " + configName(st)
+	if fromFlag {
+		where = "-t"
+	}
+	mine := teacherPath + " (" + where
+	if o := st.Distill.TeacherOverrides; len(o) > 0 {
+		mine += ", with teacher overrides " + strings.Join(quoteArgs(o), " ")
+	}
+	mine += fmt.Sprintf("; model hash %.12s)", tc.ModelHash())
+	if m.TeacherModel == "" {
+		return fmt.Errorf("soft targets %s were dumped from a teacher with model hash %.12s, but this student's teacher is %s: another teacher, or the same one with other settings. "+
+			"If teacher-dump ran the student's teacher with -o overrides, give student-train the same ones: --teacher-override KEY=VALUE (for each teacher-dump -o); "+
+			"otherwise dump the student's teacher: teacher-dump -c %s --weights ITS_WEIGHTS --student-config %s",
+			path, m.TeacherConfigHash, mine, shellArg(teacherPath), shellArg(configName(st)))
+	}
+	diffs := config.DiffModelText(m.TeacherModel, tc.ModelText())
+	return fmt.Errorf("soft targets %s were dumped from a teacher with model hash %.12s, but this student's teacher is %s: %s. "+
+		"If the dump's teacher is the student's teacher with other settings (teacher-dump -o), give student-train the same: %s; "+
+		"otherwise dump the student's teacher: teacher-dump -c %s --weights ITS_WEIGHTS --student-config %s",
+		path, m.TeacherConfigHash, mine, diffText(diffs, "in the dump", "here"),
+		overrideArgs("--teacher-override", diffs), shellArg(teacherPath), shellArg(configName(st)))
+}
+
+// checkOnline checks, before the teacher's weights are loaded, that the
+// teacher of online distillation fits the student: the same classes and,
+// for losses over head outputs, the same anchors and masks. The error
+// speaks of the teacher and names the overrides that would make it fit.
+func checkOnline(st, tc *config.Config, teacherPath string, want softtarget.Meta) error {
+	keys := map[string]bool{"data.classes": true, "model.num_classes": true}
+	if want.Anchors != nil {
+		keys["model.anchors"], keys["model.anchor_masks"] = true, true
+	}
+	var diffs []config.ModelDiff
+	for _, d := range config.DiffModelText(st.ModelText(), tc.ModelText()) {
+		if keys[d.Key] {
+			diffs = append(diffs, d)
+		}
+	}
+	if len(diffs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("the teacher %s does not fit the student %s: %s. Give the teacher the student's settings (student-train %s), or use a teacher trained for these classes and anchors",
+		teacherPath, configName(st), diffText(diffs, "for the student", "for the teacher"), overrideArgs("--teacher-override", diffs))
 }

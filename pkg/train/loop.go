@@ -120,6 +120,9 @@ type Options struct {
 type Result struct {
 	// Iterations completed (train.max_iters after a complete run).
 	Iterations int
+	// Started is the iteration this process started from (the resumed
+	// checkpoint's; 0 for a fresh run).
+	Started int
 	// Checkpoint is the last checkpoint written (model_final after a
 	// complete run, the interruption checkpoint after one).
 	Checkpoint string
@@ -610,7 +613,7 @@ func (t *trainer) loop(ctx context.Context, start int, state []byte) (*Result, e
 	cfg, opt := t.cfg, t.opt
 	lead, several := t.rank == 0, t.size > 1
 	maxIters := cfg.Train.MaxIters
-	res := &Result{Iterations: start, BestScore: math.NaN(), Detector: t.det}
+	res := &Result{Iterations: start, Started: start, BestScore: math.NaN(), Detector: t.det}
 	// pending is rank 0's failure to write (several ranks): every rank learns
 	// it at the next agreement point and stops there.
 	var pending error
@@ -1150,7 +1153,11 @@ func Summary(printf func(format string, args ...any), res *Result, cfg *config.C
 	if res.Best != "" {
 		printf("best %s %.4f: %s", cfg.Eval.Metric, res.BestScore, res.Best)
 	}
-	printf("done: %d iterations, final loss %.4f, run folder %s", res.Iterations, res.LastLoss, outDir)
+	if res.Iterations == res.Started && res.Iterations > 0 {
+		printf("done: %d iterations, all before this run (resumed at the end: nothing trained), run folder %s", res.Iterations, outDir)
+	} else {
+		printf("done: %d iterations, final loss %.4f, run folder %s", res.Iterations, res.LastLoss, outDir)
+	}
 	if n := len(res.Skipped); n > 0 {
 		printf("warning: %d training image(s) could not be loaded and were skipped (metrics.jsonl skipped_images); the first: %v", n, res.Skipped[0].Err)
 	}

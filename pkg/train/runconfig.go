@@ -2,6 +2,7 @@ package train
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -26,13 +27,36 @@ func LoadRunConfig(path, resume string, overrides []string) (*config.Config, err
 	return config.Parse([]byte(c.Config), resume+" (stored configuration)", overrides)
 }
 
-// DefaultOutDir is the run folder when --out is not given:
-// output/<configuration file name without extension>, or, with -r and no
-// -c, output/<name of the checkpoint's folder>.
+// DefaultOutDir is the run folder when --out is not given: with -r, the
+// resumed checkpoint's own folder (a run continues where it was written);
+// else output/<configuration file name without extension>.
 func DefaultOutDir(configPath, resume string) string {
-	base := configPath
-	if base == "" {
-		base = filepath.Dir(resume)
+	if resume != "" {
+		return filepath.Dir(resume)
 	}
-	return filepath.Join("output", strings.TrimSuffix(filepath.Base(base), filepath.Ext(base)))
+	return filepath.Join("output", strings.TrimSuffix(filepath.Base(configPath), filepath.Ext(configPath)))
+}
+
+// FinishedRun reports, for a resume checkpoint, whether there is nothing
+// left to train: the checkpoint is at cfg's train.max_iters and outDir
+// already holds the run's model_final.ckpt. msg then says so, with the
+// command that trains longer. A checkpoint that cannot be read is left to
+// Run to report (false, "").
+func FinishedRun(resume string, cfg *config.Config, outDir, tool string) (msg string, done bool) {
+	if resume == "" {
+		return "", false
+	}
+	c, err := checkpoint.LoadHeader(resume)
+	if err != nil {
+		return "", false
+	}
+	it := int(c.State.Iteration)
+	if it < cfg.Train.MaxIters || it > cfg.Train.MaxIters {
+		return "", false
+	}
+	if _, err := os.Stat(filepath.Join(outDir, FinalFile)); err != nil {
+		return "", false
+	}
+	return fmt.Sprintf("%s is at iteration %d of train.max_iters %d and %s holds its %s: the run is finished, nothing to resume "+
+		"(to train it longer: %s -r %s -o train.max_iters=%d)", resume, it, cfg.Train.MaxIters, outDir, FinalFile, tool, resume, 2*max(it, 1)), true
 }

@@ -3,6 +3,11 @@
 //	dataset check PATH [--format voc|coco] [--split S] [--classes A,B] [--images header|decode|none] [--json]
 //	dataset convert --from voc|coco --to voc|coco IN OUT [--split S] [--images link|copy|symlink|none]
 //	dataset synth --out DIR --format voc|coco --images N --size S --seed K
+//	dataset anchors PATH [--size N] ...
+//	dataset init DIR --preset NAME|FILE [--out DIR] [--size N] [--iters N] [--batch N] [--force]
+//
+// init writes NAME_teacher.yml and NAME_student.yml for a user's own folder
+// (see init.go): the first step of the README's "Your own data".
 //
 // check reads a VOC folder (root with Annotations/, JPEGImages/,
 // ImageSets/Main/) or COCO instances JSON (a file, or a folder holding
@@ -55,6 +60,7 @@ type grammar struct {
 	Convert convertCmd `cmd:"" help:"Convert a dataset between VOC and COCO."`
 	Synth   synthCmd   `cmd:"" help:"Write the built-in synthetic dataset (byte-identical for the same arguments)."`
 	Anchors anchorsCmd `cmd:"" help:"Fit YOLO anchors to a dataset's boxes (k-means on 1-IoU); print them as a config snippet."`
+	Init    initCmd    `cmd:"" help:"Write a teacher and a student configuration for your own VOC or COCO folder (classes, splits, fitted anchors), inheriting a preset."`
 }
 
 // env is what every subcommand's Run receives.

@@ -21,6 +21,7 @@ type synthCmd struct {
 	Size       int    `default:"416" placeholder:"S" help:"image side in pixels (square images)."`
 	Seed       uint64 `default:"1" placeholder:"K" help:"random seed; the output is a function of all arguments."`
 	Classes    string `placeholder:"A,B,..." help:"shapes to use, in label order (default: circle,ring,hexagon,square,diamond,triangle,cross,star; also: x)."`
+	Names      string `placeholder:"A,B,..." help:"class names written for the shapes of --classes, in order (default: the shape names): a stand-in for a dataset of your own classes."`
 	MinObjects int    `default:"3" placeholder:"N" help:"objects per image, at least."`
 	MaxObjects int    `default:"14" placeholder:"N" help:"objects per image, at most."`
 	MinObject  int    `default:"0" placeholder:"PX" help:"smallest object side in pixels (0: max(8, size/40)); data.synth.min_object of a configuration."`
@@ -32,7 +33,7 @@ type synthCmd struct {
 // place at the end, so --out is either complete or absent.
 func (c *synthCmd) Run(e *env) error {
 	opts := dataset.SynthOptions{
-		Images: c.Images, Size: c.Size, Seed: c.Seed, Classes: splitClasses(c.Classes),
+		Images: c.Images, Size: c.Size, Seed: c.Seed, Classes: splitClasses(c.Classes), Names: splitClasses(c.Names),
 		MinObjects: c.MinObjects, MaxObjects: c.MaxObjects,
 		MinObject: c.MinObject, MaxObject: c.MaxObject,
 	}

@@ -4,7 +4,7 @@
 //
 //	detect-eval --gt GT --dets RESULTS.json [--metric coco|voc] [--map-type 11point|integral]
 //	            [--json FILE] [--pr-dir DIR]
-//	detect-eval -c CONFIG --weights CKPT [--dataset PATH] [--size N] [--results FILE]
+//	detect-eval [-c CONFIG] --weights CKPT [--dataset PATH] [--size N] [--results FILE]
 //	            [--json FILE] [--pr-dir DIR]
 //
 // The second form runs a model over its configuration's eval split first and
@@ -92,13 +92,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	var err error
 	switch {
-	case g.Config != "" && (g.GT != "" || g.Dets != ""):
-		log.Printf("error: -c (run a model) and --gt/--dets (score a results file) are two modes; give one")
+	case (g.Config != "" || g.Weights != "") && (g.GT != "" || g.Dets != ""):
+		log.Printf("error: -c/--weights (run a model) and --gt/--dets (score a results file) are two modes; give one")
 		return cli.ExitUsage
-	case g.Config != "":
+	case g.Config != "" || g.Weights != "":
 		err = runModel(ctx, &g, stdout, log)
 	case g.GT == "" || g.Dets == "":
-		log.Printf("error: --gt and --dets are required to score a results file (or -c CONFIG --weights CKPT to run a model)")
+		log.Printf("error: --gt and --dets are required to score a results file (or --weights CKPT [-c CONFIG] to run a model)")
 		return cli.ExitUsage
 	default:
 		err = score(ctx, &g, stdout, log)

@@ -2,9 +2,13 @@ package main
 
 // The model-running mode:
 //
-//	detect-eval -c CONFIG --weights CKPT [-o KEY=VALUE] [--dataset PATH] [--size N]
+//	detect-eval [-c CONFIG] --weights CKPT [-o KEY=VALUE] [--dataset PATH] [--size N]
 //	            [--results FILE] [--json FILE] [--pr-dir DIR] [--metric coco|voc]
 //	            [--map-type 11point|integral] [--evaluate-difficult]
+//
+// Without -c the configuration stored in the checkpoint is used (the one its
+// training run used; detector.LoadConfig), -o applied to it; weights that
+// carry none (a URL, another framework's file) need -c (exit 2).
 //
 // runs the detector over the configuration's eval split (data.eval_split of
 // data.format: a VOC folder, a COCO set, or the synthetic set; --dataset
@@ -41,7 +45,7 @@ import (
 
 // modelFlags are the flags of the model-running mode (embedded in grammar).
 type modelFlags struct {
-	Config   string   `short:"c" placeholder:"FILE" help:"Model mode: configuration (YAML); run the model over its eval split and score it."`
+	Config   string   `short:"c" placeholder:"FILE" help:"Model mode: configuration (YAML) (default: the one stored in the --weights checkpoint); run the model over its eval split and score it."`
 	Override []string `short:"o" sep:"none" placeholder:"KEY=VALUE" help:"Model mode: override a configuration key (repeatable)."`
 	Weights  string   `placeholder:"CKPT" help:"Model mode: the model's weights, path or http(s) URL (our checkpoint, a PaddleDetection tar or folder, .pdparams, PyTorch .pth/.pt or .safetensors)."`
 	Dataset  string   `placeholder:"PATH" help:"Model mode: dataset folder, replacing data.root."`
@@ -97,7 +101,7 @@ func modelDetections(ctx context.Context, f *modelFlags, jsonOut string, log cli
 			return nil, nil, nil, "", cli.UsageError{Err: fmt.Errorf("--size: %w", err)}
 		}
 	}
-	cfg, err := config.Load(f.Config, f.Override)
+	cfg, err := detector.LoadConfig(f.Config, f.Weights, f.Override)
 	if err != nil {
 		return nil, nil, nil, "", err
 	}

@@ -1,8 +1,12 @@
 // Command detect-export writes a detector out for other runtimes: ONNX,
 // opset 13.
 //
-//	detect-export -c CONFIG --weights W --out model.onnx [--format onnx]
+//	detect-export [-c CONFIG] --weights W --out model.onnx [--format onnx]
 //	              [--size N | --dynamic] [--keep-bn] [--decode]
+//
+// Without -c the configuration stored in the checkpoint is used (the one its
+// training run used; detector.LoadConfig), -o applied to it; weights that
+// carry none (a URL, another framework's file) need -c (exit 2).
 //
 // --weights takes anything the other tools take: our checkpoint, a
 // PaddleDetection weights tar or folder, a Paddle .pdparams, a PyTorch
@@ -36,7 +40,6 @@ import (
 	"yolodistill/pkg/atomicfile"
 	"yolodistill/pkg/checkpoint"
 	"yolodistill/pkg/cli"
-	"yolodistill/pkg/config"
 	"yolodistill/pkg/detector"
 	"yolodistill/pkg/export"
 	"yolodistill/pkg/nn"
@@ -46,8 +49,8 @@ import (
 const name = "detect-export"
 
 type grammar struct {
-	Config   string   `short:"c" required:"" placeholder:"FILE" help:"model configuration (YAML)."`
-	Override []string `short:"o" sep:"none" placeholder:"KEY=VALUE" help:"override a configuration key of -c (repeatable)."`
+	Config   string   `short:"c" placeholder:"FILE" help:"model configuration (YAML) (default: the one stored in the --weights checkpoint)."`
+	Override []string `short:"o" sep:"none" placeholder:"KEY=VALUE" help:"override a configuration key (repeatable)."`
 	Weights  string   `required:"" placeholder:"PATH|URL" help:"the model's weights: our checkpoint, a PaddleDetection tar or folder, .pdparams, PyTorch .pth/.pt state_dict or .safetensors (recognised by content)."`
 	CacheDir string   `name:"cache-dir" placeholder:"DIR" help:"where downloaded weights are kept (default: $XDG_CACHE_HOME/yolodistill or ~/.cache/yolodistill)."`
 	Format   string   `default:"onnx" enum:"onnx" help:"output format (onnx: opset 13)."`
@@ -95,7 +98,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return log.Fail(fmt.Errorf("--out: %w", err))
 		}
 	}
-	cfg, err := config.Load(g.Config, g.Override)
+	cfg, err := detector.LoadConfig(g.Config, g.Weights, g.Override)
 	if err != nil {
 		return log.Fail(err)
 	}

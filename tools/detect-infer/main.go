@@ -1,8 +1,12 @@
 // Command detect-infer runs a trained detector on images and draws what it
 // finds.
 //
-//	detect-infer -c CONFIG --weights CKPT (--infer-img FILE | --infer-dir DIR)
+//	detect-infer [-c CONFIG] --weights CKPT (--infer-img FILE | --infer-dir DIR)
 //	             --output-dir DIR [--draw-threshold X] [--size N] [--json FILE]
+//
+// Without -c the configuration stored in the checkpoint is used (the one its
+// training run used; detector.LoadConfig), -o applied to it; weights that
+// carry none (a URL, another framework's file) need -c (exit 2).
 //
 // Images are JPEG or PNG of any size (up to data.max_image_side squared
 // pixels). Each is stretched to N x N pixels (--size, default eval.size) with
@@ -50,7 +54,6 @@ import (
 	"yolodistill/pkg/augment"
 	"yolodistill/pkg/checkpoint"
 	"yolodistill/pkg/cli"
-	"yolodistill/pkg/config"
 	"yolodistill/pkg/dataset"
 	"yolodistill/pkg/detector"
 	"yolodistill/pkg/draw"
@@ -61,8 +64,8 @@ import (
 const name = "detect-infer"
 
 type grammar struct {
-	Config        string   `short:"c" required:"" placeholder:"FILE" help:"model configuration (YAML)."`
-	Override      []string `short:"o" sep:"none" placeholder:"KEY=VALUE" help:"override a configuration key of -c (repeatable)."`
+	Config        string   `short:"c" placeholder:"FILE" help:"model configuration (YAML) (default: the one stored in the --weights checkpoint)."`
+	Override      []string `short:"o" sep:"none" placeholder:"KEY=VALUE" help:"override a configuration key (repeatable)."`
 	Weights       string   `required:"" placeholder:"CKPT" help:"the model's weights, path or http(s) URL: our checkpoint, a PaddleDetection tar or folder, .pdparams, PyTorch .pth/.pt state_dict or .safetensors (recognised by content)."`
 	InferImg      string   `name:"infer-img" xor:"input" required:"" placeholder:"FILE" help:"one image (JPEG or PNG)."`
 	InferDir      string   `name:"infer-dir" xor:"input" required:"" placeholder:"DIR" help:"every *.jpg, *.jpeg and *.png image of a folder."`
@@ -99,7 +102,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return log.Fail(err)
 	}
 	ctx = checkpoint.WithFetch(ctx, checkpoint.FetchOptions{ConnectTimeout: g.ConnectTimeout, IdleTimeout: g.IdleTimeout, Logf: log.Printf})
-	cfg, err := config.Load(g.Config, g.Override)
+	cfg, err := detector.LoadConfig(g.Config, g.Weights, g.Override)
 	if err != nil {
 		return log.Fail(err)
 	}

@@ -8,13 +8,16 @@
 // earlier run exactly: the resumed run's losses are bit for bit those of an
 // uninterrupted run (same configuration, build and BLAS kernel set, any
 // GOMAXPROCS). With -r and no -c, the configuration stored in the
-// checkpoint is used. --pretrained
+// checkpoint is used; resuming a finished run (the checkpoint at
+// train.max_iters, model_final.ckpt in the run folder) says so and exits 0
+// without touching the folder. --pretrained
 // loads the weights that fit from a checkpoint file or an http(s) URL
 // (downloaded once into $XDG_CACHE_HOME/yolodistill, ~/.cache/yolodistill by
 // default); model tensors it lacks keep their initial values and are listed,
 // tensors of another shape are an error naming them.
 //
-// The run folder (--out, default output/<config name>) is checked before any
+// The run folder (--out; default: with -r the checkpoint's own folder, else
+// output/<config name>) is checked before any
 // work: a folder this process can write in, and, unless --force or -r, one
 // that holds no earlier run's checkpoints. It receives config.yml,
 // metrics.jsonl (one JSON record per train.log_iter iterations: iter, lr,
@@ -66,7 +69,7 @@ type grammar struct {
 	Config     string        `short:"c" placeholder:"CONFIG" help:"configuration (YAML); optional with -r (the checkpoint's own configuration is used)."`
 	Override   []string      `short:"o" sep:"none" placeholder:"KEY=VALUE" help:"override a configuration key (repeatable)."`
 	Resume     string        `short:"r" placeholder:"CHECKPOINT" help:"resume exactly from a checkpoint of an earlier run."`
-	Out        string        `name:"out" placeholder:"DIR" help:"run folder (default output/<config name>)."`
+	Out        string        `name:"out" placeholder:"DIR" help:"run folder (default: with -r the checkpoint's folder, else output/<config name>)."`
 	Pretrained string        `name:"pretrained" placeholder:"PATH|URL" help:"initialise from weights, path or http(s) URL (overrides train.pretrained): our checkpoint (the tensors that fit), or a PaddleDetection tar or folder, .pdparams, PyTorch .pth/.pt or .safetensors (every part it holds, e.g. a backbone alone)."`
 	CacheDir   string        `name:"cache-dir" placeholder:"DIR" help:"download cache for --pretrained URLs (default $XDG_CACHE_HOME/yolodistill or ~/.cache/yolodistill)."`
 	Force      bool          `help:"start afresh in a run folder that holds an earlier run's checkpoints (overwriting them); without it such a folder is refused."`
@@ -119,6 +122,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	out := g.Out
 	if out == "" {
 		out = train.DefaultOutDir(g.Config, g.Resume)
+	}
+	if msg, done := train.FinishedRun(g.Resume, cfg, out, name); done {
+		if comm.Rank() == 0 {
+			log.Printf("%s", msg)
+		}
+		return comm.End(cli.ExitOK, nil)
 	}
 	res, err := train.Run(ctx, train.Options{
 		Config:     cfg,

@@ -8,8 +8,12 @@
 //	student-train -c STUDENT --soft-targets FILE[,FILE...]|- [FILE...] [-o KEY=VALUE]... [-r CKPT] [--out DIR]
 //	student-train -c STUDENT -t TEACHER --teacher-weights T [-o KEY=VALUE]... [-r CKPT] [--out DIR]
 //
-// Everything else is detect-train's loop (pkg/train): the run folder (--out,
-// default output/<config name>) with config.yml, metrics.jsonl (the
+// --teacher-override KEY=VALUE (repeatable) overrides a key of the teacher's
+// configuration in both modes; it is appended to the student's
+// distill.teacher_overrides, so the run's config.yml and checkpoints carry it.
+//
+// Everything else is detect-train's loop (pkg/train): the run folder (--out;
+// default: with -r the checkpoint's own folder, else output/<config name>) with config.yml, metrics.jsonl (the
 // distillation loss is logged in "parts" under its graph name, e.g.
 // "distill.fine_grained", and is part of "loss"), periodic checkpoints,
 // best_model.ckpt, model_final.ckpt and loss.png; exact resume with -r;
@@ -33,7 +37,10 @@
 //
 // The soft targets must come from the student's teacher: their teacher
 // config hash must equal the model hash of -t (or of distill.teacher when -t is
-// not given), their class list the student's data.classes, their anchors and
+// not given) with distill.teacher_overrides and then --teacher-override
+// applied (the -o teacher-dump was given; a mismatch names the keys that
+// differ, from the teacher settings the soft targets record, and the
+// --teacher-override flags that fix it), their class list the student's data.classes, their anchors and
 // masks the student's (for losses over head outputs), and they must hold the
 // teacher feature maps the distill pairs name. The views are rebuilt with the
 // student's data.augment, so the settings the replay reads from it rather than
@@ -109,18 +116,19 @@ import (
 const name = "student-train"
 
 type grammar struct {
-	Config         string        `short:"c" placeholder:"CONFIG" help:"student configuration (YAML); optional with -r (the checkpoint's own configuration is used)."`
-	Override       []string      `short:"o" sep:"none" placeholder:"KEY=VALUE" help:"override a configuration key (repeatable)."`
-	SoftTargets    []string      `name:"soft-targets" placeholder:"FILE|-" help:"soft-target files written by teacher-dump, in order (comma-separated or repeated; - is stdin)."`
-	Files          []string      `arg:"" optional:"" placeholder:"FILE" help:"more soft-target files, after those of --soft-targets."`
-	Teacher        string        `short:"t" placeholder:"CONFIG" help:"teacher configuration (default: distill.teacher of the student configuration)."`
-	TeacherWeights string        `name:"teacher-weights" placeholder:"CKPT" help:"online mode: run the teacher with these weights on every batch (path or http(s) URL: our checkpoint, a PaddleDetection tar or folder, .pdparams, PyTorch .pth/.pt or .safetensors)."`
-	Resume         string        `short:"r" placeholder:"CHECKPOINT" help:"resume exactly from a checkpoint of an earlier run."`
-	Out            string        `name:"out" placeholder:"DIR" help:"run folder (default output/<config name>)."`
-	Pretrained     string        `name:"pretrained" placeholder:"PATH|URL" help:"initialise the student from weights (overrides train.pretrained): as detect-train --pretrained."`
-	CacheDir       string        `name:"cache-dir" placeholder:"DIR" help:"download cache for URLs (default $XDG_CACHE_HOME/yolodistill or ~/.cache/yolodistill)."`
-	Force          bool          `help:"start afresh in a run folder that holds an earlier run's checkpoints (overwriting them); without it such a folder is refused."`
-	MPITimeout     time.Duration `name:"mpi-timeout" default:"5m" placeholder:"DURATION" help:"under an MPI launcher: the longest a rank waits in one collective before it ends the job (watchdog)."`
+	Config          string        `short:"c" placeholder:"CONFIG" help:"student configuration (YAML); optional with -r (the checkpoint's own configuration is used)."`
+	Override        []string      `short:"o" sep:"none" placeholder:"KEY=VALUE" help:"override a configuration key (repeatable)."`
+	SoftTargets     []string      `name:"soft-targets" placeholder:"FILE|-" help:"soft-target files written by teacher-dump, in order (comma-separated or repeated; - is stdin)."`
+	Files           []string      `arg:"" optional:"" placeholder:"FILE" help:"more soft-target files, after those of --soft-targets."`
+	Teacher         string        `short:"t" placeholder:"CONFIG" help:"teacher configuration (default: distill.teacher of the student configuration)."`
+	TeacherOverride []string      `name:"teacher-override" sep:"none" placeholder:"KEY=VALUE" help:"override a key of the teacher's configuration (repeatable): the -o the teacher was trained or dumped with; appended to distill.teacher_overrides."`
+	TeacherWeights  string        `name:"teacher-weights" placeholder:"CKPT" help:"online mode: run the teacher with these weights on every batch (path or http(s) URL: our checkpoint, a PaddleDetection tar or folder, .pdparams, PyTorch .pth/.pt or .safetensors)."`
+	Resume          string        `short:"r" placeholder:"CHECKPOINT" help:"resume exactly from a checkpoint of an earlier run."`
+	Out             string        `name:"out" placeholder:"DIR" help:"run folder (default: with -r the checkpoint's folder, else output/<config name>)."`
+	Pretrained      string        `name:"pretrained" placeholder:"PATH|URL" help:"initialise the student from weights (overrides train.pretrained): as detect-train --pretrained."`
+	CacheDir        string        `name:"cache-dir" placeholder:"DIR" help:"download cache for URLs (default $XDG_CACHE_HOME/yolodistill or ~/.cache/yolodistill)."`
+	Force           bool          `help:"start afresh in a run folder that holds an earlier run's checkpoints (overwriting them); without it such a folder is refused."`
+	MPITimeout      time.Duration `name:"mpi-timeout" default:"5m" placeholder:"DURATION" help:"under an MPI launcher: the longest a rank waits in one collective before it ends the job (watchdog)."`
 	cli.NetFlags
 }
 
@@ -198,10 +206,21 @@ func distil(ctx context.Context, g grammar, inputs []string, stdin io.Reader, lo
 	if err != nil {
 		return log.Fail(err), err
 	}
+	for _, o := range g.TeacherOverride {
+		if k, _, ok := strings.Cut(o, "="); !ok || strings.TrimSpace(k) == "" {
+			err := cli.Usagef("--teacher-override %q: want KEY=VALUE", o)
+			return log.Fail(err), err
+		}
+	}
+	cfg.Distill.TeacherOverrides = append(cfg.Distill.TeacherOverrides, g.TeacherOverride...)
 	ctx = checkpoint.WithFetch(ctx, checkpoint.FetchOptions{ConnectTimeout: g.ConnectTimeout, IdleTimeout: g.IdleTimeout, Logf: log.Printf})
 	out := g.Out
 	if out == "" {
 		out = train.DefaultOutDir(g.Config, g.Resume)
+	}
+	if msg, done := train.FinishedRun(g.Resume, cfg, out, name); done {
+		log.Printf("%s", msg)
+		return cli.ExitOK, nil
 	}
 	s, err := teacher.Setup(ctx, teacher.Options{Student: cfg, TeacherConfig: g.Teacher, Weights: g.TeacherWeights,
 		Inputs: inputs, Stdin: stdin, CacheDir: g.CacheDir, Log: log.Printf})

@@ -2,9 +2,12 @@
 // the training split and stores its outputs ("soft targets") for
 // student-train, as a soft-target Arrow IPC file or stream (pkg/softtarget).
 //
-//	teacher-dump -c TEACHER --weights T [--student-config S] [-o KEY=VALUE]...
+//	teacher-dump [-c TEACHER] --weights T [--student-config S] [-o KEY=VALUE]...
 //	    [--dataset PATH] [--views K] [--seed S] [--batch B] [--fp16]
 //	    [--sparse THRESH] [--shard i/n] [--cache-mb MB] [--out FILE|-]
+//
+// Without -c the teacher's configuration is the one stored in the --weights
+// checkpoint (the one its detect-train run used), -o applied to it.
 //
 // # Which views
 //
@@ -25,8 +28,19 @@
 // section of the student configuration decides which named teacher feature
 // maps are stored (pairs, fsp, soft_label with pairs); without it, none.
 // When the student configuration names its teacher (distill.teacher), that
-// configuration's model hash must equal -c's: a dump for another teacher is
-// refused here already.
+// configuration, with the student's distill.teacher_overrides and this
+// command's -o applied, must have the model hash of the teacher run here: a
+// dump for another teacher is refused here already, naming the keys that
+// differ and the overrides that would fix it. The rule for overrides: what
+// -o changes on a teacher here, student-train must be told with
+// --teacher-override (or distill.teacher_overrides); the soft targets record
+// the teacher's model settings, so student-train names them when they differ.
+//
+// --views K is the number of epochs of views. By default (0) it is sized
+// from the student configuration: enough epochs for its train.max_iters
+// batches of train.batch_size (floor(images / batch) batches per epoch),
+// plus one epoch of margin, the rule a stream into student-train needs;
+// without --student-config, 1.
 //
 // # Output
 //
@@ -94,13 +108,13 @@ import (
 const name = "teacher-dump"
 
 type grammar struct {
-	Config          string   `short:"c" required:"" placeholder:"FILE" help:"teacher configuration (YAML)."`
-	Override        []string `short:"o" sep:"none" placeholder:"KEY=VALUE" help:"override a key of the teacher configuration (repeatable)."`
+	Config          string   `short:"c" placeholder:"FILE" help:"teacher configuration (YAML) (default: the one stored in the --weights checkpoint)."`
+	Override        []string `short:"o" sep:"none" placeholder:"KEY=VALUE" help:"override a key of the teacher configuration (repeatable; give student-train the same ones as --teacher-override)."`
 	Weights         string   `required:"" placeholder:"CKPT" help:"teacher weights, path or http(s) URL: our checkpoint, a PaddleDetection tar or folder, .pdparams, PyTorch .pth/.pt or .safetensors."`
 	StudentConfig   string   `name:"student-config" placeholder:"FILE" help:"student configuration: its data section, augmentation, batch size and distill pairs decide the views and the stored feature maps (default: the teacher configuration's data section, no feature maps)."`
 	StudentOverride []string `name:"student-override" sep:"none" placeholder:"KEY=VALUE" help:"override a key of the student configuration (repeatable; use the same ones as student-train -o)."`
 	Dataset         string   `placeholder:"PATH" help:"dataset folder (replaces data.root)."`
-	Views           int      `default:"1" placeholder:"K" help:"augmented views per image: K epochs of the training loader."`
+	Views           int      `default:"0" placeholder:"K" help:"augmented views per image: K epochs of the training loader (default: enough for the student's train.max_iters, plus one epoch)."`
 	Seed            *int64   `placeholder:"S" help:"seed of the views (default: the student's train.seed)."`
 	Batch           int      `placeholder:"B" help:"views per batch (default: the student's train.batch_size); student-train should use the same batch size."`
 	FP16            bool     `name:"fp16" help:"store values as float16."`
@@ -129,8 +143,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		log.Printf("error: --shard: %v", err)
 		return cli.ExitUsage
 	}
-	if g.Views < 1 {
-		log.Printf("error: --views %d: need at least 1", g.Views)
+	if g.Views < 0 {
+		log.Printf("error: --views %d: need at least 1 (0: sized from the student's train.max_iters)", g.Views)
 		return cli.ExitUsage
 	}
 	if g.Sparse != nil && !(*g.Sparse >= 0 && *g.Sparse < 1) {

@@ -111,11 +111,11 @@ func TestDumpErrors(t *testing.T) {
 		stderr string
 	}{
 		{"bad shard", []string{"-c", teacherYML, "--weights", ck, "--shard", "3/3"}, 2, `--shard: "3/3"`},
-		{"no views", []string{"-c", teacherYML, "--weights", ck, "--views", "0"}, 2, "--views 0"},
+		{"no views", []string{"-c", teacherYML, "--weights", ck, "--views=-1"}, 2, "--views -1"},
 		{"sparse threshold", []string{"-c", teacherYML, "--weights", ck, "--sparse", "1.5"}, 2, "--sparse 1.5"},
 		{"negative cache", []string{"-c", teacherYML, "--weights", ck, "--student-config", studentPairsYML, "--cache-mb=-1", "--out", out}, 2, "--cache-mb -1"},
-		{"other classes", []string{"-c", teacherYML, "--weights", ck, "--student-config", other, "--out", out}, 1, `classes ["circle" "ring" "star"], the teacher`},
-		{"other teacher", []string{"-c", teacherYML, "--weights", ck, "--student-config", wt, "--out", out}, 1, "another teacher"},
+		{"other classes", []string{"-c", teacherYML, "--weights", ck, "--student-config", other, "--out", out}, 1, `classes ["circle" "ring" "star"], the teacher here (-c testdata/teacher.yml)`},
+		{"other teacher", []string{"-c", teacherYML, "--weights", ck, "--student-config", wt, "--out", out}, 1, "model.head_width is 0.125 here, 0.25 for the student's teacher"},
 		{"missing weights", []string{"-c", teacherYML, "--weights", filepath.Join(dir, "nope.ckpt"), "--out", out}, 1, "nope.ckpt"},
 		{"weights of another model", []string{"-c", wrongTeacher, "--weights", ck, "--out", out}, 1, "does not fit the model"},
 	}
