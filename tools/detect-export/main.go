@@ -71,7 +71,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	var g grammar
 	log := cli.Logger{Name: name, W: stderr}
 	if _, code, done := cli.ParseVersion(name, cli.Describe("Export a detector to ONNX (opset 13): head maps, or boxes and scores with --decode.",
-		"detect-export -c pipelines/configs/demo_student.yml --weights out/demo/distilled/model_final.ckpt --size 128 --decode --out student.onnx"), nn.BuildInfo(), &g, args, stderr); done {
+		"detect-export --weights out/demo/distilled/model_final.ckpt --size 128 --decode --out student.onnx"), nn.BuildInfo(), &g, args, stderr); done {
 		return code
 	}
 	if g.Size != 0 && g.Dynamic {

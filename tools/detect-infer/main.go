@@ -85,7 +85,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	var g grammar
 	log := cli.Logger{Name: name, W: stderr}
 	if _, code, done := cli.ParseVersion(name, cli.Describe("Detect objects in images and draw them (boxes, class names, scores).",
-		"detect-infer -c pipelines/configs/demo_student.yml --weights out/demo/distilled/model_final.ckpt --infer-dir path/to/images --output-dir out/infer"), nn.BuildInfo(), &g, args, stderr); done {
+		"detect-infer --weights out/demo/distilled/model_final.ckpt --infer-dir path/to/images --output-dir out/infer"), nn.BuildInfo(), &g, args, stderr); done {
 		return code
 	}
 	if g.Size != 0 {
