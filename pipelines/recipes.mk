@@ -100,10 +100,10 @@ endef
 $(eval $(call distill_recipe,voc,$(VOC_OUT),$(VOC),pipelines/configs/yolov3_r34_voc.yml,pipelines/configs/yolov3_mobilenet_v1_voc.yml,VOC_OUT,VOC))
 $(eval $(call distill_recipe,coco,$(COCO_OUT),$(COCO),pipelines/configs/yolov3_r34.yml,pipelines/configs/yolov3_mobilenet_v1.yml,COCO_OUT,COCO))
 
-voc-distill: build | voc-check ## VOC=DIR: ResNet34 teaches MobileNetV1, L2 loss (days; ITERS=, SIZE=, EVAL_SIZES= shrink it)
+voc-distill: build | voc-check ## VOC=DIR: ResNet34 teaches MobileNetV1, L2 loss (days; ITERS=, SIZE=, EVAL_SIZES= shrink it; other values need another VOC_OUT or REDO=1)
 	@$(MAKE) --no-print-directory $(VOC_OUT)/results.md
 	@cat $(VOC_OUT)/results.md
 
-coco-distill: build | coco-check ## COCO=DIR: ResNet34 teaches MobileNetV1, fine-grained loss (weeks; ITERS=, SIZE=, EVAL_SIZES=)
+coco-distill: build | coco-check ## COCO=DIR: ResNet34 teaches MobileNetV1, fine-grained loss (weeks; ITERS=, SIZE=, EVAL_SIZES=; other values need another COCO_OUT or REDO=1)
 	@$(MAKE) --no-print-directory $(COCO_OUT)/results.md
 	@cat $(COCO_OUT)/results.md
