@@ -20,7 +20,7 @@ TOOLS := $(notdir $(wildcard tools/*))
 .PHONY: help setup build test test-onnx test-mpi onnx-bench race vet bench demo clean
 
 # The pipelines: make demo, voc-distill, coco-distill, bccd-bench.
-include pipelines/demo.mk pipelines/recipes.mk pipelines/bccd.mk
+include pipelines/knobs.mk pipelines/demo.mk pipelines/recipes.mk pipelines/bccd.mk
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
@@ -81,7 +81,7 @@ race: setup ## the goroutine-starting packages under the race detector (cgo: nee
 bench: build ## benchmarks as JSON lines, beside PyTorch's when python3-torch is installed
 	@GOTAGS=$(GOTAGS) $(if $(filter openblas,$(GOTAGS)),CGO_LDFLAGS=-lopenblas,CGO_ENABLED=0) bash pipelines/bench.sh
 
-demo: build ## teacher, soft targets, baseline and distilled student on the synthetic set; table (~10 min)
+demo: build ## teacher, soft targets, baseline and distilled student on the synthetic set; table (minutes on 2 cores: the README says how long)
 	@$(MAKE) --no-print-directory demo-results
 	@bash pipelines/demo.sh $(DEMO)
 

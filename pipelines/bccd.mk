@@ -1,5 +1,5 @@
-# make bccd-bench BCCD=path/to/BCCD: the headline table on real data
-# (issue 7). One teacher (bccd_teacher.yml, ResNet18 x0.5, its train.seed),
+# make bccd-bench BCCD=path/to/BCCD: the headline table on real data.
+# One teacher (bccd_teacher.yml, ResNet18 x0.5, its train.seed),
 # then per seed in SEEDS: the baseline student (bccd_student.yml, MobileNetV1
 # x0.25, detect-train) and two distilled students (student-train, L2 weight 100
 # and fine-grained weight 1000) with train.seed=SEED. For one seed all three
@@ -16,8 +16,10 @@
 # pipelines/bccd_results.sh writes $(BCCD_OUT)/results.json (mean, std over
 # seeds, paired differences distilled - baseline per seed with their standard
 # error) and $(BCCD_OUT)/results.md.
-# Outputs depend on the configuration files, not on ITERS/SIZE/RECIPE_O: use
-# another BCCD_OUT after changing those.
+# BCCD_OUT records the knobs (BCCD, ITERS, SIZE, RECIPE_O in knobs.txt,
+# pipelines/knobs.mk): other values into the same folder stop make with both
+# sets (use another BCCD_OUT, delete it, or add REDO=1 to retrain); SEEDS and
+# BCCD_SIZES (knobs-table.txt) remake the results.
 # Smoke run (~5 minutes): make bccd-bench BCCD=path/to/BCCD ITERS=5 SEEDS=1 BCCD_SIZES=320 BCCD_OUT=out/bccd-smoke
 
 BCCD ?=
@@ -40,7 +42,7 @@ bccd-check:
 	@[ -n "$(BCCD)" ] || { echo "bccd-bench: set BCCD=DIR, e.g. BCCD=path/to/BCCD" >&2; exit 2; }
 	@[ -d "$(BCCD)" ] || { echo "bccd-bench: BCCD=$(BCCD): no such folder" >&2; exit 2; }
 
-$(BCCD_OUT)/teacher/model_final.ckpt: $(BCCD_TEACHER) | bccd-check
+$(BCCD_OUT)/teacher/model_final.ckpt: $(BCCD_TEACHER) $(BCCD_OUT)/knobs.txt | bccd-check
 	rm -rf $(@D)
 	bin/detect-train -c $(BCCD_TEACHER) $(bccd_o) --out $(@D)
 
@@ -49,11 +51,11 @@ $(BCCD_OUT)/eval/teacher-%.json: $(BCCD_OUT)/teacher/model_final.ckpt
 
 # bccd_seed SEED: the students of one seed and their evaluations.
 define bccd_seed
-$(BCCD_OUT)/s$(1)/baseline/model_final.ckpt: $(BCCD_STUDENT) | bccd-check
+$(BCCD_OUT)/s$(1)/baseline/model_final.ckpt: $(BCCD_STUDENT) $(BCCD_OUT)/knobs.txt | bccd-check
 	rm -rf $$(@D)
 	bin/detect-train -c $(BCCD_STUDENT) $$(bccd_o) -o train.seed=$(1) --out $$(@D)
 
-$(BCCD_OUT)/s$(1)/soft.arrow: $(BCCD_OUT)/teacher/model_final.ckpt $(BCCD_STUDENT) | bccd-check
+$(BCCD_OUT)/s$(1)/soft.arrow: $(BCCD_OUT)/teacher/model_final.ckpt $(BCCD_STUDENT) $(BCCD_OUT)/knobs.txt | bccd-check
 	views=$$$$(bash pipelines/views.sh $(BCCD_STUDENT) $$(bccd_o)); \
 	bin/teacher-dump -c $(BCCD_TEACHER) --weights $$< $$(bccd_o) \
 	  --student-config $(BCCD_STUDENT) $$(foreach kv,$$(bccd_kv),--student-override $$(kv)) \
@@ -66,7 +68,7 @@ endef
 
 # bccd_distilled SEED, NAME: one distilled student of one seed.
 define bccd_distilled
-$(BCCD_OUT)/s$(1)/$(2)/model_final.ckpt: $(BCCD_OUT)/s$(1)/soft.arrow $(BCCD_STUDENT)
+$(BCCD_OUT)/s$(1)/$(2)/model_final.ckpt: $(BCCD_OUT)/s$(1)/soft.arrow $(BCCD_STUDENT) $(BCCD_OUT)/knobs.txt
 	rm -rf $$(@D)
 	bin/student-train -c $(BCCD_STUDENT) $$(bccd_o) -o train.seed=$(1) $$(foreach kv,$$(bccd_loss_$(2)),-o $$(kv)) \
 	  --soft-targets $$< --out $$(@D)
@@ -81,11 +83,17 @@ $(foreach s,$(SEEDS),$(foreach d,$(BCCD_DISTILL),$(eval $(call bccd_distilled,$(
 bccd_evals = $(foreach z,$(BCCD_SIZES),$(BCCD_OUT)/eval/teacher-$(z).json \
   $(foreach s,$(SEEDS),$(foreach r,baseline $(BCCD_DISTILL),$(BCCD_OUT)/eval/$(r)-s$(s)-$(z).json)))
 
-$(BCCD_OUT)/results.json: $(bccd_evals)
+$(BCCD_OUT)/results.json: $(bccd_evals) $(BCCD_OUT)/knobs-table.txt
 	bash pipelines/bccd_results.sh json "$(SEEDS)" "$(BCCD_SIZES)" "$(BCCD_DISTILL)" $(BCCD_OUT)/eval >$@
 
-$(BCCD_OUT)/results.md: $(BCCD_OUT)/results.json
+$(BCCD_OUT)/results.md: $(BCCD_OUT)/results.json $(BCCD_OUT)/knobs-table.txt
 	bash pipelines/bccd_results.sh md "$(SEEDS)" "$(BCCD_SIZES)" "$(BCCD_DISTILL)" $(BCCD_OUT)/eval >$@
+
+# The knobs the models were made with (refused when they change) and those
+# of the results (which are remade).
+$(BCCD_OUT)/knobs.txt: | bccd-check
+$(eval $(call knobs_rule,$(BCCD_OUT)/knobs.txt,refuse,bccd-bench,give another BCCD_OUT,BCCD ITERS SIZE RECIPE_O))
+$(eval $(call knobs_rule,$(BCCD_OUT)/knobs-table.txt,follow,bccd-bench,,SEEDS BCCD_SIZES))
 
 bccd-bench: build | bccd-check ## BCCD=DIR: teacher, baseline, L2 and fine-grained students over SEEDS, table at 608/416/320 (hours)
 	@$(MAKE) --no-print-directory $(BCCD_OUT)/results.md

@@ -60,3 +60,13 @@ $(DEMO)/eval/distilled.json: $(DEMO)/distilled/model_final.ckpt
 
 $(DEMO)/results.md: $(DEMO)/eval/teacher.json $(DEMO)/eval/baseline.json $(DEMO)/eval/distilled.json
 	bash pipelines/table.sh "demo (synthetic set, test split)" $^ >$@
+
+# The knobs of the outputs (pipelines/knobs.mk), so that a smoke run's models
+# and table are never taken for the demo's: another DEMO_O redoes every step,
+# another DEMO_VIEWS the distilled student, another DEMO_SIZE the evaluations.
+$(DEMO)/teacher/model_final.ckpt $(DEMO)/baseline/model_final.ckpt $(DEMO)/distilled/model_final.ckpt: $(DEMO)/knobs.txt
+$(DEMO)/distilled/model_final.ckpt: $(DEMO)/knobs-views.txt
+$(DEMO)/eval/teacher.json $(DEMO)/eval/baseline.json $(DEMO)/eval/distilled.json: $(DEMO)/knobs-eval.txt
+$(eval $(call knobs_rule,$(DEMO)/knobs.txt,follow,demo,,DEMO_O))
+$(eval $(call knobs_rule,$(DEMO)/knobs-views.txt,follow,demo,,DEMO_VIEWS))
+$(eval $(call knobs_rule,$(DEMO)/knobs-eval.txt,follow,demo,,DEMO_SIZE))

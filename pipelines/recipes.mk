@@ -23,8 +23,11 @@
 #   RECIPE_O      more -o KEY=VALUE overrides for every tool, e.g. a class
 #                 list for a non-VOC folder
 #   VOC_OUT, COCO_OUT  output folders (default out/voc, out/coco)
-# Outputs depend on the configuration files, not on these knobs: after
-# changing ITERS, SIZE or RECIPE_O use another VOC_OUT/COCO_OUT (or delete it).
+# The output folder records the knobs (VOC or COCO, ITERS, SIZE, RECIPE_O in
+# OUT/knobs.txt, pipelines/knobs.mk): run again with other values into the
+# same folder and make stops with both sets of values (use another
+# VOC_OUT/COCO_OUT, delete it, or add REDO=1 to retrain with the new ones).
+# EVAL_SIZES (OUT/knobs-table.txt) only remakes the table.
 # Smoke run on a synthetic VOC folder (3 iterations at 64 px, ~2 minutes):
 #   bin/dataset synth --out /tmp/vocsmall --format voc --images 80 --size 96 \
 #     --classes circle,square --min-objects 1 --max-objects 3
@@ -53,22 +56,23 @@ coco-check:
 	@[ -n "$(COCO)" ] || { echo "coco-distill: set COCO=DIR, a COCO folder (annotations/instances_*.json, train2017/, val2017/)" >&2; exit 2; }
 	@[ -d "$(COCO)" ] || { echo "coco-distill: COCO=$(COCO): no such folder" >&2; exit 2; }
 
-# distill_recipe NAME, OUT, DATA, TEACHER, STUDENT: the rules of one recipe.
+# distill_recipe NAME, OUT, DATA, TEACHER, STUDENT, OUT_VAR, DATA_VAR: the
+# rules of one recipe.
 # The distilled student reads the teacher's soft targets as a stream; the
 # stream must hold train.max_iters batches, so teacher-dump makes enough views
 # (epochs of the training split) as pipelines/views.sh works out from the
 # split's size, the batch size and the iterations (a little more; the extra
 # views are read and dropped).
 define distill_recipe
-$(2)/teacher/model_final.ckpt: $(4) | $(1)-check
+$(2)/teacher/model_final.ckpt: $(4) $(2)/knobs.txt | $(1)-check
 	rm -rf $$(@D)
 	bin/detect-train -c $(4) -o data.root=$(3) $$(foreach kv,$$(recipe_kv),-o $$(kv)) --out $$(@D)
 
-$(2)/baseline/model_final.ckpt: $(5) | $(1)-check
+$(2)/baseline/model_final.ckpt: $(5) $(2)/knobs.txt | $(1)-check
 	rm -rf $$(@D)
 	bin/detect-train -c $(5) -o data.root=$(3) $$(foreach kv,$$(recipe_kv),-o $$(kv)) --out $$(@D)
 
-$(2)/distilled/model_final.ckpt: $(2)/teacher/model_final.ckpt $(5) | $(1)-check
+$(2)/distilled/model_final.ckpt: $(2)/teacher/model_final.ckpt $(5) $(2)/knobs.txt | $(1)-check
 	rm -rf $$(@D)
 	views=$$$$(bash pipelines/views.sh $(5) -o data.root=$(3) $$(foreach kv,$$(recipe_kv),-o $$(kv))); \
 	bin/teacher-dump -c $(4) --weights $$< -o data.root=$(3) $$(foreach kv,$$(recipe_kv),-o $$(kv)) \
@@ -83,17 +87,23 @@ $(2)/eval/baseline-%.json: $(2)/baseline/model_final.ckpt
 $(2)/eval/distilled-%.json: $(2)/distilled/model_final.ckpt
 	bash pipelines/evaluate.sh distilled $(5) $$< $$@ $$* data.root=$(3) $$(recipe_kv)
 
-$(2)/results.md: $$(foreach s,$$(EVAL_SIZES),$(2)/eval/teacher-$$(s).json $(2)/eval/baseline-$$(s).json $(2)/eval/distilled-$$(s).json)
-	bash pipelines/table.sh "$(1)-distill ($(3))" $$^ >$$@
+$(2)/results.md: $$(foreach s,$$(EVAL_SIZES),$(2)/eval/teacher-$$(s).json $(2)/eval/baseline-$$(s).json $(2)/eval/distilled-$$(s).json) $(2)/knobs-table.txt
+	bash pipelines/table.sh "$(1)-distill ($(3))" $$(filter %.json,$$^) >$$@
+
+# The knobs the models were made with (refused when they change) and those
+# of the table (which is remade).
+$(2)/knobs.txt: | $(1)-check
+$$(eval $$(call knobs_rule,$(2)/knobs.txt,refuse,$(1)-distill,give another $(6),$(7) ITERS SIZE RECIPE_O))
+$$(eval $$(call knobs_rule,$(2)/knobs-table.txt,follow,$(1)-distill,,EVAL_SIZES))
 endef
 
-$(eval $(call distill_recipe,voc,$(VOC_OUT),$(VOC),pipelines/configs/yolov3_r34_voc.yml,pipelines/configs/yolov3_mobilenet_v1_voc.yml))
-$(eval $(call distill_recipe,coco,$(COCO_OUT),$(COCO),pipelines/configs/yolov3_r34.yml,pipelines/configs/yolov3_mobilenet_v1.yml))
+$(eval $(call distill_recipe,voc,$(VOC_OUT),$(VOC),pipelines/configs/yolov3_r34_voc.yml,pipelines/configs/yolov3_mobilenet_v1_voc.yml,VOC_OUT,VOC))
+$(eval $(call distill_recipe,coco,$(COCO_OUT),$(COCO),pipelines/configs/yolov3_r34.yml,pipelines/configs/yolov3_mobilenet_v1.yml,COCO_OUT,COCO))
 
-voc-distill: build | voc-check ## VOC=DIR: ResNet34 teaches MobileNetV1, L2 loss (days; ITERS=, SIZE=, EVAL_SIZES= shrink it)
+voc-distill: build | voc-check ## VOC=DIR: ResNet34 teaches MobileNetV1, L2 loss (days; ITERS=, SIZE=, EVAL_SIZES= shrink it; other values need another VOC_OUT or REDO=1)
 	@$(MAKE) --no-print-directory $(VOC_OUT)/results.md
 	@cat $(VOC_OUT)/results.md
 
-coco-distill: build | coco-check ## COCO=DIR: ResNet34 teaches MobileNetV1, fine-grained loss (weeks; ITERS=, SIZE=, EVAL_SIZES=)
+coco-distill: build | coco-check ## COCO=DIR: ResNet34 teaches MobileNetV1, fine-grained loss (weeks; ITERS=, SIZE=, EVAL_SIZES=; other values need another COCO_OUT or REDO=1)
 	@$(MAKE) --no-print-directory $(COCO_OUT)/results.md
 	@cat $(COCO_OUT)/results.md

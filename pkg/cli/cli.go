@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -32,6 +33,26 @@ type exitRequest struct{ code int }
 // parse error (kong's own 80 is mapped to 2).
 func Parse(name, description string, grammar any, args []string, stderr io.Writer, opts ...kong.Option) (ctx *kong.Context, code int, done bool) {
 	return ParseVersion(name, description, "", grammar, args, stderr, opts...)
+}
+
+// Describe is a tool's --help description: the one-line summary, then the
+// examples under "Examples:", one command line each, printed as written
+// (never re-wrapped). Every tool's --help has at least one; the commands are
+// complete (paths as the README and make demo use them) and their flags real
+// (tools/help_test.go parses each one).
+func Describe(summary string, examples ...string) string {
+	if len(examples) == 0 {
+		return summary
+	}
+	var b strings.Builder
+	b.WriteString(summary)
+	b.WriteString("\n\nExamples:\n\n")
+	for _, e := range examples {
+		b.WriteString("\t")
+		b.WriteString(e)
+		b.WriteString("\n")
+	}
+	return b.String()
 }
 
 // versionFlag is the --version flag every tool gets through ParseVersion.

@@ -89,7 +89,7 @@ type DataConfig struct {
 	// TrainSplit and EvalSplit name the splits: for VOC the ImageSets/Main
 	// list name ("trainval", "test"); for COCO the set name ("train2017"),
 	// read from annotations/instances_<split>.json and <split>/; for synth
-	// "train" or "eval".
+	// "train", "val" or "test".
 	TrainSplit string `yaml:"train_split"`
 	EvalSplit  string `yaml:"eval_split"`
 	// Classes are the class names; label i is Classes[i]. Its length must
@@ -126,11 +126,17 @@ type DataConfig struct {
 // per batch a random input size from MultiScale with a random interpolation,
 // then normalisation.
 type AugmentConfig struct {
-	Mixup        MixupConfig  `yaml:"mixup"`
-	ColorDistort bool         `yaml:"color_distort"`
-	Expand       ExpandConfig `yaml:"expand"`
-	Crop         bool         `yaml:"crop"`
-	Flip         bool         `yaml:"flip"`
+	// Mixup blends two training images (and keeps both images' boxes).
+	Mixup MixupConfig `yaml:"mixup"`
+	// ColorDistort randomly changes brightness, contrast, saturation and hue
+	// (as PaddleDetection's colour distortion does).
+	ColorDistort bool `yaml:"color_distort"`
+	// Expand places the image on a larger canvas (zoom out).
+	Expand ExpandConfig `yaml:"expand"`
+	// Crop is PaddleDetection's RandomCrop: a crop that keeps some boxes.
+	Crop bool `yaml:"crop"`
+	// Flip turns on random horizontal flips (probability FlipProb).
+	Flip bool `yaml:"flip"`
 	// FlipProb is the probability of a horizontal flip when Flip is on.
 	FlipProb float64 `yaml:"flip_prob"`
 	// MultiScale lists the square input sizes (pixels, multiples of 32) one of
@@ -150,20 +156,28 @@ type AugmentConfig struct {
 // MixupConfig is mixup of two images with a Beta(Alpha, Beta) weight, used in
 // the first Epochs epochs only.
 type MixupConfig struct {
-	Enabled bool    `yaml:"enabled"`
-	Epochs  int     `yaml:"epochs"`
-	Alpha   float64 `yaml:"alpha"`
-	Beta    float64 `yaml:"beta"`
+	// Enabled turns mixup on.
+	Enabled bool `yaml:"enabled"`
+	// Epochs: mixup is applied in the first Epochs epochs only.
+	Epochs int `yaml:"epochs"`
+	// Alpha and Beta are the two shape parameters of the beta distribution
+	// the mixing weight is drawn from.
+	Alpha float64 `yaml:"alpha"`
+	Beta  float64 `yaml:"beta"`
 }
 
 // ExpandConfig is PaddleDetection's RandomExpand: with probability Prob the
 // image is placed on a canvas up to Ratio times its size filled with Fill
 // (RGB, 0..255).
 type ExpandConfig struct {
-	Enabled bool       `yaml:"enabled"`
-	Ratio   float64    `yaml:"ratio"`
-	Prob    float64    `yaml:"prob"`
-	Fill    [3]float64 `yaml:"fill"`
+	// Enabled turns random expansion on.
+	Enabled bool `yaml:"enabled"`
+	// Ratio is the largest canvas side as a multiple of the image's.
+	Ratio float64 `yaml:"ratio"`
+	// Prob is the probability that an image is expanded.
+	Prob float64 `yaml:"prob"`
+	// Fill is the canvas colour (RGB, 0..255).
+	Fill [3]float64 `yaml:"fill"`
 }
 
 // SynthConfig parameterises the synthetic dataset (pkg/dataset's
@@ -173,13 +187,20 @@ type ExpandConfig struct {
 // deterministically from Seed. The class names (data.classes) are shape
 // names. A zero MinObject or MaxObject takes the dataset's default.
 type SynthConfig struct {
-	NumImages  int   `yaml:"num_images"`
-	ImageSize  int   `yaml:"image_size"`
-	MinObjects int   `yaml:"min_objects"`
-	MaxObjects int   `yaml:"max_objects"`
-	MinObject  int   `yaml:"min_object"`
-	MaxObject  int   `yaml:"max_object"`
-	Seed       int64 `yaml:"seed"`
+	// NumImages is the number of images, split 80/10/10 into train, val and
+	// test by index.
+	NumImages int `yaml:"num_images"`
+	// ImageSize is the side of the square images in pixels.
+	ImageSize int `yaml:"image_size"`
+	// MinObjects and MaxObjects bound the number of shapes per image.
+	MinObjects int `yaml:"min_objects"`
+	MaxObjects int `yaml:"max_objects"`
+	// MinObject and MaxObject bound a shape's side in pixels (0: the
+	// dataset's default, max(8, size/40) and size/4).
+	MinObject int `yaml:"min_object"`
+	MaxObject int `yaml:"max_object"`
+	// Seed makes the set: the same seed and settings give the same images.
+	Seed int64 `yaml:"seed"`
 }
 
 // TrainConfig is the optimiser and loop: SGD with momentum and L2 weight
@@ -189,22 +210,35 @@ type SynthConfig struct {
 type TrainConfig struct {
 	// MaxIters is the number of iterations; 0 writes the initialised (or
 	// pretrained) model as model_final without a step.
-	MaxIters          int     `yaml:"max_iters"`
-	BatchSize         int     `yaml:"batch_size"`
-	BaseLR            float64 `yaml:"base_lr"`
-	Momentum          float64 `yaml:"momentum"`
-	WeightDecay       float64 `yaml:"weight_decay"`
-	WarmupSteps       int     `yaml:"warmup_steps"`
+	MaxIters int `yaml:"max_iters"`
+	// BatchSize is the number of images per iteration (over every rank of
+	// a data-parallel run: the global batch).
+	BatchSize int `yaml:"batch_size"`
+	// BaseLR is the learning rate after warmup and before any milestone.
+	BaseLR float64 `yaml:"base_lr"`
+	// Momentum is SGD's momentum.
+	Momentum float64 `yaml:"momentum"`
+	// WeightDecay is the L2 weight decay coefficient.
+	WeightDecay float64 `yaml:"weight_decay"`
+	// WarmupSteps is the number of iterations of the linear warmup.
+	WarmupSteps int `yaml:"warmup_steps"`
+	// WarmupStartFactor times BaseLR is the learning rate of the first
+	// iteration.
 	WarmupStartFactor float64 `yaml:"warmup_start_factor"`
-	Milestones        []int   `yaml:"milestones"`
-	Gamma             float64 `yaml:"gamma"`
+	// Milestones are the iterations after which the learning rate is
+	// multiplied by Gamma.
+	Milestones []int `yaml:"milestones"`
+	// Gamma multiplies the learning rate at each milestone.
+	Gamma float64 `yaml:"gamma"`
 	// SnapshotIter: a checkpoint (and an evaluation, when an eval split is
 	// configured) every SnapshotIter iterations.
 	SnapshotIter int `yaml:"snapshot_iter"`
 	// KeepLast is how many periodic checkpoints are kept (model_final and
 	// best_model are always kept).
-	KeepLast int   `yaml:"keep_last"`
-	Seed     int64 `yaml:"seed"`
+	KeepLast int `yaml:"keep_last"`
+	// Seed decides every random choice of a run: parameter initialisation
+	// and the data order and augmentation.
+	Seed int64 `yaml:"seed"`
 	// LogIter: a progress line / metrics record every LogIter iterations.
 	LogIter int `yaml:"log_iter"`
 	// Pretrained is a path or http(s) URL of weights that initialise the
@@ -221,9 +255,11 @@ type EvalConfig struct {
 	// MapType is the VOC AP interpolation: "11point" or "integral".
 	MapType string `yaml:"map_type"`
 	// Size is the square input size in pixels (multiple of 32).
-	Size      int       `yaml:"size"`
-	BatchSize int       `yaml:"batch_size"`
-	NMS       NMSConfig `yaml:"nms"`
+	Size int `yaml:"size"`
+	// BatchSize is the number of images per forward pass.
+	BatchSize int `yaml:"batch_size"`
+	// NMS is the post-processing of the head's boxes.
+	NMS NMSConfig `yaml:"nms"`
 	// DrawThreshold is the minimum score of a box drawn by detect-infer.
 	DrawThreshold float64 `yaml:"draw_threshold"`
 }
@@ -233,12 +269,20 @@ type EvalConfig struct {
 // then the KeepTopK best over all classes. Boxes are in pixels (Normalized
 // false).
 type NMSConfig struct {
-	ScoreThreshold  float64 `yaml:"score_threshold"`
-	NMSTopK         int     `yaml:"nms_top_k"`
-	KeepTopK        int     `yaml:"keep_top_k"`
-	NMSThreshold    float64 `yaml:"nms_threshold"`
-	Normalized      bool    `yaml:"normalized"`
-	BackgroundLabel int     `yaml:"background_label"`
+	// ScoreThreshold: boxes with a lower class score are dropped first.
+	ScoreThreshold float64 `yaml:"score_threshold"`
+	// NMSTopK is how many of the best boxes per class enter NMS.
+	NMSTopK int `yaml:"nms_top_k"`
+	// KeepTopK is how many boxes per image are kept after NMS, over all
+	// classes.
+	KeepTopK int `yaml:"keep_top_k"`
+	// NMSThreshold is the IoU above which the lower-scored of two boxes of
+	// a class is suppressed.
+	NMSThreshold float64 `yaml:"nms_threshold"`
+	// Normalized must be false: boxes are in pixels.
+	Normalized bool `yaml:"normalized"`
+	// BackgroundLabel is the class index NMS skips; -1: none.
+	BackgroundLabel int `yaml:"background_label"`
 }
 
 // DistillConfig is the distillation recipe of a student configuration.
@@ -267,10 +311,20 @@ type DistillConfig struct {
 	// soft-label loss.
 	StudentTemperature float64 `yaml:"student_temperature"`
 	TeacherTemperature float64 `yaml:"teacher_temperature"`
+	// WarnRatio: student-train warns once when the distillation loss has
+	// stayed above WarnRatio times the detection loss for WarnIters
+	// iterations in a row (a runaway: the weight drowns the student's own
+	// loss); 0 never warns. Training goes on either way.
+	WarnRatio float64 `yaml:"warn_ratio"`
+	// WarnIters is how many iterations in a row the ratio must stay above
+	// WarnRatio before the warning.
+	WarnIters int `yaml:"warn_iters"`
 }
 
 // PairConfig is one distillation pair.
 type PairConfig struct {
+	// Student and Teacher are the feature maps' names (model-inspect lists
+	// them).
 	Student string `yaml:"student"`
 	Teacher string `yaml:"teacher"`
 	// Kind is "l2", "l1", "cosine" or "kl".
@@ -367,6 +421,8 @@ func Defaults() Config {
 			Weight:             1,
 			StudentTemperature: 1,
 			TeacherTemperature: 1,
+			WarnRatio:          100,
+			WarnIters:          20,
 		},
 	}
 }

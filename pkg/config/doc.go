@@ -21,6 +21,13 @@
 // sizes in pixels; learning-rate milestones and every "iter" count are
 // optimizer steps (iterations), not epochs, except augment.mixup.epochs.
 //
+// docs/config.md, the reference of every key (type, default, meaning), is
+// generated from these types and their field comments by go generate (a
+// test, TestConfigReference, fails when it is stale or a key has no
+// comment).
+//
 // Imports (make vet checks it): of this module only pkg/anchor; never
 // gorgonia, directly or through another package.
 package config
+
+//go:generate go test -run TestConfigReference . -args -update

@@ -282,5 +282,7 @@ func (c *Config) validate(byKey map[string]string) error {
 	}
 	v.positive("distill.student_temperature", ds.StudentTemperature)
 	v.positive("distill.teacher_temperature", ds.TeacherTemperature)
+	v.nonNeg("distill.warn_ratio", ds.WarnRatio)
+	v.atLeast("distill.warn_iters", ds.WarnIters, 1)
 	return errors.Join(v.errs...)
 }

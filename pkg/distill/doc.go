@@ -9,7 +9,8 @@
 // reading the teacher's tensors of each batch from a Teacher (pkg/teacher
 // implements it, online and offline); and MatchShapes, the teacher/student
 // feature maps of equal shape, the candidates for pair losses (model-inspect
-// -t). The losses themselves see no engine: a Loss is attached to a graph
+// -t); and Runaway, the warning that a distillation term drowns the
+// detection loss (distill.warn_ratio). The losses themselves see no engine: a Loss is attached to a graph
 // through pkg/nn's Builder.Loss with a Binding.
 //
 // # Conventions

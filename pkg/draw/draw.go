@@ -77,7 +77,9 @@ type Style struct {
 
 // AutoStyle returns the style used for an image of w x h pixels: 2 px lines
 // below 600 px on the longer side, 3 px from there; a font of about 1/40 of
-// the longer side, between 11 and 28 px.
+// the longer side, between 11 and 28 px, except on small images (under 176
+// px), where it is 1/16 of the longer side (at least 6 px), so that a tag
+// such as "circle 0.87" takes under half the width of a 128 px image.
 func AutoStyle(w, h int) Style {
 	long := max(w, h)
 	s := Style{Thickness: 2, FontPx: math.Round(float64(long) / 40)}
@@ -85,6 +87,9 @@ func AutoStyle(w, h int) Style {
 		s.Thickness = 3
 	}
 	s.FontPx = math.Min(28, math.Max(11, s.FontPx))
+	if long < 176 {
+		s.FontPx = math.Max(6, math.Round(float64(long)/16))
+	}
 	return s
 }
 
@@ -179,10 +184,15 @@ func layoutTag(face font.Face, text string, r, bounds image.Rectangle) TagLayout
 	return TagLayout{Rect: image.Rect(x, y, x+w, y+h), Dot: image.Pt(x+pad, y+pad+asc)}
 }
 
+// minFontPx is the smallest font Tag shrinks a tag's text to.
+const minFontPx = 5
+
 // Tag draws a filled rectangle of colour bg holding text (in black or white,
 // see TextColor) for the box b (half-open pixel xyxy) onto dst, placed as
 // described in layoutTag, and returns the tag's rectangle (clipped to dst).
-// Text is drawn with a Go Mono Bold face of fontPx pixels (fontPx <= 0: 12).
+// Text is drawn with a Go Mono Bold face of fontPx pixels (fontPx <= 0: 12),
+// smaller when the tag would be wider than dst (down to 5 px: the tag then
+// fits the image's width unless the text is very long).
 // A box with a non-finite coordinate draws nothing and returns an empty
 // rectangle.
 func Tag(dst *image.RGBA, b box.Box, text string, bg color.RGBA, fontPx float64) (image.Rectangle, error) {
@@ -197,8 +207,18 @@ func Tag(dst *image.RGBA, b box.Box, text string, bg color.RGBA, fontPx float64)
 	if err != nil {
 		return image.Rectangle{}, err
 	}
-	defer face.Close()
 	lay := layoutTag(face, text, r, dst.Bounds())
+	if bw := dst.Bounds().Dx(); lay.Rect.Dx() > bw && fontPx > minFontPx {
+		// Wider than the image: the largest font that fits (not below
+		// minFontPx).
+		face.Close()
+		fontPx = math.Max(minFontPx, math.Floor(fontPx*float64(bw)/float64(lay.Rect.Dx())))
+		if face, err = newFace(fontPx); err != nil {
+			return image.Rectangle{}, err
+		}
+		lay = layoutTag(face, text, r, dst.Bounds())
+	}
+	defer face.Close()
 	fill(dst, lay.Rect, bg)
 	d := font.Drawer{Dst: dst, Src: image.NewUniform(TextColor(bg)), Face: face, Dot: fixed.P(lay.Dot.X, lay.Dot.Y)}
 	d.DrawString(text)

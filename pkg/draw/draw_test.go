@@ -272,7 +272,9 @@ func TestAutoStyle(t *testing.T) {
 		fontLo    float64
 		fontHi    float64
 	}{
-		{"tiny", 64, 64, 2, 11, 11},
+		{"tiny", 64, 64, 2, 6, 6},
+		{"demo", 128, 128, 2, 8, 8},
+		{"small", 200, 150, 2, 11, 11},
 		{"bccd", 640, 480, 3, 15, 17},
 		{"huge", 4000, 3000, 3, 28, 28},
 	}
@@ -281,5 +283,31 @@ func TestAutoStyle(t *testing.T) {
 		if s.Thickness != tc.thickness || s.FontPx < tc.fontLo || s.FontPx > tc.fontHi {
 			t.Errorf("%s: AutoStyle = %+v", tc.name, s)
 		}
+	}
+}
+
+// TestTagsFitSmallImages: on the demo's 128 px images a detection's tag
+// takes under half the image's width and an eighth of its height; on a
+// 48 px image a tag wider than the image at the asked size is shrunk to fit.
+func TestTagsFitSmallImages(t *testing.T) {
+	m := canvas(128, 128)
+	st := AutoStyle(128, 128)
+	r, err := Tag(m, box.Box{X0: 30, Y0: 40, X1: 90, Y1: 100}, "circle 0.87", ClassColor(0), st.FontPx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.In(m.Bounds()) || r.Dx() > 64 || r.Dy() > 16 || r.Dx() < 30 {
+		t.Errorf("tag %v on a 128 px image (font %g px)", r, st.FontPx)
+	}
+	m = canvas(48, 48)
+	r, err = Tag(m, box.Box{X0: 5, Y0: 20, X1: 40, Y1: 40}, "triangle 0.87", ClassColor(2), 14)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Dx() > 48 || r.Dx() < 30 || r.Dy() > 14 {
+		t.Errorf("tag %v on a 48 px image, want at most its width", r)
+	}
+	if n := r.Dx()*r.Dy() - countColour(m, r, ClassColor(2)); n < 20 {
+		t.Errorf("only %d text pixels in the shrunk tag %v", n, r)
 	}
 }

@@ -164,6 +164,30 @@ func (res *COCOResult) ClassAP(k int) float64 {
 	return sum / float64(n)
 }
 
+// ClassAP50 is category k's AP at IoU 0.50 (area "all", the largest
+// maxDets): the mean of precision[t50, :, k, 0, M-1] over entries > -1, the
+// per-category counterpart of Stats[1]. It is -1 when the category has no
+// ground truth or 0.50 is not among the IoU thresholds.
+func (res *COCOResult) ClassAP50(k int) float64 {
+	p := &res.Params
+	for t, thr := range p.IoUThresholds {
+		if math.Abs(thr-0.5) > 1e-9 {
+			continue
+		}
+		sum, n := 0.0, 0
+		for r := range p.RecallThresholds {
+			if v := res.PrecisionAt(t, r, k, 0, len(p.MaxDets)-1); v > -1 {
+				sum += v
+				n++
+			}
+		}
+		if n > 0 {
+			return sum / float64(n)
+		}
+	}
+	return -1
+}
+
 // PRCurve returns category k's interpolated precision at each recall
 // threshold for IoU threshold index t, area "all" and the largest maxDets.
 // Entries are -1 when the category has no ground truth.

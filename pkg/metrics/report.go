@@ -59,10 +59,12 @@ func Score(gt *GroundTruth, dets []Detection, opt ScoreOptions) (*Report, error)
 // WriteTable writes the human-readable scores.
 //
 // COCO: the twelve lines COCOeval.summarize prints (WriteSummary), a blank
-// line, then one line per category: name, category id and AP@[.50:.95]
-// (three decimals; "-1 (no ground truth)" for a category without any).
+// line, a header line, then one line per category: name, category id,
+// AP@[.50:.95] and AP@.50 (three decimals; -1 and "(no ground truth)" for a
+// category without any).
 //
-// VOC: "mAP(0.50, <mode>) = 0.1234", a blank line, then one line per class:
+// VOC: "mAP(0.50, <mode>) = 0.1234", a blank line, a header line, then one
+// line per class:
 // name, non-difficult ground-truth count, counted detections and AP (four
 // decimals; -1 with the reason for a class left out of the mean).
 //
@@ -88,12 +90,12 @@ func writeCOCOTable(w io.Writer, res *COCOResult) error {
 		return err
 	}
 	width := nameWidth(res.CategoryNames)
-	fmt.Fprintf(w, "\n%-*s  %8s  AP@[.50:.95]\n", width, "class", "category")
+	fmt.Fprintf(w, "\n%-*s  %8s  %12s  %6s\n", width, "class", "category", "AP@[.50:.95]", "AP@.50")
 	for k, n := range res.CategoryNames {
 		ap := res.ClassAP(k)
-		v := fmt.Sprintf("%.3f", ap)
+		v := fmt.Sprintf("%12.3f  %6.3f", ap, res.ClassAP50(k))
 		if ap < 0 {
-			v = "-1 (no ground truth)"
+			v = fmt.Sprintf("%12s  %6s  (no ground truth)", "-1", "-1")
 		}
 		if _, err := fmt.Fprintf(w, "%-*s  %8d  %s\n", width, n, res.CategoryIDs[k], v); err != nil {
 			return err

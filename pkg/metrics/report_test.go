@@ -108,8 +108,8 @@ func TestScoreEmptyDetections(t *testing.T) {
 	}
 }
 
-// TestScoreCOCOTable: the summary, then AP@[.50:.95] per category with its
-// id; -1 for a category without ground truth.
+// TestScoreCOCOTable: the summary, then a header and AP@[.50:.95] and
+// AP@.50 per category with its id; -1 for a category without ground truth.
 func TestScoreCOCOTable(t *testing.T) {
 	g, err := ParseCOCOGroundTruth("gt", []byte(`{"images": [{"id": 1, "width": 100, "height": 100}],
  "categories": [{"id": 1, "name": "cat"}, {"id": 7, "name": "a-long-name"}],
@@ -122,9 +122,9 @@ func TestScoreCOCOTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	tab := table(t, rep)
-	want := "\nclass        category  AP@[.50:.95]\n" +
-		"cat                 1  1.000\n" +
-		"a-long-name         7  -1 (no ground truth)\n"
+	want := "\nclass        category  AP@[.50:.95]  AP@.50\n" +
+		"cat                 1         1.000   1.000\n" +
+		"a-long-name         7            -1      -1  (no ground truth)\n"
 	if lines := strings.SplitAfter(tab, "\n"); len(lines) != 17 || strings.Join(lines[12:], "") != want {
 		t.Errorf("table:\n%s\nwant after the summary:\n%s", tab, want)
 	}
@@ -187,6 +187,35 @@ func TestFileSafe(t *testing.T) {
 	for in, want := range map[string]string{"cat": "cat", "Blood cell/2": "Blood_cell_2", "a-b_c9": "a-b_c9", "été": "_t_", "": ""} {
 		if got := fileSafe(in); got != want {
 			t.Errorf("fileSafe(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestClassAP50MeansToStats: COCOeval's AP50 (Stats[1]) is the mean over
+// categories with ground truth of the per-category AP@.50 the table prints.
+func TestClassAP50MeansToStats(t *testing.T) {
+	gt, err := ReadCOCOGroundTruth("../../testdata/metrics/gt_small.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"dets_good.json"} {
+		dets, err := ReadCOCOResults("../../testdata/metrics/"+f, gt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := Score(gt, dets, ScoreOptions{Metric: "coco"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum, n := 0.0, 0
+		for k := range rep.COCO.CategoryNames {
+			if v := rep.COCO.ClassAP50(k); v > -1 {
+				sum += v
+				n++
+			}
+		}
+		if n == 0 || math.Abs(sum/float64(n)-rep.COCO.Stats[1]) > 1e-12 {
+			t.Errorf("%s: mean per-category AP50 %g over %d, Stats[1] %g", f, sum/float64(n), n, rep.COCO.Stats[1])
 		}
 	}
 }

@@ -55,6 +55,7 @@ type Session struct {
 	split   *dataset.Split
 	opened  bool
 	logf    func(format string, args ...any)
+	runaway *distill.Runaway
 	Summary string // one line saying what the session distils from
 	// Recipe describes the distillation for checkpoints (train.Options.Recipe):
 	// loss, weight, pairs, and online or offline.
@@ -109,7 +110,7 @@ func Setup(ctx context.Context, opt Options) (s *Session, err error) {
 		}
 	}
 	if tspec != nil {
-		// Pairs whose shapes cannot match fail here, not at iteration 0.
+		// Pairs whose shapes cannot match fail here, not at the first iteration.
 		sspec, err := yolo.FromModelConfig(cfg.Model)
 		if err != nil {
 			rec.Close()
@@ -216,12 +217,29 @@ func Setup(ctx context.Context, opt Options) (s *Session, err error) {
 	return s, nil
 }
 
+// watch is the loop's Watch hook: the runaway-distillation warning
+// (distill.warn_ratio). The detection loss is the step's total less the
+// recipe's terms.
+func (s *Session) watch(rec train.Record) string {
+	if s.runaway == nil {
+		return ""
+	}
+	dis := 0.0
+	for _, t := range s.Student.Recipe.Terms {
+		dis += rec.Parts[t.Name]
+	}
+	return s.runaway.Observe(rec.Iter, rec.Loss-dis, dis)
+}
+
 // Apply sets o's hooks (the adapters before a checkpoint is loaded, the
-// losses on every training graph, the teacher's tensors before every step)
+// losses on every training graph, the teacher's tensors before every step,
+// the runaway-distillation warning after it)
 // and, offline, its batch source: the Replay of the soft targets.
 func (s *Session) Apply(o *train.Options) {
 	o.Hooks.Init = s.Student.Init
 	o.Hooks.Attach = s.Student.Attach
+	s.runaway = distill.NewRunaway(s.Student.Recipe, s.cfg.Distill.WarnRatio, s.cfg.Distill.WarnIters, s.cfg.Distill.Weight)
+	o.Hooks.Watch = s.watch
 	if s.Online != nil {
 		o.Hooks.Prepare = func(ctx context.Context, it int, b *augment.Batch, net *detector.Net) error {
 			if err := s.Online.Prepare(b); err != nil {

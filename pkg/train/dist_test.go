@@ -180,7 +180,7 @@ func TestDataParallelStopAndResume(t *testing.T) {
 	}
 }
 
-// TestDataParallelRankFailure: an error on rank 2 of 3 at iteration 2 stops
+// TestDataParallelRankFailure: an error on rank 2 of 3 at iteration 3 stops
 // every rank after 2 iterations, rank 0 saving model_2.ckpt and reporting
 // the failing rank's message; resuming from it with another rank count (1)
 // completes the run and says that it rounds differently.
@@ -198,7 +198,7 @@ func TestDataParallelRankFailure(t *testing.T) {
 		return nil
 	})
 	for r, err := range errs {
-		if err == nil || !dist.IsAgreed(err) || !strings.Contains(err.Error(), "rank 2 of 3: iteration 2: disk on fire") ||
+		if err == nil || !dist.IsAgreed(err) || !strings.Contains(err.Error(), "rank 2 of 3: iteration 3: disk on fire") ||
 			!strings.Contains(err.Error(), "rank 0 saved "+SnapshotPath(dir, 2)) {
 			t.Errorf("rank %d: %v", r, err)
 		}

@@ -7,14 +7,19 @@
 // Hooks.Attach attaches more losses to each graph when it is built (one graph
 // per input size, multi-scale training) and Hooks.Prepare feeds per-batch
 // data to them before each step, so a distillation loss is one more attached
-// loss. Batches come from a Source (OpenLoader: the configuration's training
+// loss; Hooks.Watch sees every step's losses (student-train's
+// runaway-distillation warning). Batches come from a Source (OpenLoader: the configuration's training
 // split through pkg/dataset's Loader); student-train can supply its own,
 // for example views rebuilt from a soft-target file, as long as its State
 // restores its position exactly.
 //
-// Iterations are counted from 0 in metrics.jsonl ("iter") and in messages;
-// a checkpoint model_<N>.ckpt holds the state after N completed iterations
-// (iterations 0..N-1), so resuming from it runs iteration N next.
+// Iterations are counted from 1 everywhere a user reads a number: the
+// record "iter": N in metrics.jsonl, the progress line "iter N/max", the
+// plots' x axis, "evaluation after N iterations" and the checkpoint
+// model_<N>.ckpt all mean the state after N completed iterations, and
+// "iteration N" in a message is the N-th step (the one that completes N).
+// Resuming from model_<N>.ckpt runs iteration N+1 next. Only Hooks.Prepare
+// receives the count of iterations completed before its step.
 //
 // Data parallel (Options.Dist, see Run): every rank of an MPI job runs the
 // same loop on its share of each global batch of train.batch_size images,

@@ -35,7 +35,7 @@ const (
 	MetricsFile    = "metrics.jsonl"    // one Record per logged iteration
 	FinalFile      = "model_final.ckpt" // the model after train.max_iters iterations
 	BestFile       = "best_model.ckpt"  // the best evaluated model (when an eval split is set)
-	LossPlotFile   = "loss.png"         // the loss curves, written at the end
+	LossPlotFile   = "loss.png"         // the loss parts, learning rate and evaluation scores, written at the end
 	ConfigFile     = "config.yml"       // the run's configuration, canonical YAML
 	periodicPrefix = "model_"
 )
@@ -62,12 +62,18 @@ type Hooks struct {
 	// attach more losses with b.Loss (each is logged under its name in
 	// Record.Parts and added to the total) and add layers.
 	Attach func(b *nn.Builder, net *detector.Net) error
-	// Prepare is called before every step with the iteration (0-based), the
-	// batch and the graph the step runs on, after the batch is copied into
+	// Prepare is called before every step with the number of iterations
+	// completed before it (it; the step is iteration it+1), the batch and
+	// the graph the step runs on, after the batch is copied into
 	// the graph's input: feed per-batch data (soft targets) to the losses
 	// Attach made. An error stops training (a context error counts as an
 	// interruption: the state before this iteration is saved).
 	Prepare func(ctx context.Context, it int, batch *augment.Batch, net *detector.Net) error
+	// Watch is called after every step with its record (rec.Iter the
+	// iteration, counted from 1; the total and every part, summed over the
+	// ranks, so the same on each): a non-empty result is printed as a
+	// warning line (by rank 0). It must not block.
+	Watch func(rec Record) string
 }
 
 // Options configure Run.
@@ -137,7 +143,7 @@ type Result struct {
 // parameters are not updated by that step; LastCheckpoint (if any) is the
 // last good state on disk.
 type NonFiniteError struct {
-	Iter           int     // the 0-based iteration (metrics.jsonl "iter")
+	Iter           int     // the iteration, counted from 1 (the step that would have completed Iter iterations)
 	Loss           float64 // the offending total
 	Parts          string  // each loss part, for the message
 	LastCheckpoint string  // "" when none was written
@@ -782,7 +788,7 @@ func (t *trainer) loop(ctx context.Context, start int, state []byte) (*Result, e
 					if !several && ctx.Err() != nil && errors.Is(perr, ctx.Err()) {
 						return interrupted(it, perr)
 					}
-					err = fmt.Errorf("iteration %d: %w", it, perr)
+					err = fmt.Errorf("iteration %d: %w", it+1, perr)
 					if !several {
 						return nil, err
 					}
@@ -799,9 +805,9 @@ func (t *trainer) loop(ctx context.Context, start int, state []byte) (*Result, e
 		t.lossErr = nil
 		vals, err := net.Graph.Step()
 		if err != nil {
-			err = fmt.Errorf("iteration %d: %w", it, err)
+			err = fmt.Errorf("iteration %d: %w", it+1, err)
 		} else if t.lossErr != nil {
-			err = fmt.Errorf("iteration %d: loss: %w", it, t.lossErr)
+			err = fmt.Errorf("iteration %d: loss: %w", it+1, t.lossErr)
 		}
 		if !several && err != nil {
 			return nil, err
@@ -825,11 +831,11 @@ func (t *trainer) loop(ctx context.Context, start int, state []byte) (*Result, e
 					last = "the last good checkpoint is " + t.lastCkpt
 				}
 				newline()
-				return nil, fmt.Errorf("%w; every rank stopped at iteration %d; %s", t.stopErr(a, err), it, last)
+				return nil, fmt.Errorf("%w; every rank stopped at iteration %d; %s", t.stopErr(a, err), it+1, last)
 			}
 			vals, parts = sum, sparts
 		}
-		rec := Record{Iter: it, LR: t.sched.At(it), Parts: map[string]float64{
+		rec := Record{Iter: it + 1, LR: t.sched.At(it), Parts: map[string]float64{
 			"xy": parts[0], "wh": parts[1], "obj": parts[2], "cls": parts[3]}, Skipped: t.skips.Count()}
 		total64 := 0.0
 		for i, name := range names {
@@ -841,7 +847,7 @@ func (t *trainer) loop(ctx context.Context, start int, state []byte) (*Result, e
 		rec.Loss = total64
 		if math.IsNaN(total64) || math.IsInf(total64, 0) {
 			newline()
-			return nil, t.agreed(&NonFiniteError{Iter: it, Loss: total64, Parts: partsString(rec.Parts), LastCheckpoint: t.lastCkpt})
+			return nil, t.agreed(&NonFiniteError{Iter: it + 1, Loss: total64, Parts: partsString(rec.Parts), LastCheckpoint: t.lastCkpt})
 		}
 		if several {
 			if err := t.sumGrads(); err != nil {
@@ -864,7 +870,13 @@ func (t *trainer) loop(ctx context.Context, start int, state []byte) (*Result, e
 			busy, _ := t.comm.Busy()
 			rec.CollectiveShare = (busy - busyStart).Seconds() / el
 		}
-		prog.Update(it, total64, ips)
+		prog.Update(done, total64, ips)
+		if opt.Hooks.Watch != nil {
+			if w := opt.Hooks.Watch(rec); w != "" {
+				newline()
+				t.log("warning: %s", w)
+			}
+		}
 
 		snap := done%cfg.Train.SnapshotIter == 0 && done < maxIters
 		if snap && t.evalSp != nil {
@@ -959,7 +971,7 @@ func (t *trainer) loop(ctx context.Context, start int, state []byte) (*Result, e
 			return res, t.agreed(fmt.Errorf("final evaluation: %w (the trained model is saved in %s)", err, final))
 		}
 		t.log("evaluation after %d iterations: %s %.4f", maxIters, t.metricKey, score)
-		if err := writeRec(Record{Iter: maxIters - 1, LR: t.sched.At(maxIters - 1), Eval: map[string]float64{t.metricKey: score}}); err != nil {
+		if err := writeRec(Record{Iter: maxIters, LR: t.sched.At(maxIters - 1), Eval: map[string]float64{t.metricKey: score}}); err != nil {
 			if !several {
 				return nil, err
 			}
@@ -1084,16 +1096,11 @@ func (t *trainer) plot() error {
 	if err != nil {
 		return err
 	}
-	var withLoss []Record
-	for _, r := range recs {
-		if r.Eval == nil || r.Loss != 0 {
-			withLoss = append(withLoss, r)
-		}
-	}
-	if len(withLoss) == 0 {
+	if len(recs) == 0 {
 		return nil
 	}
-	return PlotLosses(withLoss, t.cfg.Model.Backbone+" YOLOv3 training loss", filepath.Join(t.opt.OutDir, LossPlotFile))
+	title := fmt.Sprintf("%s: %s YOLOv3, %d iterations", filepath.Base(t.opt.OutDir), t.cfg.Model.Backbone, t.cfg.Train.MaxIters)
+	return PlotLosses(recs, title, filepath.Join(t.opt.OutDir, LossPlotFile))
 }
 
 // setTargets converts the batch's boxes to the loss's normalised GTs:

@@ -106,6 +106,11 @@ func TestLossFallsOnFixedBatch(t *testing.T) {
 	if len(recs) != 30 {
 		t.Fatalf("%d records, want 30", len(recs))
 	}
+	for i, r := range recs {
+		if r.Iter != i+1 {
+			t.Fatalf("record %d has iter %d, want %d (iterations count from 1)", i, r.Iter, i+1)
+		}
+	}
 	mean := func(rs []Record) float64 {
 		s := 0.0
 		for _, r := range rs {
@@ -197,7 +202,7 @@ func TestHooksAndCancel(t *testing.T) {
 	}
 }
 
-// TestNonFiniteLossStops: a hook that poisons the loss at iteration 2 stops
+// TestNonFiniteLossStops: a hook that poisons the loss at iteration 3 stops
 // the run with an error naming it and the last checkpoint, which stays valid.
 func TestNonFiniteLossStops(t *testing.T) {
 	cfg := tinyConfig(t, "train.max_iters=10", "train.snapshot_iter=1", "train.keep_last=1")
@@ -229,9 +234,11 @@ func TestNonFiniteLossStops(t *testing.T) {
 	if !errors.As(err, &nf) {
 		t.Fatalf("error %v, want *NonFiniteError", err)
 	}
+	// The third step (iteration 3, after 2 completed ones) is poisoned; the
+	// last good state is model_2.ckpt.
 	want := SnapshotPath(dir, 2)
-	if nf.Iter != 2 || nf.LastCheckpoint != want || !strings.Contains(err.Error(), "iteration 2") || !strings.Contains(err.Error(), want) {
-		t.Errorf("error %q (iter %d, last %q), want iteration 2 and %s", err, nf.Iter, nf.LastCheckpoint, want)
+	if nf.Iter != 3 || nf.LastCheckpoint != want || !strings.Contains(err.Error(), "iteration 3:") || !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q (iter %d, last %q), want iteration 3 and %s", err, nf.Iter, nf.LastCheckpoint, want)
 	}
 	c, err := checkpoint.Load(want)
 	if err != nil || c.State.Iteration != 2 {
@@ -269,5 +276,44 @@ func TestKeepLast(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, FinalFile)); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestWatchWarns: Hooks.Watch sees every step's record (iterations from 1,
+// the parts summing to the total) and what it returns is printed as one
+// warning line, after the progress line of its iteration.
+func TestWatchWarns(t *testing.T) {
+	cfg := tinyConfig(t, "train.max_iters=3", "train.snapshot_iter=100")
+	b := fixedBatch(t, cfg)
+	var seen []int
+	var log strings.Builder
+	_, err := Run(context.Background(), Options{
+		Config: cfg, OutDir: t.TempDir(), Stderr: &log, Name: "test",
+		Open: func(context.Context, *config.Config, []byte, augment.Shard) (Source, error) {
+			return fixedSource{b}, nil
+		},
+		Hooks: Hooks{Watch: func(rec Record) string {
+			seen = append(seen, rec.Iter)
+			sum := rec.Parts["xy"] + rec.Parts["wh"] + rec.Parts["obj"] + rec.Parts["cls"]
+			if math.Abs(sum-rec.Loss) > 1e-9*rec.Loss || rec.Loss == 0 {
+				t.Errorf("iteration %d: parts %v, total %g", rec.Iter, rec.Parts, rec.Loss)
+			}
+			if rec.Iter == 2 {
+				return "runaway at 2"
+			}
+			return ""
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 3 || seen[0] != 1 || seen[2] != 3 {
+		t.Errorf("Watch saw iterations %v, want [1 2 3]", seen)
+	}
+	out := log.String()
+	if strings.Count(out, "warning") != 1 || !strings.Contains(out, "test: iter 2/3 ") ||
+		!strings.Contains(out, "test: warning: runaway at 2\n") ||
+		strings.Index(out, "test: iter 2/3 ") > strings.Index(out, "test: warning: runaway at 2") {
+		t.Errorf("log:\n%s", out)
 	}
 }

@@ -13,8 +13,14 @@ import (
 
 // Record is one line of the run folder's metrics.jsonl.
 type Record struct {
-	Iter       int                `json:"iter"`
-	LR         float64            `json:"lr"`
+	// Iter is the number of iterations completed, counted from 1: the
+	// record of iteration N is written after N steps, like the progress
+	// line "iter N/max" and the checkpoint model_<N>.ckpt. An evaluation
+	// record (Eval set, no Loss) is of the model after Iter iterations.
+	Iter int `json:"iter"`
+	// LR is the learning rate of iteration Iter's step.
+	LR float64 `json:"lr"`
+	// Loss is the total loss of iteration Iter's step, the sum of Parts.
 	Loss       float64            `json:"loss"`
 	Parts      map[string]float64 `json:"parts,omitempty"`
 	ImagesPerS float64            `json:"images_per_s"`
@@ -34,17 +40,18 @@ type MetricsLog struct {
 	f *os.File
 }
 
-// OpenMetrics opens path for appending. Lines with iter >= keepBelow are
-// dropped first (atomically), so that a run resumed at iteration keepBelow
-// continues a log that is identical to an uninterrupted run's.
-func OpenMetrics(path string, keepBelow int) (*MetricsLog, error) {
+// OpenMetrics opens path for appending. Lines with iter > done are dropped
+// first (atomically), so that a run resumed from the checkpoint after done
+// iterations (model_<done>.ckpt) continues a log that is identical to an
+// uninterrupted run's.
+func OpenMetrics(path string, done int) (*MetricsLog, error) {
 	if old, err := os.ReadFile(path); err == nil {
 		var kept bytes.Buffer
 		sc := bufio.NewScanner(bytes.NewReader(old))
 		sc.Buffer(make([]byte, 1<<20), 1<<24)
 		for sc.Scan() {
 			var r Record
-			if json.Unmarshal(sc.Bytes(), &r) != nil || r.Iter >= keepBelow {
+			if json.Unmarshal(sc.Bytes(), &r) != nil || r.Iter > done {
 				continue
 			}
 			kept.Write(sc.Bytes())

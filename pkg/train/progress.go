@@ -34,17 +34,17 @@ func UseBar(f any) bool {
 	return term.IsTerminal(int(file.Fd()))
 }
 
-// Start marks the wall-clock origin for ETA; it is the first iteration run
-// in this process (after a resume, the resumed one).
+// Start marks the wall-clock origin for ETA; startIter is the number of
+// iterations completed before this process ran any (after a resume, the
+// checkpoint's).
 func (p *Progress) Start(startIter int) {
 	p.start = time.Now()
 	p.startIter = startIter
 }
 
-// Update reports that iteration it (0-based) finished with the given loss
-// and throughput.
-func (p *Progress) Update(it int, loss, imagesPerS float64) {
-	done := it + 1
+// Update reports that done iterations have completed (counted from 1, as
+// in metrics.jsonl), the last with the given loss and throughput.
+func (p *Progress) Update(done int, loss, imagesPerS float64) {
 	eta := "?"
 	if el := time.Since(p.start); done > p.startIter {
 		per := el / time.Duration(done-p.startIter)

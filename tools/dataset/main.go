@@ -83,7 +83,11 @@ func main() {
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var g grammar
-	kctx, code, done := cli.Parse(name, "Check, convert and synthesise detection datasets (Pascal VOC, COCO).", &g, args, stderr)
+	kctx, code, done := cli.Parse(name, cli.Describe("Check, convert and synthesise detection datasets (Pascal VOC, COCO).",
+		"dataset check path/to/VOCdevkit/VOC2007",
+		"dataset init path/to/mydata --preset bccd_student --out configs",
+		"dataset anchors path/to/BCCD --size 320",
+		"dataset synth --out out/synth --format voc --images 600 --size 128 --classes circle,square"), &g, args, stderr)
 	if done {
 		return code
 	}

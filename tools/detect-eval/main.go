@@ -72,7 +72,9 @@ func main() {
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var g grammar
-	_, code, done := cli.ParseVersion(name, "Score detections: COCO AP (pycocotools semantics) or VOC mAP (PaddleDetection).", nn.BuildInfo(), &g, args, stderr)
+	_, code, done := cli.ParseVersion(name, cli.Describe("Score detections: COCO AP (pycocotools semantics) or VOC mAP (PaddleDetection).",
+		"detect-eval --weights out/demo/distilled/model_final.ckpt",
+		"detect-eval --gt path/to/instances_val2017.json --dets bbox.json"), nn.BuildInfo(), &g, args, stderr)
 	if done {
 		return code
 	}

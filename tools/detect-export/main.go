@@ -70,7 +70,8 @@ func main() {
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var g grammar
 	log := cli.Logger{Name: name, W: stderr}
-	if _, code, done := cli.ParseVersion(name, "Export a detector to ONNX (opset 13): head maps, or boxes and scores with --decode.", nn.BuildInfo(), &g, args, stderr); done {
+	if _, code, done := cli.ParseVersion(name, cli.Describe("Export a detector to ONNX (opset 13): head maps, or boxes and scores with --decode.",
+		"detect-export --weights out/demo/distilled/model_final.ckpt --size 128 --decode --out student.onnx"), nn.BuildInfo(), &g, args, stderr); done {
 		return code
 	}
 	if g.Size != 0 && g.Dynamic {

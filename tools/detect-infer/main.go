@@ -84,7 +84,8 @@ func main() {
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var g grammar
 	log := cli.Logger{Name: name, W: stderr}
-	if _, code, done := cli.ParseVersion(name, "Detect objects in images and draw them (boxes, class names, scores).", nn.BuildInfo(), &g, args, stderr); done {
+	if _, code, done := cli.ParseVersion(name, cli.Describe("Detect objects in images and draw them (boxes, class names, scores).",
+		"detect-infer --weights out/demo/distilled/model_final.ckpt --infer-dir path/to/images --output-dir out/infer"), nn.BuildInfo(), &g, args, stderr); done {
 		return code
 	}
 	if g.Size != 0 {

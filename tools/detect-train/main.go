@@ -88,7 +88,9 @@ func main() {
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var g grammar
-	if _, code, done := cli.ParseVersion(name, "Train a YOLOv3 detector from a configuration; resume exactly with -r.", nn.BuildInfo()+", "+dist.BuildInfo(), &g, args, stderr); done {
+	if _, code, done := cli.ParseVersion(name, cli.Describe("Train a YOLOv3 detector from a configuration; resume exactly with -r.",
+		"detect-train -c pipelines/configs/demo_teacher.yml --out out/demo/teacher",
+		"detect-train -r out/demo/teacher/model_200.ckpt"), nn.BuildInfo()+", "+dist.BuildInfo(), &g, args, stderr); done {
 		return code
 	}
 	log := cli.Logger{Name: name, W: stderr}

@@ -100,12 +100,14 @@ func TestNaNGuard(t *testing.T) {
 	if m == nil {
 		t.Fatalf("stderr does not name the iteration and checkpoint:\n%s", res.Stderr)
 	}
+	// Iteration N (counted from 1) failed: the last good state is the one
+	// after N-1 iterations, model_<N-1>.ckpt.
 	it, _ := strconv.Atoi(m[1])
-	if m[3] != train.SnapshotPath(dir, it) {
-		t.Errorf("last good checkpoint %s, want %s", m[3], train.SnapshotPath(dir, it))
+	if m[3] != train.SnapshotPath(dir, it-1) {
+		t.Errorf("last good checkpoint %s, want %s", m[3], train.SnapshotPath(dir, it-1))
 	}
 	c, err := checkpoint.Load(m[3])
-	if err != nil || c.State.Iteration != int64(it) {
+	if err != nil || c.State.Iteration != int64(it-1) {
 		t.Fatalf("last good checkpoint %s: %v", m[3], err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, train.FinalFile)); err == nil {

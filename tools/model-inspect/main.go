@@ -95,7 +95,9 @@ func (m *model) describe(withLayers bool) yolo.Description {
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var g grammar
 	log := cli.Logger{Name: name, W: stderr}
-	if _, code, done := cli.Parse(name, "Named layer outputs, shapes, parameters and FLOPs of a detector; teacher/student pairs with equal shapes.", &g, args, stderr); done {
+	if _, code, done := cli.Parse(name, cli.Describe("Named layer outputs, shapes, parameters and FLOPs of a detector; teacher/student pairs with equal shapes.",
+		"model-inspect -c pipelines/configs/demo_student.yml -t pipelines/configs/demo_teacher.yml --size 128",
+		"model-inspect -c pipelines/configs/demo_student.yml --weights out/demo/distilled/model_final.ckpt"), &g, args, stderr); done {
 		return code
 	}
 	if g.Size != 0 {

@@ -65,6 +65,11 @@
 // statistics), on the student's own normalised input, as PaddleSlim's merged
 // program does. For the same views the offline and online losses are equal.
 //
+// A runaway distillation (the distillation loss above distill.warn_ratio,
+// default 100, times the detection loss for distill.warn_iters iterations in
+// a row, default 20) gives one warning with both numbers and the
+// distill.weight that drives it; training goes on.
+//
 // Learned 1x1 adapters (pairs with adapter: true whose channel counts differ)
 // are parameters of the student named "distill.pair.<i>.adapter.0.*"; they
 // are saved in its checkpoints.
@@ -134,7 +139,9 @@ func main() {
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var g grammar
-	if _, code, done := cli.ParseVersion(name, "Train a student detector with knowledge distillation from soft targets or an online teacher.", nn.BuildInfo()+", "+dist.BuildInfo(), &g, args, stderr); done {
+	if _, code, done := cli.ParseVersion(name, cli.Describe("Train a student detector with knowledge distillation from soft targets or an online teacher.",
+		"student-train -c pipelines/configs/demo_student.yml --soft-targets out/demo/soft.arrow --out out/demo/distilled",
+		"student-train -c pipelines/configs/demo_student.yml --teacher-weights out/demo/teacher/model_final.ckpt --out out/demo/online"), nn.BuildInfo()+", "+dist.BuildInfo(), &g, args, stderr); done {
 		return code
 	}
 	log := cli.Logger{Name: name, W: stderr}

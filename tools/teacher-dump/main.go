@@ -134,7 +134,8 @@ func main() {
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var g grammar
 	log := cli.Logger{Name: name, W: stderr}
-	if _, code, done := cli.ParseVersion(name, "Teacher outputs for replayable augmented views of the training split, as soft targets (Arrow).", nn.BuildInfo(), &g, args, stderr); done {
+	if _, code, done := cli.ParseVersion(name, cli.Describe("Teacher outputs for replayable augmented views of the training split, as soft targets (Arrow).",
+		"teacher-dump --weights out/demo/teacher/model_final.ckpt --student-config pipelines/configs/demo_student.yml --out out/demo/soft.arrow"), nn.BuildInfo(), &g, args, stderr); done {
 		return code
 	}
 	shard, nShards, err := parseShard(g.Shard)

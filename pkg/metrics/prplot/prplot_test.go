@@ -69,3 +69,23 @@ func TestWriteNonFinite(t *testing.T) {
 		t.Error("a plot was written after cancellation")
 	}
 }
+
+// TestPlotAxes: both axes are exactly [0, 1], whatever the data (a
+// precision above 1 or a recall beyond it cannot widen them), with the
+// legend inside, at the bottom.
+func TestPlotAxes(t *testing.T) {
+	c := metrics.PRCurve{File: "x.png", Title: "x", Series: []metrics.PRSeries{
+		{Label: "a", Recall: []float64{0, 0.5, 1}, Precision: []float64{1, 0.8, 0.2}},
+		{Label: "b", Recall: []float64{0, 1.1}, Precision: []float64{1.3, 0.1}},
+	}}
+	p, err := Plot(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.X.Min != 0 || p.X.Max != 1 || p.Y.Min != 0 || p.Y.Max != 1 {
+		t.Errorf("axes x [%g, %g], y [%g, %g], want [0, 1] both", p.X.Min, p.X.Max, p.Y.Min, p.Y.Max)
+	}
+	if p.Legend.Top || !p.Legend.Left {
+		t.Errorf("legend top %v left %v, want the lower left corner", p.Legend.Top, p.Legend.Left)
+	}
+}
