@@ -265,7 +265,9 @@ func TestMPIRankKilled(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(dir, train.FinalFile)); err == nil {
 				t.Fatal("the killed job wrote model_final")
 			}
-			code, out := runMPI(t, 2, append(args, "-r", last))
+			// The resumed run is not under test for its watchdog: a longer
+			// limit keeps a loaded machine (slow data opening) from ending it.
+			code, out := runMPI(t, 2, append(args, "-r", last, "--mpi-timeout", "2m"))
 			if code != 0 || len(losses(t, dir)) != 8 {
 				t.Fatalf("resume: exit %d, %d records\n%s", code, len(losses(t, dir)), out)
 			}
