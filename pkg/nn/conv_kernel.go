@@ -186,6 +186,9 @@ func (g *convGeom) blockRows(b, blocks int) (m0, m1 int) {
 // x: [N, C, H, W]; w: [Cout, Cg, K, K]; bias: [Cout] or nil; y: [N, Cout, OH, OW].
 // Work items: (image, band of output rows, block of output channels).
 func convForward(g *convGeom, ws *workspace, x, w, bias, y []float32) {
+	if dnnlForward(g, ws, x, w, bias, y) {
+		return
+	}
 	if g.depthwise() {
 		dwForward(g, x, w, bias, y)
 		return
@@ -232,6 +235,9 @@ func convForward(g *convGeom, ws *workspace, x, w, bias, y []float32) {
 // convBackwardData computes dx from dy. w: [Cout, Cg, K, K]; dy: [N, Cout, OH, OW];
 // dx: [N, C, H, W] (fully overwritten). One work item per image.
 func convBackwardData(g *convGeom, ws *workspace, w, dy, dx []float32) {
+	if dnnlBackwardData(g, ws, w, dy, dx) {
+		return
+	}
 	if g.depthwise() {
 		dwBackwardData(g, w, dy, dx)
 		return
@@ -266,6 +272,9 @@ func convBackwardData(g *convGeom, ws *workspace, w, dy, dx []float32) {
 // beta 1) into its own buffer, chunk 0 straight into dw, and the chunks are
 // then added in chunk order. Both depend on the shape only, not on GOMAXPROCS.
 func convBackwardWeight(g *convGeom, ws, acc *workspace, x, dy, dw []float32) {
+	if dnnlBackwardWeight(g, ws, acc, x, dy, dw) {
+		return
+	}
 	OHW := g.OH * g.OW
 	if g.depthwise() {
 		dwBackwardWeight(g, x, dy, dw)
@@ -304,11 +313,16 @@ func convBackwardWeight(g *convGeom, ws, acc *workspace, x, dy, dw []float32) {
 			}
 		}
 	})
-	if chunks == 1 {
+	addPartials(dw, acc, chunks)
+}
+
+// addPartials adds the partial weight gradients of chunks 1..chunks-1 (acc
+// buffers 0..chunks-2) into dw (chunk 0's): dw = ((dw + part1) + part2) + ...
+// element by element, in blocks that stay in cache while the partials are added.
+func addPartials(dw []float32, acc *workspace, chunks int) {
+	if chunks <= 1 {
 		return
 	}
-	// dw = ((dw + part1) + part2) + ... element by element, in blocks that
-	// stay in cache while the partials are added.
 	const block = 4096
 	parallelFor((len(dw)+block-1)/block, func(_, lo, hi int) {
 		for b := lo; b < hi; b++ {

@@ -45,6 +45,15 @@ func parallelFor(n int, fn func(w, lo, hi int)) {
 // (partial weight gradients). Buffers grow on first use only.
 type workspace struct {
 	bufs [][]float32
+	pack []float32 // weights in a library's own layout (oneDNN), one layer at a time
+}
+
+// packBuf returns the packed-weights buffer with exactly size floats.
+func (ws *workspace) packBuf(size int) []float32 {
+	if cap(ws.pack) < size {
+		ws.pack = make([]float32, size)
+	}
+	return ws.pack[:size]
 }
 
 // get returns scratch buffer w with exactly size floats (contents undefined).
