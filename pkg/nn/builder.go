@@ -21,8 +21,9 @@ type Tensor struct {
 	flops    int64
 	params   []*Param
 	inputs   []*Tensor
-	needGrad bool    // some trainable parameter lies upstream
-	argmax   []int32 // max pool only: the window arg-maxes (read by tests)
+	needGrad bool     // some trainable parameter lies upstream
+	argmax   []int32  // max pool only: the window arg-maxes (read by tests)
+	geom     convGeom // convolutions only
 }
 
 // value returns the tensor's current value: the input buffer or the op's output.
@@ -314,7 +315,9 @@ func (b *Builder) conv(name, pname string, x *Tensor, spec ConvSpec, withBias bo
 		return res, nil
 	}
 	flops := int64(2) * int64(N) * int64(spec.Out) * int64(geom.OH*geom.OW) * int64(geom.CKK)
-	return b.add(name, "conv", o, []*Tensor{x}, params, flops)
+	t := b.add(name, "conv", o, []*Tensor{x}, params, flops)
+	t.geom = geom
+	return t
 }
 
 // BNAct adds BatchNorm over channels fused with act, named name, with
@@ -408,7 +411,23 @@ func (b *Builder) ConvBNAct(name string, x *Tensor, spec ConvSpec, act Act) *Ten
 	if b.err != nil {
 		return b.fail(nil)
 	}
-	return b.bnAct(name, name, c, act)
+	y := b.bnAct(name, name, c, act)
+	if b.err != nil {
+		return y
+	}
+	// Inference folds the BatchNorm into the convolution (weights scaled per
+	// output channel, a bias) with the activation in the same pass; the
+	// convolution's own output is then computed only when asked for.
+	geom := c.geom
+	wp, bnp := c.params[0], y.params
+	mean, vr := b.ps.byName[name+".bn.mean"], b.ps.byName[name+".bn.var"]
+	cfg, ws := b.bn, &b.st.ar.colWS
+	c.op.fused = true
+	y.op.infer = func(out []float32) error {
+		convBNActInfer(&geom, ws, cfg, act, f32s(x.value()), wp.Data, bnp[0].Data, bnp[1].Data, mean.Data, vr.Data, out)
+		return nil
+	}
+	return y
 }
 
 // Act adds a standalone activation. x: any shape -> same shape.

@@ -344,12 +344,22 @@ func (p *dnnlConv) exec(args [4][]float32, packed int, work []float32) {
 
 // dnnlForward computes y = conv(x, w) + bias, as convForward.
 func dnnlForward(g *convGeom, ws *workspace, x, w, bias, y []float32) bool {
+	return dnnlConvForward(g, ws, x, w, bias, y, dnnlKey{kind: dnnlFwdTrain})
+}
+
+// dnnlForwardAct computes y = act(conv(x, w) + bias) for inference.
+func dnnlForwardAct(g *convGeom, ws *workspace, x, w, bias, y []float32, act Act) bool {
+	return dnnlConvForward(g, ws, x, w, bias, y, dnnlKey{kind: dnnlFwdInfer, act: act, leakSlope: leakySlope})
+}
+
+func dnnlConvForward(g *convGeom, ws *workspace, x, w, bias, y []float32, key dnnlKey) bool {
 	if !useDNNL {
 		return false
 	}
 	g1 := *g
 	g1.N = 1
-	p := dnnlPrim(dnnlKey{kind: dnnlFwdTrain, g: g1, bias: bias != nil})
+	key.g, key.bias = g1, bias != nil
+	p := dnnlPrim(key)
 	if p == nil {
 		return false
 	}

@@ -1,5 +1,7 @@
 package nn
 
+import "math"
+
 // Convolution kernels on NCHW float32 slices. Weights are [Cout, Cin/groups, K, K];
 // the output size is (H + 2*Pad - K)/Stride + 1 (floor), as in torch and Paddle.
 
@@ -347,4 +349,38 @@ func convBiasGrad(n, cout, ohw int, dy, db []float32) {
 		}
 		db[co] = float32(s)
 	}
+}
+
+// convBNActInfer computes an inference-mode convolution + BatchNorm + act in
+// one pass over the output: the BatchNorm is folded into the convolution,
+// y = act(conv(x, w*s) + (beta - mean*s)) with s = gamma/sqrt(var+eps) per
+// output channel, and oneDNN applies act as it writes y (our kernels apply
+// it in place afterwards). x: [N, C, H, W]; w: [Cout, Cg, K, K]; gamma,
+// beta, mean, variance: [Cout]; y: [N, Cout, OH, OW]. Rounds differently
+// from the unfolded convolution followed by BatchNorm (within float32
+// rounding of the product's terms).
+func convBNActInfer(g *convGeom, ws *workspace, cfg BNConfig, act Act, x, w, gamma, beta, mean, variance, y []float32) {
+	wf, bf := ws.foldBufs(len(w), g.Cout)
+	per := len(w) / g.Cout
+	for co := 0; co < g.Cout; co++ {
+		is := float32(1 / math.Sqrt(float64(variance[co])+float64(cfg.Eps)))
+		s := gamma[co] * is
+		bf[co] = beta[co] - mean[co]*s
+		src, dst := w[co*per:(co+1)*per], wf[co*per:(co+1)*per]
+		for i, v := range src {
+			dst[i] = v * s
+		}
+	}
+	if dnnlForwardAct(g, ws, x, wf, bf, y, act) {
+		return
+	}
+	convForward(g, ws, x, wf, bf, y)
+	if act == ActNone {
+		return
+	}
+	const block = 4096
+	parallelFor((len(y)+block-1)/block, func(_, lo, hi int) {
+		i0, i1 := lo*block, min(hi*block, len(y))
+		applyAct(act, y[i0:i1], y[i0:i1], 1, 0)
+	})
 }

@@ -10,6 +10,9 @@ const DNNLName = ""
 func dnnlForward(*convGeom, *workspace, []float32, []float32, []float32, []float32) bool {
 	return false
 }
+func dnnlForwardAct(*convGeom, *workspace, []float32, []float32, []float32, []float32, Act) bool {
+	return false
+}
 func dnnlBackwardData(*convGeom, *workspace, []float32, []float32, []float32) bool { return false }
 func dnnlBackwardWeight(*convGeom, *workspace, *workspace, []float32, []float32, []float32) bool {
 	return false

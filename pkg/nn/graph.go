@@ -38,6 +38,7 @@ type Graph struct {
 	wrt      []*Param
 	wrtGrads []*G.Node
 	unreach  []*Param // trainable parameters of this graph the loss does not reach
+	fusedRun bool     // the last run was Forward(false): fused layers were skipped
 }
 
 // Build finishes the graph: it differentiates the sum of the attached losses
@@ -170,8 +171,16 @@ func (g *Graph) SetInput(x []float32) error {
 func (g *Graph) Forward(train bool) error {
 	g.prepare()
 	g.st.train = train
+	g.fusedRun = !train
 	for i, o := range g.fwd {
-		if err := o.run(g.fwdIns[i], o.buf()); err != nil {
+		run := func() error { return o.run(g.fwdIns[i], o.buf()) }
+		if !train && o.fused {
+			continue
+		}
+		if !train && o.infer != nil {
+			run = func() error { return o.infer(o.buf()) }
+		}
+		if err := run(); err != nil {
 			return fmt.Errorf("nn: %s: %w", o.label, err)
 		}
 	}
@@ -189,6 +198,7 @@ func (g *Graph) Step() ([]float64, error) {
 	}
 	g.prepare()
 	g.st.train = true
+	g.fusedRun = false
 	err := g.vm.RunAll()
 	g.vm.Reset()
 	if err != nil {
@@ -239,6 +249,16 @@ func (g *Graph) Tensor(name string) ([]float32, []int) {
 	t, ok := g.byName[name]
 	if !ok || t.value() == nil {
 		return nil, nil
+	}
+	if g.fusedRun && t.op != nil && t.op.fused {
+		// An inference forward skipped this layer (a convolution whose
+		// BatchNorm was folded into it): compute it now from its inputs,
+		// which are still those of that forward.
+		if i := slices.Index(g.fwdT, t); i >= 0 {
+			if err := t.op.run(g.fwdIns[i], t.op.buf()); err != nil {
+				return nil, nil
+			}
+		}
 	}
 	return f32s(t.value()), slices.Clone(t.shape)
 }

@@ -476,3 +476,80 @@ func TestBLASCore(t *testing.T) {
 		t.Fatalf("restoring %s: %v", prev, err)
 	}
 }
+
+// TestFusedConvBNInference: Forward(false) folds each ConvBNAct's BatchNorm
+// into its convolution with the activation in the same pass. The result
+// matches the float64 definition (conv, then BN with running statistics,
+// then act) within 1e-5 of the largest output, for each activation and for
+// shapes that take every kernel path (3x3, 1x1, depthwise, stride 2); the
+// skipped pre-BN output name+".conv" is still computed when asked for; and a
+// training forward afterwards is unaffected.
+func TestFusedConvBNInference(t *testing.T) {
+	const tol = 1e-5
+	cases := []struct {
+		name string
+		c    int
+		spec ConvSpec
+		act  Act
+	}{
+		{"3x3 leaky", 16, ConvSpec{Out: 32, K: 3, Pad: 1}, ActLeaky},
+		{"1x1 relu", 20, ConvSpec{Out: 24, K: 1}, ActReLU},
+		{"depthwise s2 relu", 16, ConvSpec{Out: 16, K: 3, Stride: 2, Pad: 1, Groups: 16}, ActReLU},
+		{"3x3 s2 none", 8, ConvSpec{Out: 12, K: 3, Stride: 2, Pad: 1}, ActNone},
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ps := NewParamSet(2)
+			b := NewBuilder(ps, []int{3, tc.c, 9, 10})
+			y := b.ConvBNAct("l", b.Input(), tc.spec, tc.act)
+			g, err := b.Build()
+			if err != nil {
+				t.Fatal(err)
+			}
+			copy(g.Input(), randSlice(rng, len(g.Input())))
+			mean, vr := ps.Get("l.bn.mean").Data, ps.Get("l.bn.var").Data
+			gamma, beta := ps.Get("l.bn.scale").Data, ps.Get("l.bn.bias").Data
+			for c := range mean {
+				mean[c], vr[c] = rng.Float32()-0.5, 0.5+rng.Float32()
+				gamma[c], beta[c] = 0.5+rng.Float32(), rng.Float32()-0.5
+			}
+			if err := g.Forward(false); err != nil {
+				t.Fatal(err)
+			}
+			w := ps.Get("l.weight").Data
+			stride := max(tc.spec.Stride, 1)
+			groups := max(tc.spec.Groups, 1)
+			geom := newConvGeom(3, tc.c, 9, 10, tc.spec.Out, tc.spec.K, stride, tc.spec.Pad, groups)
+			conv := naiveConv(&geom, g.Input(), w, nil)
+			want := make([]float64, len(conv))
+			ohw := geom.OH * geom.OW
+			for i, z := range conv {
+				c := i / ohw % tc.spec.Out
+				v := float64(gamma[c])*(z-float64(mean[c]))/math.Sqrt(float64(vr[c])+1e-5) + float64(beta[c])
+				switch tc.act {
+				case ActReLU:
+					v = math.Max(v, 0)
+				case ActLeaky:
+					v = math.Max(v, 0.1*v)
+				}
+				want[i] = v
+			}
+			got, _ := g.Tensor(y.Name())
+			if e := maxRelErr(got, want); e > tol {
+				t.Errorf("fused output: max rel err %.3g > %g", e, tol)
+			}
+			pre, _ := g.Tensor("l.conv")
+			if e := maxRelErr(pre, conv); e > tol {
+				t.Errorf("l.conv on demand: max rel err %.3g > %g", e, tol)
+			}
+			if err := g.Forward(true); err != nil {
+				t.Fatal(err)
+			}
+			pre, _ = g.Tensor("l.conv")
+			if e := maxRelErr(pre, conv); e > tol {
+				t.Errorf("l.conv after a training forward: max rel err %.3g > %g", e, tol)
+			}
+		})
+	}
+}

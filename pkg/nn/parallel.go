@@ -46,6 +46,15 @@ func parallelFor(n int, fn func(w, lo, hi int)) {
 type workspace struct {
 	bufs [][]float32
 	pack []float32 // weights in a library's own layout (oneDNN), one layer at a time
+	fold []float32 // BatchNorm-folded weights and bias (inference), one layer at a time
+}
+
+// foldBufs returns buffers of nw and nb floats for folded weights and bias.
+func (ws *workspace) foldBufs(nw, nb int) (w, b []float32) {
+	if cap(ws.fold) < nw+nb {
+		ws.fold = make([]float32, nw+nb)
+	}
+	return ws.fold[:nw], ws.fold[nw : nw+nb]
 }
 
 // packBuf returns the packed-weights buffer with exactly size floats.
