@@ -12,18 +12,19 @@ import (
 // image or the output of a layer. Its name is the stable dotted name under
 // which Graph.Tensor finds its values after Forward or Step.
 type Tensor struct {
-	name     string
-	shape    []int
-	node     *G.Node
-	val      G.Value // the input's value (nil for layer outputs: see value)
-	op       *kop    // the layer's op (nil for the input)
-	kind     string
-	flops    int64
-	params   []*Param
-	inputs   []*Tensor
-	needGrad bool     // some trainable parameter lies upstream
-	argmax   []int32  // max pool only: the window arg-maxes (read by tests)
-	geom     convGeom // convolutions only
+	name      string
+	shape     []int
+	node      *G.Node
+	val       G.Value // the input's value (nil for layer outputs: see value)
+	op        *kop    // the layer's op (nil for the input)
+	kind      string
+	flops     int64
+	params    []*Param
+	inputs    []*Tensor
+	needGrad  bool     // some trainable parameter lies upstream
+	argmax    []int32  // max pool only: the window arg-maxes (read by tests)
+	geom      convGeom // convolutions only
+	fusedFrom *Tensor  // ConvBNAct's output: the convolution's input, read by the fused inference
 }
 
 // value returns the tensor's current value: the input buffer or the op's output.
@@ -95,6 +96,19 @@ type Builder struct {
 	aliasOf []*Tensor
 	built   bool
 	err     error
+	reuse   bool     // ReuseBuffers was called
+	keep    []string // ReuseBuffers' names
+}
+
+// ReuseBuffers makes a graph without losses (inference) share layer buffers
+// between layers whose lifetimes do not overlap, so that a forward needs a
+// few layers' activations at a time rather than the whole network's. After
+// Forward, Graph.Tensor returns only the input and the tensors named in keep
+// (layer names or aliases); any other name gives nil. Build fails when a
+// kept name does not exist; a graph with losses ignores the call.
+func (b *Builder) ReuseBuffers(keep ...string) {
+	b.reuse = true
+	b.keep = append(b.keep, keep...)
 }
 
 // NewBuilder starts a graph over ps for inputs of shape inputShape
@@ -415,6 +429,7 @@ func (b *Builder) ConvBNAct(name string, x *Tensor, spec ConvSpec, act Act) *Ten
 	if b.err != nil {
 		return y
 	}
+	y.fusedFrom = x // the fused inference reads x: it must outlive y's op
 	// Inference folds the BatchNorm into the convolution (weights scaled per
 	// output channel, a bias) with the activation in the same pass; the
 	// convolution's own output is then computed only when asked for.

@@ -553,3 +553,55 @@ func TestFusedConvBNInference(t *testing.T) {
 		})
 	}
 }
+
+// TestReuseBuffers: an inference graph whose layers share buffers computes
+// the same bits as one with a buffer per layer (ResNet34 + YOLOv3 head at
+// 64 px: residual adds, a max pool, concatenations, upsampling, fused
+// ConvBNAct), in inference and training-mode forwards, needs less buffer
+// memory, and reads back only the kept tensors (a kept fused pre-BN output
+// is still computed on demand from its live input).
+func TestReuseBuffers(t *testing.T) {
+	build := func(reuse bool) (*Graph, *ParamSet, []*Tensor) {
+		ps := NewParamSet(9)
+		b := NewBuilder(ps, []int{2, 3, 64, 64})
+		outs := benchHead(b, benchResNet34(b, b.Input()), 3)
+		if reuse {
+			b.ReuseBuffers(outs[0].Name(), outs[1].Name(), outs[2].Name(), "l2.1", "head.1.c1.conv")
+		}
+		g, err := b.Build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		copy(g.Input(), randSlice(rand.New(rand.NewPCG(1, 9)), len(g.Input())))
+		return g, ps, outs
+	}
+	g0, ps0, outs := build(false)
+	g1, ps1, _ := build(true)
+	if ps1.ArenaBytes() >= ps0.ArenaBytes()/2 {
+		t.Errorf("shared buffers hold %d bytes, one per layer %d", ps1.ArenaBytes(), ps0.ArenaBytes())
+	}
+	for _, train := range []bool{false, true, false} {
+		if err := g0.Forward(train); err != nil {
+			t.Fatal(err)
+		}
+		if err := g1.Forward(train); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{outs[0].Name(), outs[1].Name(), outs[2].Name(), "l2.1", "head.1.c1.conv"} {
+			a, _ := g0.Tensor(name)
+			b, _ := g1.Tensor(name)
+			if !slices.Equal(a, b) {
+				t.Fatalf("train=%v: %s differs with shared buffers", train, name)
+			}
+		}
+		if v, _ := g1.Tensor("l3.0.c1"); v != nil {
+			t.Fatal("a tensor not kept is readable")
+		}
+	}
+	b := NewBuilder(NewParamSet(1), []int{1, 3, 8, 8})
+	b.ConvBNAct("c", b.Input(), ConvSpec{Out: 4, K: 3, Pad: 1}, ActReLU)
+	b.ReuseBuffers("nope")
+	if _, err := b.Build(); err == nil {
+		t.Fatal("ReuseBuffers accepted a name that does not exist")
+	}
+}
