@@ -8,7 +8,12 @@ SHELL := bash
 # as root); otherwise the pure-Go kernels. Evaluated when a recipe runs, after setup.
 # Evaluated once, on first use (after setup ran). grep reads all of ldconfig's
 # output (no -q) so that pipefail never sees a SIGPIPE.
-GOTAGS = $(eval GOTAGS := $(shell ldconfig -p 2>/dev/null | grep 'libopenblas\.so ' >/dev/null && echo openblas || echo purego))$(GOTAGS)
+# oneDNN (PyTorch's CPU convolution library; build tag dnnl) joins OpenBLAS when
+# its library and header are installed (Debian: libdnnl-dev; pipelines/setup.sh
+# installs it as root); without it the convolutions run our own kernels.
+GOTAGS = $(eval GOTAGS := $(shell ldconfig -p 2>/dev/null | grep 'libopenblas\.so ' >/dev/null && echo openblas || echo purego) \
+  $(shell ldconfig -p 2>/dev/null | grep 'libopenblas\.so ' >/dev/null && ldconfig -p 2>/dev/null | grep 'libdnnl\.so' >/dev/null && \
+    test -f /usr/include/oneapi/dnnl/dnnl.h && echo dnnl))$(GOTAGS)
 GO = $(if $(filter openblas,$(GOTAGS)),CGO_LDFLAGS=-lopenblas,CGO_ENABLED=0) go
 # MPI (data-parallel training, the build tag mpi) when libmpi's pkg-config
 # file is installed (Debian: libopenmpi-dev) and cgo is on (the OpenBLAS

@@ -29,6 +29,10 @@ fi
 if ! command -v gcc >/dev/null 2>&1; then
   need_apt+=(gcc)
 fi
+# oneDNN: faster convolutions (build tag dnnl); optional, our kernels otherwise.
+if ! { ldconfig -p 2>/dev/null | grep 'libdnnl\.so' >/dev/null && [ -f /usr/include/oneapi/dnnl/dnnl.h ]; }; then
+  need_apt+=(libdnnl-dev)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing ${need_apt[*]} with apt-get" >&2

@@ -55,8 +55,8 @@ type Detector struct {
 }
 
 type netKey struct {
-	n, h, w int
-	train   bool
+	n, h, w     int
+	train, lean bool
 }
 
 // Net is one built graph of a Detector, for a fixed input shape.
@@ -151,7 +151,15 @@ func (d *Detector) SetObjBias(v float32) error {
 // machine has available is refused before it is built (*MemoryError, see
 // CheckMemory).
 func (d *Detector) Net(n, h, w int, train bool) (*Net, error) {
-	k := netKey{n, h, w, train}
+	return d.net(n, h, w, train, false)
+}
+
+// net is Net; lean (inference only) builds a graph whose layers share
+// buffers (nn.Builder.ReuseBuffers): only the head outputs stay readable, and
+// the forward needs a few layers' activations at a time, not all of them.
+func (d *Detector) net(n, h, w int, train, lean bool) (*Net, error) {
+	lean = lean && !train
+	k := netKey{n, h, w, train, lean}
 	if net, ok := d.nets[k]; ok {
 		return net, nil
 	}
@@ -182,6 +190,13 @@ func (d *Detector) Net(n, h, w int, train bool) (*Net, error) {
 			return nil, err
 		}
 	}
+	if lean {
+		var keep []string
+		for _, t := range built.Outputs {
+			keep = append(keep, t.Name())
+		}
+		b.ReuseBuffers(keep...)
+	}
 	if net.Graph, err = b.Build(); err != nil {
 		return nil, err
 	}
@@ -194,7 +209,7 @@ func (d *Detector) Net(n, h, w int, train bool) (*Net, error) {
 // the head outputs and their shapes (deepest first). The output slices are
 // the graph's buffers: valid until the next run of a graph of the same shape.
 func (d *Detector) Predict(input []float32, n, h, w int) ([][]float32, [][4]int, error) {
-	net, err := d.Net(n, h, w, false)
+	net, err := d.net(n, h, w, false, true)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -12,17 +12,19 @@ import (
 // image or the output of a layer. Its name is the stable dotted name under
 // which Graph.Tensor finds its values after Forward or Step.
 type Tensor struct {
-	name     string
-	shape    []int
-	node     *G.Node
-	val      G.Value // the input's value (nil for layer outputs: see value)
-	op       *kop    // the layer's op (nil for the input)
-	kind     string
-	flops    int64
-	params   []*Param
-	inputs   []*Tensor
-	needGrad bool    // some trainable parameter lies upstream
-	argmax   []int32 // max pool only: the window arg-maxes (read by tests)
+	name      string
+	shape     []int
+	node      *G.Node
+	val       G.Value // the input's value (nil for layer outputs: see value)
+	op        *kop    // the layer's op (nil for the input)
+	kind      string
+	flops     int64
+	params    []*Param
+	inputs    []*Tensor
+	needGrad  bool     // some trainable parameter lies upstream
+	argmax    []int32  // max pool only: the window arg-maxes (read by tests)
+	geom      convGeom // convolutions only
+	fusedFrom *Tensor  // ConvBNAct's output: the convolution's input, read by the fused inference
 }
 
 // value returns the tensor's current value: the input buffer or the op's output.
@@ -94,6 +96,19 @@ type Builder struct {
 	aliasOf []*Tensor
 	built   bool
 	err     error
+	reuse   bool     // ReuseBuffers was called
+	keep    []string // ReuseBuffers' names
+}
+
+// ReuseBuffers makes a graph without losses (inference) share layer buffers
+// between layers whose lifetimes do not overlap, so that a forward needs a
+// few layers' activations at a time rather than the whole network's. After
+// Forward, Graph.Tensor returns only the input and the tensors named in keep
+// (layer names or aliases); any other name gives nil. Build fails when a
+// kept name does not exist; a graph with losses ignores the call.
+func (b *Builder) ReuseBuffers(keep ...string) {
+	b.reuse = true
+	b.keep = append(b.keep, keep...)
 }
 
 // NewBuilder starts a graph over ps for inputs of shape inputShape
@@ -314,7 +329,9 @@ func (b *Builder) conv(name, pname string, x *Tensor, spec ConvSpec, withBias bo
 		return res, nil
 	}
 	flops := int64(2) * int64(N) * int64(spec.Out) * int64(geom.OH*geom.OW) * int64(geom.CKK)
-	return b.add(name, "conv", o, []*Tensor{x}, params, flops)
+	t := b.add(name, "conv", o, []*Tensor{x}, params, flops)
+	t.geom = geom
+	return t
 }
 
 // BNAct adds BatchNorm over channels fused with act, named name, with
@@ -408,7 +425,24 @@ func (b *Builder) ConvBNAct(name string, x *Tensor, spec ConvSpec, act Act) *Ten
 	if b.err != nil {
 		return b.fail(nil)
 	}
-	return b.bnAct(name, name, c, act)
+	y := b.bnAct(name, name, c, act)
+	if b.err != nil {
+		return y
+	}
+	y.fusedFrom = x // the fused inference reads x: it must outlive y's op
+	// Inference folds the BatchNorm into the convolution (weights scaled per
+	// output channel, a bias) with the activation in the same pass; the
+	// convolution's own output is then computed only when asked for.
+	geom := c.geom
+	wp, bnp := c.params[0], y.params
+	mean, vr := b.ps.byName[name+".bn.mean"], b.ps.byName[name+".bn.var"]
+	cfg, ws := b.bn, &b.st.ar.colWS
+	c.op.fused = true
+	y.op.infer = func(out []float32) error {
+		convBNActInfer(&geom, ws, cfg, act, f32s(x.value()), wp.Data, bnp[0].Data, bnp[1].Data, mean.Data, vr.Data, out)
+		return nil
+	}
+	return y
 }
 
 // Act adds a standalone activation. x: any shape -> same shape.

@@ -1,5 +1,7 @@
 package nn
 
+import "math"
+
 // Convolution kernels on NCHW float32 slices. Weights are [Cout, Cin/groups, K, K];
 // the output size is (H + 2*Pad - K)/Stride + 1 (floor), as in torch and Paddle.
 
@@ -186,6 +188,9 @@ func (g *convGeom) blockRows(b, blocks int) (m0, m1 int) {
 // x: [N, C, H, W]; w: [Cout, Cg, K, K]; bias: [Cout] or nil; y: [N, Cout, OH, OW].
 // Work items: (image, band of output rows, block of output channels).
 func convForward(g *convGeom, ws *workspace, x, w, bias, y []float32) {
+	if dnnlForward(g, ws, x, w, bias, y) {
+		return
+	}
 	if g.depthwise() {
 		dwForward(g, x, w, bias, y)
 		return
@@ -232,6 +237,9 @@ func convForward(g *convGeom, ws *workspace, x, w, bias, y []float32) {
 // convBackwardData computes dx from dy. w: [Cout, Cg, K, K]; dy: [N, Cout, OH, OW];
 // dx: [N, C, H, W] (fully overwritten). One work item per image.
 func convBackwardData(g *convGeom, ws *workspace, w, dy, dx []float32) {
+	if dnnlBackwardData(g, ws, w, dy, dx) {
+		return
+	}
 	if g.depthwise() {
 		dwBackwardData(g, w, dy, dx)
 		return
@@ -266,6 +274,9 @@ func convBackwardData(g *convGeom, ws *workspace, w, dy, dx []float32) {
 // beta 1) into its own buffer, chunk 0 straight into dw, and the chunks are
 // then added in chunk order. Both depend on the shape only, not on GOMAXPROCS.
 func convBackwardWeight(g *convGeom, ws, acc *workspace, x, dy, dw []float32) {
+	if dnnlBackwardWeight(g, ws, acc, x, dy, dw) {
+		return
+	}
 	OHW := g.OH * g.OW
 	if g.depthwise() {
 		dwBackwardWeight(g, x, dy, dw)
@@ -304,11 +315,16 @@ func convBackwardWeight(g *convGeom, ws, acc *workspace, x, dy, dw []float32) {
 			}
 		}
 	})
-	if chunks == 1 {
+	addPartials(dw, acc, chunks)
+}
+
+// addPartials adds the partial weight gradients of chunks 1..chunks-1 (acc
+// buffers 0..chunks-2) into dw (chunk 0's): dw = ((dw + part1) + part2) + ...
+// element by element, in blocks that stay in cache while the partials are added.
+func addPartials(dw []float32, acc *workspace, chunks int) {
+	if chunks <= 1 {
 		return
 	}
-	// dw = ((dw + part1) + part2) + ... element by element, in blocks that
-	// stay in cache while the partials are added.
 	const block = 4096
 	parallelFor((len(dw)+block-1)/block, func(_, lo, hi int) {
 		for b := lo; b < hi; b++ {
@@ -333,4 +349,38 @@ func convBiasGrad(n, cout, ohw int, dy, db []float32) {
 		}
 		db[co] = float32(s)
 	}
+}
+
+// convBNActInfer computes an inference-mode convolution + BatchNorm + act in
+// one pass over the output: the BatchNorm is folded into the convolution,
+// y = act(conv(x, w*s) + (beta - mean*s)) with s = gamma/sqrt(var+eps) per
+// output channel, and oneDNN applies act as it writes y (our kernels apply
+// it in place afterwards). x: [N, C, H, W]; w: [Cout, Cg, K, K]; gamma,
+// beta, mean, variance: [Cout]; y: [N, Cout, OH, OW]. Rounds differently
+// from the unfolded convolution followed by BatchNorm (within float32
+// rounding of the product's terms).
+func convBNActInfer(g *convGeom, ws *workspace, cfg BNConfig, act Act, x, w, gamma, beta, mean, variance, y []float32) {
+	wf, bf := ws.foldBufs(len(w), g.Cout)
+	per := len(w) / g.Cout
+	for co := 0; co < g.Cout; co++ {
+		is := float32(1 / math.Sqrt(float64(variance[co])+float64(cfg.Eps)))
+		s := gamma[co] * is
+		bf[co] = beta[co] - mean[co]*s
+		src, dst := w[co*per:(co+1)*per], wf[co*per:(co+1)*per]
+		for i, v := range src {
+			dst[i] = v * s
+		}
+	}
+	if dnnlForwardAct(g, ws, x, wf, bf, y, act) {
+		return
+	}
+	convForward(g, ws, x, wf, bf, y)
+	if act == ActNone {
+		return
+	}
+	const block = 4096
+	parallelFor((len(y)+block-1)/block, func(_, lo, hi int) {
+		i0, i1 := lo*block, min(hi*block, len(y))
+		applyAct(act, y[i0:i1], y[i0:i1], 1, 0)
+	})
 }

@@ -100,6 +100,20 @@
 // differently: results are bit-identical across worker counts, not across
 // kernel sets.
 //
+// Under the build tag dnnl (make adds it when libdnnl-dev is installed),
+// convolutions run oneDNN 2.6, PyTorch's CPU engine: one single-threaded
+// primitive call per work item (image; weight-gradient chunk), so the
+// worker-count independence above holds; activations and weights are
+// reordered into oneDNN's blocked layouts and back around each call. Our
+// kernels stay the fallback (shapes oneDNN declines, YOLODISTILL_NO_DNNL=1,
+// builds without the tag) and the tests compare both. ConvName says which run.
+//
+// Forward(false) folds each ConvBNAct's BatchNorm into its convolution
+// (weights scaled per output channel plus a bias, the activation applied as
+// the output is written); the pre-BN output name+".conv" is then computed
+// only when Graph.Tensor asks for it. Builder.ReuseBuffers lets an inference
+// graph's layers share buffers by lifetime, keeping only named tensors.
+//
 // A Graph is not safe for concurrent use, and graphs sharing a ParamSet must
 // not run at the same time. Graphs on different ParamSets (a teacher and a
 // student) are independent.

@@ -37,7 +37,88 @@ type Graph struct {
 	vm       G.VM
 	wrt      []*Param
 	wrtGrads []*G.Node
-	unreach  []*Param // trainable parameters of this graph the loss does not reach
+	unreach  []*Param         // trainable parameters of this graph the loss does not reach
+	fusedRun bool             // the last run was Forward(false): fused layers were skipped
+	kept     map[*Tensor]bool // ReuseBuffers: the readable tensors (nil: all)
+}
+
+// shareSlots reassigns the forward ops' arena slots so that a layer's output
+// takes the slot of a tensor no later layer reads (Builder.ReuseBuffers).
+// A tensor lives from its op to its last reader (for a fused ConvBNAct, the
+// BatchNorm op reads the convolution's input too); kept tensors live to the
+// end. An op's output never shares a slot with its own inputs: slots are
+// freed after the op's output is placed.
+func (g *Graph) shareSlots() error {
+	b := g.b
+	g.kept = map[*Tensor]bool{b.input: true}
+	for _, name := range b.keep {
+		t, ok := b.byName[name]
+		if !ok {
+			return fmt.Errorf("nn: ReuseBuffers: no tensor named %q", name)
+		}
+		g.kept[t] = true
+	}
+	idx := map[*Tensor]int{}
+	for i, t := range g.fwdT {
+		idx[t] = i
+	}
+	last := make([]int, len(g.fwdT))
+	for i, t := range g.fwdT {
+		last[i] = i
+		if g.kept[t] {
+			last[i] = len(g.fwdT)
+		}
+		if g.kept[t] && t.op.fused { // computed on demand from its inputs
+			for _, in := range t.inputs {
+				if j, ok := idx[in]; ok {
+					last[j] = len(g.fwdT)
+				}
+			}
+		}
+		reads := t.inputs
+		if t.fusedFrom != nil {
+			reads = append(slices.Clone(reads), t.fusedFrom)
+		}
+		for _, in := range reads {
+			if j, ok := idx[in]; ok && last[j] < i {
+				last[j] = i
+			}
+		}
+	}
+	var free []int // slots whose tensor is dead
+	size := map[int]int{}
+	slot := make([]int, len(g.fwdT))
+	next := 0
+	for i, t := range g.fwdT {
+		need := prod(t.shape)
+		// the free slot that fits best: the smallest that holds need, else the largest
+		best := -1
+		for k, s := range free {
+			switch {
+			case best < 0:
+				best = k
+			case size[s] >= need && (size[free[best]] < need || size[s] < size[free[best]]):
+				best = k
+			case size[free[best]] < need && size[s] > size[free[best]]:
+				best = k
+			}
+		}
+		if best >= 0 {
+			slot[i] = free[best]
+			free = slices.Delete(free, best, best+1)
+		} else {
+			slot[i] = next
+			next++
+		}
+		size[slot[i]] = max(size[slot[i]], need)
+		t.op.slot = slot[i]
+		for j := 0; j <= i; j++ {
+			if last[j] == i {
+				free = append(free, slot[j])
+			}
+		}
+	}
+	return nil
 }
 
 // Build finishes the graph: it differentiates the sum of the attached losses
@@ -70,6 +151,11 @@ func (b *Builder) Build() (g *Graph, err error) {
 	}
 	g.lossVals = make([]float64, len(b.losses))
 	if len(b.losses) == 0 {
+		if b.reuse {
+			if err := g.shareSlots(); err != nil {
+				return nil, err
+			}
+		}
 		g.prepare()
 		return g, nil
 	}
@@ -170,8 +256,16 @@ func (g *Graph) SetInput(x []float32) error {
 func (g *Graph) Forward(train bool) error {
 	g.prepare()
 	g.st.train = train
+	g.fusedRun = !train
 	for i, o := range g.fwd {
-		if err := o.run(g.fwdIns[i], o.buf()); err != nil {
+		run := func() error { return o.run(g.fwdIns[i], o.buf()) }
+		if !train && o.fused {
+			continue
+		}
+		if !train && o.infer != nil {
+			run = func() error { return o.infer(o.buf()) }
+		}
+		if err := run(); err != nil {
 			return fmt.Errorf("nn: %s: %w", o.label, err)
 		}
 	}
@@ -189,6 +283,7 @@ func (g *Graph) Step() ([]float64, error) {
 	}
 	g.prepare()
 	g.st.train = true
+	g.fusedRun = false
 	err := g.vm.RunAll()
 	g.vm.Reset()
 	if err != nil {
@@ -239,6 +334,19 @@ func (g *Graph) Tensor(name string) ([]float32, []int) {
 	t, ok := g.byName[name]
 	if !ok || t.value() == nil {
 		return nil, nil
+	}
+	if g.kept != nil && !g.kept[t] {
+		return nil, nil
+	}
+	if g.fusedRun && t.op != nil && t.op.fused {
+		// An inference forward skipped this layer (a convolution whose
+		// BatchNorm was folded into it): compute it now from its inputs,
+		// which are still those of that forward.
+		if i := slices.Index(g.fwdT, t); i >= 0 {
+			if err := t.op.run(g.fwdIns[i], t.op.buf()); err != nil {
+				return nil, nil
+			}
+		}
 	}
 	return f32s(t.value()), slices.Clone(t.shape)
 }

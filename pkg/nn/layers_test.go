@@ -476,3 +476,132 @@ func TestBLASCore(t *testing.T) {
 		t.Fatalf("restoring %s: %v", prev, err)
 	}
 }
+
+// TestFusedConvBNInference: Forward(false) folds each ConvBNAct's BatchNorm
+// into its convolution with the activation in the same pass. The result
+// matches the float64 definition (conv, then BN with running statistics,
+// then act) within 1e-5 of the largest output, for each activation and for
+// shapes that take every kernel path (3x3, 1x1, depthwise, stride 2); the
+// skipped pre-BN output name+".conv" is still computed when asked for; and a
+// training forward afterwards is unaffected.
+func TestFusedConvBNInference(t *testing.T) {
+	const tol = 1e-5
+	cases := []struct {
+		name string
+		c    int
+		spec ConvSpec
+		act  Act
+	}{
+		{"3x3 leaky", 16, ConvSpec{Out: 32, K: 3, Pad: 1}, ActLeaky},
+		{"1x1 relu", 20, ConvSpec{Out: 24, K: 1}, ActReLU},
+		{"depthwise s2 relu", 16, ConvSpec{Out: 16, K: 3, Stride: 2, Pad: 1, Groups: 16}, ActReLU},
+		{"3x3 s2 none", 8, ConvSpec{Out: 12, K: 3, Stride: 2, Pad: 1}, ActNone},
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ps := NewParamSet(2)
+			b := NewBuilder(ps, []int{3, tc.c, 9, 10})
+			y := b.ConvBNAct("l", b.Input(), tc.spec, tc.act)
+			g, err := b.Build()
+			if err != nil {
+				t.Fatal(err)
+			}
+			copy(g.Input(), randSlice(rng, len(g.Input())))
+			mean, vr := ps.Get("l.bn.mean").Data, ps.Get("l.bn.var").Data
+			gamma, beta := ps.Get("l.bn.scale").Data, ps.Get("l.bn.bias").Data
+			for c := range mean {
+				mean[c], vr[c] = rng.Float32()-0.5, 0.5+rng.Float32()
+				gamma[c], beta[c] = 0.5+rng.Float32(), rng.Float32()-0.5
+			}
+			if err := g.Forward(false); err != nil {
+				t.Fatal(err)
+			}
+			w := ps.Get("l.weight").Data
+			stride := max(tc.spec.Stride, 1)
+			groups := max(tc.spec.Groups, 1)
+			geom := newConvGeom(3, tc.c, 9, 10, tc.spec.Out, tc.spec.K, stride, tc.spec.Pad, groups)
+			conv := naiveConv(&geom, g.Input(), w, nil)
+			want := make([]float64, len(conv))
+			ohw := geom.OH * geom.OW
+			for i, z := range conv {
+				c := i / ohw % tc.spec.Out
+				v := float64(gamma[c])*(z-float64(mean[c]))/math.Sqrt(float64(vr[c])+1e-5) + float64(beta[c])
+				switch tc.act {
+				case ActReLU:
+					v = math.Max(v, 0)
+				case ActLeaky:
+					v = math.Max(v, 0.1*v)
+				}
+				want[i] = v
+			}
+			got, _ := g.Tensor(y.Name())
+			if e := maxRelErr(got, want); e > tol {
+				t.Errorf("fused output: max rel err %.3g > %g", e, tol)
+			}
+			pre, _ := g.Tensor("l.conv")
+			if e := maxRelErr(pre, conv); e > tol {
+				t.Errorf("l.conv on demand: max rel err %.3g > %g", e, tol)
+			}
+			if err := g.Forward(true); err != nil {
+				t.Fatal(err)
+			}
+			pre, _ = g.Tensor("l.conv")
+			if e := maxRelErr(pre, conv); e > tol {
+				t.Errorf("l.conv after a training forward: max rel err %.3g > %g", e, tol)
+			}
+		})
+	}
+}
+
+// TestReuseBuffers: an inference graph whose layers share buffers computes
+// the same bits as one with a buffer per layer (ResNet34 + YOLOv3 head at
+// 64 px: residual adds, a max pool, concatenations, upsampling, fused
+// ConvBNAct), in inference and training-mode forwards, needs less buffer
+// memory, and reads back only the kept tensors (a kept fused pre-BN output
+// is still computed on demand from its live input).
+func TestReuseBuffers(t *testing.T) {
+	build := func(reuse bool) (*Graph, *ParamSet, []*Tensor) {
+		ps := NewParamSet(9)
+		b := NewBuilder(ps, []int{2, 3, 64, 64})
+		outs := benchHead(b, benchResNet34(b, b.Input()), 3)
+		if reuse {
+			b.ReuseBuffers(outs[0].Name(), outs[1].Name(), outs[2].Name(), "l2.1", "head.1.c1.conv")
+		}
+		g, err := b.Build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		copy(g.Input(), randSlice(rand.New(rand.NewPCG(1, 9)), len(g.Input())))
+		return g, ps, outs
+	}
+	g0, ps0, outs := build(false)
+	g1, ps1, _ := build(true)
+	if ps1.ArenaBytes() >= ps0.ArenaBytes()/2 {
+		t.Errorf("shared buffers hold %d bytes, one per layer %d", ps1.ArenaBytes(), ps0.ArenaBytes())
+	}
+	for _, train := range []bool{false, true, false} {
+		if err := g0.Forward(train); err != nil {
+			t.Fatal(err)
+		}
+		if err := g1.Forward(train); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{outs[0].Name(), outs[1].Name(), outs[2].Name(), "l2.1", "head.1.c1.conv"} {
+			a, _ := g0.Tensor(name)
+			b, _ := g1.Tensor(name)
+			if !slices.Equal(a, b) {
+				t.Fatalf("train=%v: %s differs with shared buffers", train, name)
+			}
+		}
+		if v, _ := g1.Tensor("l3.0.c1"); v != nil {
+			t.Fatal("a tensor not kept is readable")
+		}
+	}
+	b := NewBuilder(NewParamSet(1), []int{1, 3, 8, 8})
+	b.ConvBNAct("c", b.Input(), ConvSpec{Out: 4, K: 3, Pad: 1}, ActReLU)
+	b.ReuseBuffers("nope")
+	if _, err := b.Build(); err == nil {
+		t.Fatal("ReuseBuffers accepted a name that does not exist")
+	}
+}

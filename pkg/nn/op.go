@@ -30,6 +30,11 @@ type kop struct {
 	out   G.Value      // *tensor.Dense over the slot, or *G.F32 for scalars
 	run   func(ins []G.Value, out []float32) error
 	wrt   []bool // DiffWRT; nil for backward ops (never differentiated)
+	// Inference (Forward(false)) may fuse ops: infer, when set, replaces run;
+	// fused marks an op whose result a later op computes itself (its output
+	// is then filled only on demand, by Graph.Tensor).
+	infer func(out []float32) error
+	fused bool
 	diff  func(ins G.Nodes, out, grad *G.Node) (G.Nodes, error)
 }
 

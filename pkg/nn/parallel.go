@@ -45,6 +45,24 @@ func parallelFor(n int, fn func(w, lo, hi int)) {
 // (partial weight gradients). Buffers grow on first use only.
 type workspace struct {
 	bufs [][]float32
+	pack []float32 // weights in a library's own layout (oneDNN), one layer at a time
+	fold []float32 // BatchNorm-folded weights and bias (inference), one layer at a time
+}
+
+// foldBufs returns buffers of nw and nb floats for folded weights and bias.
+func (ws *workspace) foldBufs(nw, nb int) (w, b []float32) {
+	if cap(ws.fold) < nw+nb {
+		ws.fold = make([]float32, nw+nb)
+	}
+	return ws.fold[:nw], ws.fold[nw : nw+nb]
+}
+
+// packBuf returns the packed-weights buffer with exactly size floats.
+func (ws *workspace) packBuf(size int) []float32 {
+	if cap(ws.pack) < size {
+		ws.pack = make([]float32, size)
+	}
+	return ws.pack[:size]
 }
 
 // get returns scratch buffer w with exactly size floats (contents undefined).

@@ -1,0 +1,447 @@
+//go:build dnnl && cgo
+
+package nn
+
+/*
+#cgo LDFLAGS: -ldnnl -lgomp
+#include <stdlib.h>
+#include <string.h>
+#include <oneapi/dnnl/dnnl.h>
+
+void omp_set_num_threads(int n);
+
+// One oneDNN convolution primitive (forward, backward data or backward
+// weights) over plain NCHW / OIHW (GOIHW) user buffers. The primitive picks
+// its own layouts (format "any"); an argument whose layout differs from the
+// user's goes through a reorder into (or out of) a work buffer.
+enum { NN_MAXARGS = 4 };
+typedef struct {
+	int arg;                      // DNNL_ARG_*
+	int out;                      // the primitive writes it
+	dnnl_memory_desc_t user, md;  // the caller's plain layout, the primitive's
+	dnnl_primitive_t reorder;     // user -> md (inputs) or md -> user (outputs); NULL when equal
+	size_t off, size;             // the md buffer in the work area (bytes), when reordered
+} nn_arg;
+
+typedef struct {
+	dnnl_primitive_t prim;
+	int nargs;
+	nn_arg args[NN_MAXARGS];
+	dnnl_memory_desc_t scratch_md;
+	size_t scratch_off;
+	size_t work;  // bytes of the work area: reorder buffers and scratchpad
+	char impl[64];
+} nn_conv;
+
+static dnnl_engine_t nn_engine;
+
+static int nn_init(void) {
+	omp_set_num_threads(1);
+	return dnnl_engine_create(&nn_engine, dnnl_cpu, 0);
+}
+
+static size_t nn_align(size_t n) { return (n + 63) & ~(size_t)63; }
+
+static dnnl_status_t nn_reorder_pd(const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to, dnnl_primitive_t *r) {
+	dnnl_primitive_desc_t pd;
+	dnnl_status_t s = dnnl_reorder_primitive_desc_create(&pd, from, nn_engine, to, nn_engine, NULL);
+	if (s) return s;
+	s = dnnl_primitive_create(r, pd);
+	dnnl_primitive_desc_destroy(pd);
+	return s;
+}
+
+// nn_conv_create builds the primitive. kind: 0 forward training, 1 forward
+// inference, 2 backward data, 3 backward weights. act (forward only): 0 none,
+// 1 relu, 2 leaky relu with slope alpha, applied after the bias.
+// dims: N C H W O K stride pad groups; bias: a bias argument (forward only).
+static int nn_conv_create(nn_conv *c, int kind, const long *d, int bias, int act, float alpha) {
+	memset(c, 0, sizeof *c);
+	omp_set_num_threads(1);
+	long N = d[0], C = d[1], H = d[2], W = d[3], O = d[4], K = d[5], S = d[6], P = d[7], G = d[8];
+	long OH = (H + 2 * P - K) / S + 1, OW = (W + 2 * P - K) / S + 1;
+	dnnl_memory_desc_t src, wei, dst, bia, src_any, wei_any, dst_any;
+	dnnl_dims_t sd = {N, C, H, W}, dd = {N, O, OH, OW}, bd = {O};
+	dnnl_dims_t wd = {O, C / G, K, K}, gwd = {G, O / G, C / G, K, K};
+	dnnl_status_t s;
+	if ((s = dnnl_memory_desc_init_by_tag(&src, 4, sd, dnnl_f32, dnnl_nchw))) return s;
+	if ((s = dnnl_memory_desc_init_by_tag(&dst, 4, dd, dnnl_f32, dnnl_nchw))) return s;
+	if (G == 1) s = dnnl_memory_desc_init_by_tag(&wei, 4, wd, dnnl_f32, dnnl_oihw);
+	else s = dnnl_memory_desc_init_by_tag(&wei, 5, gwd, dnnl_f32, dnnl_goihw);
+	if (s) return s;
+	if ((s = dnnl_memory_desc_init_by_tag(&bia, 1, bd, dnnl_f32, dnnl_x))) return s;
+	if ((s = dnnl_memory_desc_init_by_tag(&src_any, 4, sd, dnnl_f32, dnnl_format_tag_any))) return s;
+	if ((s = dnnl_memory_desc_init_by_tag(&dst_any, 4, dd, dnnl_f32, dnnl_format_tag_any))) return s;
+	if (G == 1) s = dnnl_memory_desc_init_by_tag(&wei_any, 4, wd, dnnl_f32, dnnl_format_tag_any);
+	else s = dnnl_memory_desc_init_by_tag(&wei_any, 5, gwd, dnnl_f32, dnnl_format_tag_any);
+	if (s) return s;
+	dnnl_dims_t st = {S, S}, pad = {P, P};
+	dnnl_convolution_desc_t cd;
+	dnnl_primitive_desc_t hint = NULL;
+	if (kind >= 2) { // backward needs the forward primitive descriptor as a hint
+		if ((s = dnnl_convolution_forward_desc_init(&cd, dnnl_forward_training, dnnl_convolution_direct,
+			&src_any, &wei_any, NULL, &dst_any, st, pad, pad))) return s;
+		if ((s = dnnl_primitive_desc_create(&hint, &cd, NULL, nn_engine, NULL))) return s;
+	}
+	if (kind <= 1) {
+		s = dnnl_convolution_forward_desc_init(&cd, kind == 0 ? dnnl_forward_training : dnnl_forward_inference,
+			dnnl_convolution_direct, &src_any, &wei_any, bias ? &bia : NULL, &dst_any, st, pad, pad);
+	} else if (kind == 2) {
+		s = dnnl_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &src_any, &wei_any, &dst_any, st, pad, pad);
+	} else {
+		s = dnnl_convolution_backward_weights_desc_init(&cd, dnnl_convolution_direct, &src_any, &wei_any, NULL, &dst_any, st, pad, pad);
+	}
+	if (s) goto out;
+	dnnl_primitive_attr_t attr;
+	if ((s = dnnl_primitive_attr_create(&attr))) goto out;
+	dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+	if (act) {
+		dnnl_post_ops_t po;
+		dnnl_post_ops_create(&po);
+		dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, act == 2 ? alpha : 0.0f, 0.0f);
+		dnnl_primitive_attr_set_post_ops(attr, po);
+		dnnl_post_ops_destroy(po);
+	}
+	dnnl_primitive_desc_t pd;
+	s = dnnl_primitive_desc_create(&pd, &cd, attr, nn_engine, hint);
+	dnnl_primitive_attr_destroy(attr);
+	if (s) goto out;
+	const char *impl = NULL;
+	dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
+	if (impl) strncpy(c->impl, impl, sizeof c->impl - 1);
+	struct { int arg, out; dnnl_query_t q; const dnnl_memory_desc_t *user; } spec[4];
+	int n = 0;
+	switch (kind) {
+	case 0: case 1:
+		spec[n++] = (typeof(spec[0])){DNNL_ARG_SRC, 0, dnnl_query_src_md, &src};
+		spec[n++] = (typeof(spec[0])){DNNL_ARG_WEIGHTS, 0, dnnl_query_weights_md, &wei};
+		spec[n++] = (typeof(spec[0])){DNNL_ARG_DST, 1, dnnl_query_dst_md, &dst};
+		if (bias) spec[n++] = (typeof(spec[0])){DNNL_ARG_BIAS, 0, dnnl_query_weights_md, &bia};
+		break;
+	case 2:
+		spec[n++] = (typeof(spec[0])){DNNL_ARG_DIFF_DST, 0, dnnl_query_diff_dst_md, &dst};
+		spec[n++] = (typeof(spec[0])){DNNL_ARG_WEIGHTS, 0, dnnl_query_weights_md, &wei};
+		spec[n++] = (typeof(spec[0])){DNNL_ARG_DIFF_SRC, 1, dnnl_query_diff_src_md, &src};
+		break;
+	default:
+		spec[n++] = (typeof(spec[0])){DNNL_ARG_SRC, 0, dnnl_query_src_md, &src};
+		spec[n++] = (typeof(spec[0])){DNNL_ARG_DIFF_DST, 0, dnnl_query_diff_dst_md, &dst};
+		spec[n++] = (typeof(spec[0])){DNNL_ARG_DIFF_WEIGHTS, 1, dnnl_query_diff_weights_md, &wei};
+	}
+	size_t off = 0;
+	for (int i = 0; i < n; i++) {
+		nn_arg *a = &c->args[i];
+		a->arg = spec[i].arg;
+		a->out = spec[i].out;
+		a->user = *spec[i].user;
+		const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, spec[i].q, spec[i].arg == DNNL_ARG_BIAS ? 1 : 0);
+		a->md = *md;
+		if (dnnl_memory_desc_equal(&a->user, &a->md)) continue;
+		s = a->out ? nn_reorder_pd(&a->md, &a->user, &a->reorder) : nn_reorder_pd(&a->user, &a->md, &a->reorder);
+		if (s) { dnnl_primitive_desc_destroy(pd); goto out; }
+		a->off = off;
+		a->size = dnnl_memory_desc_get_size(&a->md);
+		off += nn_align(a->size);
+	}
+	c->nargs = n;
+	c->scratch_md = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+	c->scratch_off = off;
+	off += nn_align(dnnl_memory_desc_get_size(&c->scratch_md));
+	c->work = off;
+	s = dnnl_primitive_create(&c->prim, pd);
+	dnnl_primitive_desc_destroy(pd);
+out:
+	if (hint) dnnl_primitive_desc_destroy(hint);
+	return s;
+}
+
+static dnnl_status_t nn_reorder_run(dnnl_primitive_t r, const dnnl_memory_desc_t *from, void *pf, const dnnl_memory_desc_t *to, void *pt, dnnl_stream_t strm) {
+	dnnl_memory_t mf, mt;
+	dnnl_status_t s;
+	if ((s = dnnl_memory_create(&mf, from, nn_engine, pf))) return s;
+	if ((s = dnnl_memory_create(&mt, to, nn_engine, pt))) { dnnl_memory_destroy(mf); return s; }
+	dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, mf}, {DNNL_ARG_TO, mt}};
+	s = dnnl_primitive_execute(r, strm, 2, args);
+	dnnl_memory_destroy(mf);
+	dnnl_memory_destroy(mt);
+	return s;
+}
+
+// nn_conv_pack reorders argument i from the user's layout into dst (the
+// primitive's layout, args[i].size bytes), for nn_conv_exec's packed mask.
+static int nn_conv_pack(nn_conv *c, int i, void *user, void *dst) {
+	omp_set_num_threads(1);
+	nn_arg *a = &c->args[i];
+	if (!a->reorder) { memcpy(dst, user, dnnl_memory_desc_get_size(&a->user)); return 0; }
+	dnnl_stream_t strm;
+	dnnl_status_t s = dnnl_stream_create(&strm, nn_engine, dnnl_stream_default_flags);
+	if (s) return s;
+	s = nn_reorder_run(a->reorder, &a->user, user, &a->md, dst, strm);
+	dnnl_stream_destroy(strm);
+	return s;
+}
+
+// nn_conv_exec runs the primitive on the calling thread. p0..p3 are the
+// arguments in args order; an argument whose bit is set in packed is already
+// in the primitive's layout. work holds c->work bytes.
+static int nn_conv_exec(nn_conv *c, void *p0, void *p1, void *p2, void *p3, int packed, void *work) {
+	omp_set_num_threads(1);
+	void *ptr[NN_MAXARGS] = {p0, p1, p2, p3};
+	dnnl_memory_t user[NN_MAXARGS] = {0}, prim[NN_MAXARGS] = {0}, scratch = NULL;
+	dnnl_exec_arg_t args[NN_MAXARGS + 1];
+	dnnl_stream_t strm;
+	dnnl_status_t s = dnnl_stream_create(&strm, nn_engine, dnnl_stream_default_flags);
+	if (s) return s;
+	char *wk = work;
+	for (int i = 0; i < c->nargs && !s; i++) {
+		nn_arg *a = &c->args[i];
+		if (!a->reorder || (packed >> i & 1)) {
+			s = dnnl_memory_create(&prim[i], a->reorder ? &a->md : &a->user, nn_engine, ptr[i]);
+			continue;
+		}
+		if ((s = dnnl_memory_create(&prim[i], &a->md, nn_engine, wk + a->off))) break;
+		if (!a->out) s = nn_reorder_run(a->reorder, &a->user, ptr[i], &a->md, wk + a->off, strm);
+	}
+	if (!s) s = dnnl_memory_create(&scratch, &c->scratch_md, nn_engine, wk + c->scratch_off);
+	if (!s) {
+		for (int i = 0; i < c->nargs; i++) args[i] = (dnnl_exec_arg_t){c->args[i].arg, prim[i]};
+		args[c->nargs] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, scratch};
+		s = dnnl_primitive_execute(c->prim, strm, c->nargs + 1, args);
+	}
+	for (int i = 0; i < c->nargs && !s; i++) {
+		nn_arg *a = &c->args[i];
+		if (a->out && a->reorder && !(packed >> i & 1))
+			s = nn_reorder_run(a->reorder, &a->md, wk + a->off, &a->user, ptr[i], strm);
+	}
+	for (int i = 0; i < c->nargs; i++) if (prim[i]) dnnl_memory_destroy(prim[i]);
+	if (scratch) dnnl_memory_destroy(scratch);
+	dnnl_stream_destroy(strm);
+	return s;
+}
+*/
+import "C"
+
+import (
+	"fmt"
+	"os"
+	"sync"
+	"unsafe"
+)
+
+// DNNLName names the convolution library compiled in ("" without one).
+const DNNLName = "onednn"
+
+var dnnlReady = C.nn_init() == 0 && os.Getenv("YOLODISTILL_NO_DNNL") == ""
+
+// dnnlKind selects a oneDNN convolution primitive.
+type dnnlKind int
+
+const (
+	dnnlFwdTrain dnnlKind = iota
+	dnnlFwdInfer
+	dnnlBwdData
+	dnnlBwdWeights
+)
+
+type dnnlKey struct {
+	kind      dnnlKind
+	g         convGeom
+	bias      bool
+	act       Act
+	leakSlope float32
+}
+
+// dnnlConv is a created primitive; nil when oneDNN has none for the shape.
+type dnnlConv struct {
+	c    C.nn_conv
+	work int // floats of work area per call
+}
+
+var dnnlCache struct {
+	sync.Mutex
+	m map[dnnlKey]*dnnlConv
+}
+
+// dnnlPrim returns the primitive for key (created once), or nil.
+func dnnlPrim(k dnnlKey) *dnnlConv {
+	if !dnnlReady {
+		return nil
+	}
+	dnnlCache.Lock()
+	defer dnnlCache.Unlock()
+	if p, ok := dnnlCache.m[k]; ok {
+		return p
+	}
+	if dnnlCache.m == nil {
+		dnnlCache.m = map[dnnlKey]*dnnlConv{}
+	}
+	g := k.g
+	dims := [9]C.long{C.long(g.N), C.long(g.C), C.long(g.H), C.long(g.W), C.long(g.Cout), C.long(g.K), C.long(g.Stride), C.long(g.Pad), C.long(g.Groups)}
+	p := &dnnlConv{}
+	act := 0
+	switch k.act {
+	case ActReLU:
+		act = 1
+	case ActLeaky:
+		act = 2
+	}
+	bias := 0
+	if k.bias {
+		bias = 1
+	}
+	if s := C.nn_conv_create(&p.c, C.int(k.kind), &dims[0], C.int(bias), C.int(act), C.float(k.leakSlope)); s != 0 {
+		if os.Getenv("YOLODISTILL_DNNL_VERBOSE") != "" {
+			fmt.Fprintf(os.Stderr, "nn: oneDNN has no convolution %d for %+v (status %d); using our kernels\n", k.kind, g, s)
+		}
+		p = nil
+	} else {
+		p.work = (int(p.c.work) + 3) / 4
+		if os.Getenv("YOLODISTILL_DNNL_VERBOSE") != "" {
+			fmt.Fprintf(os.Stderr, "nn: oneDNN conv %d %+v: %s, work %d floats\n", k.kind, g, C.GoString(&p.c.impl[0]), p.work)
+		}
+	}
+	dnnlCache.m[k] = p
+	return p
+}
+
+// argSize returns the floats of argument i in the primitive's layout.
+func (p *dnnlConv) argSize(i int) int {
+	if p.c.args[i].reorder == nil {
+		return -1
+	}
+	return (int(p.c.args[i].size) + 3) / 4
+}
+
+// pack reorders user (argument i, plain layout) into dst (the primitive's).
+func (p *dnnlConv) pack(i int, user, dst []float32) {
+	if s := C.nn_conv_pack(&p.c, C.int(i), unsafe.Pointer(&user[0]), unsafe.Pointer(&dst[0])); s != 0 {
+		panic(fmt.Sprintf("nn: oneDNN reorder failed (status %d)", s))
+	}
+}
+
+// exec runs the primitive on the calling goroutine's thread.
+func (p *dnnlConv) exec(args [4][]float32, packed int, work []float32) {
+	var ptr [4]unsafe.Pointer
+	for i, a := range args {
+		if len(a) > 0 {
+			ptr[i] = unsafe.Pointer(&a[0])
+		}
+	}
+	var wk unsafe.Pointer
+	if len(work) > 0 {
+		wk = unsafe.Pointer(&work[0])
+	}
+	if s := C.nn_conv_exec(&p.c, ptr[0], ptr[1], ptr[2], ptr[3], C.int(packed), wk); s != 0 {
+		panic(fmt.Sprintf("nn: oneDNN convolution failed (status %d)", s))
+	}
+}
+
+// The convolution kernels through oneDNN. Work items are the same as our own
+// kernels' (images; batch chunks of a weight gradient), each run by one
+// single-threaded primitive call on the worker's thread, so that results are
+// the same bits for every GOMAXPROCS. Each returns false when oneDNN has no
+// primitive for the shape (the caller then runs our kernels).
+
+// dnnlForward computes y = conv(x, w) + bias, as convForward.
+func dnnlForward(g *convGeom, ws *workspace, x, w, bias, y []float32) bool {
+	return dnnlConvForward(g, ws, x, w, bias, y, dnnlKey{kind: dnnlFwdTrain})
+}
+
+// dnnlForwardAct computes y = act(conv(x, w) + bias) for inference.
+func dnnlForwardAct(g *convGeom, ws *workspace, x, w, bias, y []float32, act Act) bool {
+	return dnnlConvForward(g, ws, x, w, bias, y, dnnlKey{kind: dnnlFwdInfer, act: act, leakSlope: leakySlope})
+}
+
+func dnnlConvForward(g *convGeom, ws *workspace, x, w, bias, y []float32, key dnnlKey) bool {
+	if !useDNNL {
+		return false
+	}
+	g1 := *g
+	g1.N = 1
+	key.g, key.bias = g1, bias != nil
+	p := dnnlPrim(key)
+	if p == nil {
+		return false
+	}
+	wArg, packed := w, 0
+	if sz := p.argSize(1); sz > 0 {
+		wArg = ws.packBuf(sz)
+		p.pack(1, w, wArg)
+		packed = 1 << 1
+	}
+	ws.reserve(min(numWorkers(), g.N), p.work)
+	in, out := g.C*g.H*g.W, g.Cout*g.OH*g.OW
+	parallelFor(g.N, func(wk, lo, hi int) {
+		for n := lo; n < hi; n++ {
+			p.exec([4][]float32{x[n*in : (n+1)*in], wArg, y[n*out : (n+1)*out], bias}, packed, ws.get(wk, p.work))
+		}
+	})
+	return true
+}
+
+// dnnlBackwardData computes dx from dy, as convBackwardData.
+func dnnlBackwardData(g *convGeom, ws *workspace, w, dy, dx []float32) bool {
+	if !useDNNL {
+		return false
+	}
+	g1 := *g
+	g1.N = 1
+	p := dnnlPrim(dnnlKey{kind: dnnlBwdData, g: g1})
+	if p == nil {
+		return false
+	}
+	wArg, packed := w, 0
+	if sz := p.argSize(1); sz > 0 {
+		wArg = ws.packBuf(sz)
+		p.pack(1, w, wArg)
+		packed = 1 << 1
+	}
+	ws.reserve(min(numWorkers(), g.N), p.work)
+	in, out := g.C*g.H*g.W, g.Cout*g.OH*g.OW
+	parallelFor(g.N, func(wk, lo, hi int) {
+		for n := lo; n < hi; n++ {
+			p.exec([4][]float32{dy[n*out : (n+1)*out], wArg, dx[n*in : (n+1)*in]}, packed, ws.get(wk, p.work))
+		}
+	})
+	return true
+}
+
+// dnnlBackwardWeight computes dw from x and dy, as convBackwardWeight: one
+// primitive call per batch chunk (into dw or a partial), partials added in
+// chunk order.
+func dnnlBackwardWeight(g *convGeom, ws, acc *workspace, x, dy, dw []float32) bool {
+	if !useDNNL {
+		return false
+	}
+	chunks := min(g.N, wgradChunks)
+	prims := make([]*dnnlConv, chunks)
+	work := 0
+	for c := range prims {
+		gc := *g
+		gc.N = (c+1)*g.N/chunks - c*g.N/chunks
+		if prims[c] = dnnlPrim(dnnlKey{kind: dnnlBwdWeights, g: gc}); prims[c] == nil {
+			return false
+		}
+		work = max(work, prims[c].work)
+	}
+	ws.reserve(min(numWorkers(), chunks), work)
+	acc.reserve(chunks-1, len(dw))
+	in, out := g.C*g.H*g.W, g.Cout*g.OH*g.OW
+	parallelFor(chunks, func(wk, lo, hi int) {
+		for c := lo; c < hi; c++ {
+			dst := dw
+			if c > 0 {
+				dst = acc.get(c-1, len(dw))
+			}
+			n0, n1 := c*g.N/chunks, (c+1)*g.N/chunks
+			p := prims[c]
+			p.exec([4][]float32{x[n0*in : n1*in], dy[n0*out : n1*out], dst}, 0, ws.get(wk, p.work))
+		}
+	})
+	addPartials(dw, acc, chunks)
+	return true
+}
+
+// useDNNL routes convolutions through oneDNN (tests turn it off to compare
+// with our kernels).
+var useDNNL = true

@@ -1,0 +1,88 @@
+//go:build dnnl && cgo
+
+package nn
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// TestConvKernelsWithoutDNNL keeps our own convolution kernels tested in a
+// oneDNN build (TestConvKernels then tests oneDNN's).
+func TestConvKernelsWithoutDNNL(t *testing.T) {
+	useDNNL = false
+	defer func() { useDNNL = true }()
+	TestConvKernels(t)
+}
+
+// TestDNNLMatchesOwnKernels compares oneDNN's convolutions with our kernels
+// and both with the float64 definition, at the layer shapes of the two
+// detectors (channels multiple of 16 and not, the RGB stem, depthwise,
+// uneven weight-gradient chunks). Errors are relative to the largest
+// reference value: both within 1e-5 of the definition (float32 sums over up
+// to Cin*K*K or N*OH*OW terms in different orders), so within 2e-5 of each other.
+func TestDNNLMatchesOwnKernels(t *testing.T) {
+	const tol = 1e-5
+	cases := []struct {
+		name                                    string
+		n, c, h, w, cout, k, stride, pad, group int
+		bias                                    bool
+	}{
+		{"resnet stem 7x7 s2", 2, 3, 32, 30, 64, 7, 2, 3, 1, false},
+		{"3x3 s1 64->64", 3, 64, 12, 12, 64, 3, 1, 1, 1, false},
+		{"3x3 s2 64->128", 2, 64, 13, 11, 128, 3, 2, 1, 1, false},
+		{"3x3 s1 48->40 (not multiples of 16)", 2, 48, 9, 9, 40, 3, 1, 1, 1, false},
+		{"1x1 256->75 bias (head output)", 5, 256, 5, 5, 75, 1, 1, 0, 1, true},
+		{"1x1 s2 shortcut", 2, 64, 10, 10, 128, 1, 2, 0, 1, false},
+		{"depthwise 3x3 s1 64", 8, 64, 10, 10, 64, 3, 1, 1, 64, false},
+		{"depthwise 3x3 s2 32 odd", 2, 32, 11, 9, 32, 3, 2, 1, 32, false},
+	}
+	rng := rand.New(rand.NewPCG(7, 7))
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newConvGeom(tc.n, tc.c, tc.h, tc.w, tc.cout, tc.k, tc.stride, tc.pad, tc.group)
+			x := randSlice(rng, g.N*g.C*g.H*g.W)
+			w := randSlice(rng, g.Cout*g.CKK)
+			var bias []float32
+			if tc.bias {
+				bias = randSlice(rng, g.Cout)
+			}
+			dy := randSlice(rng, g.N*g.Cout*g.OH*g.OW)
+			ref := naiveConv(&g, x, w, bias)
+			rdx, rdw := naiveConvGrads(&g, x, w, dy)
+			run := func(dnnl bool) (y, dx, dw []float32) {
+				useDNNL = dnnl
+				defer func() { useDNNL = true }()
+				var ws, acc workspace
+				y = make([]float32, len(dy))
+				dx = make([]float32, len(x))
+				dw = make([]float32, len(w))
+				convForward(&g, &ws, x, w, bias, y)
+				convBackwardData(&g, &ws, w, dy, dx)
+				convBackwardWeight(&g, &ws, &acc, x, dy, dw)
+				return
+			}
+			y0, dx0, dw0 := run(false)
+			y1, dx1, dw1 := run(true)
+			for _, c := range []struct {
+				what      string
+				own, dnnl []float32
+				ref       []float64
+			}{{"forward", y0, y1, ref}, {"dx", dx0, dx1, rdx}, {"dw", dw0, dw1, rdw}} {
+				if e := maxRelErr(c.own, c.ref); e > tol {
+					t.Errorf("%s, our kernels: max rel err %.3g > %g", c.what, e, tol)
+				}
+				if e := maxRelErr(c.dnnl, c.ref); e > tol {
+					t.Errorf("%s, oneDNN: max rel err %.3g > %g", c.what, e, tol)
+				}
+				ref32 := make([]float64, len(c.own))
+				for i, v := range c.own {
+					ref32[i] = float64(v)
+				}
+				if e := maxRelErr(c.dnnl, ref32); e > 2*tol {
+					t.Errorf("%s: oneDNN vs our kernels: max rel err %.3g > %g", c.what, e, 2*tol)
+				}
+			}
+		})
+	}
+}

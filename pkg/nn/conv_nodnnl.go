@@ -1,0 +1,23 @@
+//go:build !dnnl || !cgo
+
+package nn
+
+// DNNLName names the convolution library compiled in ("" without one: the
+// build tag dnnl adds oneDNN).
+const DNNLName = ""
+
+// Without oneDNN every convolution runs our own kernels.
+func dnnlForward(*convGeom, *workspace, []float32, []float32, []float32, []float32) bool {
+	return false
+}
+func dnnlForwardAct(*convGeom, *workspace, []float32, []float32, []float32, []float32, Act) bool {
+	return false
+}
+func dnnlBackwardData(*convGeom, *workspace, []float32, []float32, []float32) bool { return false }
+func dnnlBackwardWeight(*convGeom, *workspace, *workspace, []float32, []float32, []float32) bool {
+	return false
+}
+
+var useDNNL = false
+
+const dnnlReady = false
