@@ -13,11 +13,13 @@ DEMO_STUDENT := pipelines/configs/demo_student.yml
 # Extra -o KEY=VALUE overrides for every demo training run, e.g.
 # DEMO=/tmp/demo DEMO_O='train.max_iters=20' DEMO_VIEWS=1 for a quick smoke run.
 DEMO_O ?=
-DEMO_SIZE ?= 128
+# Input size of the evaluation: the configs' eval.size (96 px; the images are
+# generated at 128 px and stretched to 96, so detect-infer draws on 128 px).
+DEMO_SIZE ?= 96
 # The streamed soft targets must hold train.max_iters batches: 600 batches of
-# 8 = 10 epochs of the 480 training images; one more epoch in case the loader
+# 8 = 3 epochs of the 1600 training images; one more epoch in case the loader
 # skips an image without boxes (student-train reads and drops the surplus).
-DEMO_VIEWS ?= 11
+DEMO_VIEWS ?= 4
 demo_o = $(foreach kv,$(DEMO_O),-o $(kv))
 
 .PHONY: demo-results demo-clean
@@ -30,9 +32,13 @@ demo-clean: ## remove the demo outputs (out/demo)
 # The data: data.format synth in the demo configurations: every tool
 # generates the same images in process from data.synth (pkg/dataset's
 # generator, deterministic), so there is no data step. To look at the images,
-# `bin/dataset synth --out DIR --format voc --images 600 --size 128
-# --classes circle,square --min-objects 1 --max-objects 3 --min-object 20
-# --max-object 48` writes the same images and boxes to disk (JPEG).
+# `bin/dataset synth --out DIR --format voc --images 2000 --size 128
+# --classes circle,square --min-objects 1 --max-objects 3 --min-object 24
+# --max-object 56` writes the same images and boxes to disk (JPEG); the
+# test split is ImageSets/Main/test.txt (200 images), and
+# `bin/detect-infer -c pipelines/configs/demo_teacher.yml --weights
+# out/demo/teacher/model_final.ckpt --infer-dir DIR/JPEGImages --output-dir OUT`
+# draws the boxes (docs/demo.jpg shows eight of them).
 
 $(DEMO)/teacher/model_final.ckpt: $(DEMO_TEACHER)
 	rm -rf $(@D)
