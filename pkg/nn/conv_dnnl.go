@@ -40,6 +40,8 @@ static int nn_init(void) {
 	return dnnl_engine_create(&nn_engine, dnnl_cpu, 0);
 }
 
+static int nn_isa(void) { return (int)dnnl_get_effective_cpu_isa(); }
+
 static size_t nn_align(size_t n) { return (n + 63) & ~(size_t)63; }
 
 static dnnl_status_t nn_reorder_pd(const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to, dnnl_primitive_t *r) {
@@ -224,12 +226,38 @@ import "C"
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 	"unsafe"
 )
 
 // DNNLName names the convolution library compiled in ("" without one).
 const DNNLName = "onednn"
+
+// dnnlISA names the highest instruction set oneDNN dispatches to here (its
+// kernels, like OpenBLAS's, round differently per instruction set;
+// ONEDNN_MAX_CPU_ISA limits it).
+func dnnlISA() string {
+	switch C.nn_isa() {
+	case C.dnnl_cpu_isa_sse41:
+		return "sse41"
+	case C.dnnl_cpu_isa_avx:
+		return "avx"
+	case C.dnnl_cpu_isa_avx2:
+		return "avx2"
+	case C.dnnl_cpu_isa_avx2_vnni:
+		return "avx2_vnni"
+	case C.dnnl_cpu_isa_avx512_core:
+		return "avx512_core"
+	case C.dnnl_cpu_isa_avx512_core_vnni:
+		return "avx512_core_vnni"
+	case C.dnnl_cpu_isa_avx512_core_bf16:
+		return "avx512_core_bf16"
+	case C.dnnl_cpu_isa_avx512_core_amx:
+		return "avx512_core_amx"
+	}
+	return "isa " + strconv.Itoa(int(C.nn_isa()))
+}
 
 var dnnlReady = C.nn_init() == 0 && os.Getenv("YOLODISTILL_NO_DNNL") == ""
 

@@ -20,4 +20,6 @@ func dnnlBackwardWeight(*convGeom, *workspace, *workspace, []float32, []float32,
 
 var useDNNL = false
 
+func dnnlISA() string { return "" }
+
 const dnnlReady = false
