@@ -83,8 +83,8 @@ race: setup ## the goroutine-starting packages under the race detector (cgo: nee
 	@if ! command -v gcc >/dev/null; then echo "make race: the race detector needs cgo and gcc" >&2; exit 1; fi
 	$(if $(filter openblas,$(GOTAGS)),CGO_LDFLAGS=-lopenblas,) CGO_ENABLED=1 go test -race -tags '$(GOTAGS)' -timeout 30m $(RACE_PKGS)
 
-bench: build ## benchmarks as JSON lines, beside PyTorch's when python3-torch is installed
-	@GOTAGS='$(GOTAGS)' $(if $(filter openblas,$(GOTAGS)),CGO_LDFLAGS=-lopenblas,CGO_ENABLED=0) bash pipelines/bench.sh
+bench: build ## benchmarks as JSON lines, beside PyTorch's when python3-torch is installed; BCCD=DIR adds the BCCD student step and teacher-dump views/s
+	@BCCD='$(BCCD)' GOTAGS='$(GOTAGS)' $(if $(filter openblas,$(GOTAGS)),CGO_LDFLAGS=-lopenblas,CGO_ENABLED=0) bash pipelines/bench.sh
 
 demo: build ## teacher, soft targets, baseline and distilled student on the synthetic set; table (minutes on 2 cores: the README says how long)
 	@$(MAKE) --no-print-directory demo-results
