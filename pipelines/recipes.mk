@@ -32,10 +32,10 @@
 #   bin/dataset synth --out /tmp/vocsmall --format voc --images 80 --size 96 \
 #     --classes circle,square --min-objects 1 --max-objects 3
 #   make voc-distill VOC=/tmp/vocsmall ITERS=3 SIZE=64 EVAL_SIZES=64 VOC_OUT=/tmp/voc-out \
-#     RECIPE_O='data.classes=[circle,square] model.num_classes=2 data.train_split=train distill.teacher='
-# (distill.teacher= turns off the teacher check: the student's distill.teacher
-# file is read without the -o overrides, so its model hash no longer matches
-# the overridden teacher's.)
+#     RECIPE_O='data.classes=[circle,square] model.num_classes=2 data.train_split=train train.batch_size=8'
+# student-train gets the overrides twice: with -o for the student and with
+# --teacher-override for its teacher (distill.teacher_overrides), so that its
+# teacher check sees the teacher that was trained and dumped.
 
 VOC ?=
 COCO ?=
@@ -78,7 +78,8 @@ $(2)/distilled/model_final.ckpt: $(2)/teacher/model_final.ckpt $(5) $(2)/knobs.t
 	bin/teacher-dump -c $(4) --weights $$< -o data.root=$(3) $$(foreach kv,$$(recipe_kv),-o $$(kv)) \
 	  --student-config $(5) --student-override data.root=$(3) $$(foreach kv,$$(recipe_kv),--student-override $$(kv)) \
 	  --views $$$$views --out - \
-	| bin/student-train -c $(5) -o data.root=$(3) $$(foreach kv,$$(recipe_kv),-o $$(kv)) --soft-targets - --out $$(@D)
+	| bin/student-train -c $(5) -o data.root=$(3) $$(foreach kv,$$(recipe_kv),-o $$(kv)) \
+	  $$(foreach kv,$$(recipe_kv),--teacher-override $$(kv)) --soft-targets - --out $$(@D)
 
 $(2)/eval/teacher-%.json: $(2)/teacher/model_final.ckpt
 	bash pipelines/evaluate.sh teacher $(4) $$< $$@ $$* data.root=$(3) $$(recipe_kv)
