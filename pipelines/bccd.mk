@@ -71,7 +71,7 @@ define bccd_distilled
 $(BCCD_OUT)/s$(1)/$(2)/model_final.ckpt: $(BCCD_OUT)/s$(1)/soft.arrow $(BCCD_STUDENT) $(BCCD_OUT)/knobs.txt
 	rm -rf $$(@D)
 	bin/student-train -c $(BCCD_STUDENT) $$(bccd_o) -o train.seed=$(1) $$(foreach kv,$$(bccd_loss_$(2)),-o $$(kv)) \
-	  --soft-targets $$< --out $$(@D)
+	  $$(foreach kv,$$(recipe_kv),--teacher-override $$(kv)) --soft-targets $$< --out $$(@D)
 
 $(BCCD_OUT)/eval/$(2)-s$(1)-%.json: $(BCCD_OUT)/s$(1)/$(2)/model_final.ckpt
 	bash pipelines/evaluate.sh $(2) $(BCCD_STUDENT) $$< $$@ $$* $$(bccd_kv) $$(bccd_loss_$(2))
