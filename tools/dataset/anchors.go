@@ -33,6 +33,7 @@ type anchorsCmd struct {
 	ImageRoot string `placeholder:"DIR" help:"COCO image folder (see check)."`
 	K         int    `short:"k" default:"9" help:"number of anchors."`
 	Size      int    `default:"320" help:"network input size in pixels; boxes are scaled as images stretched to SIZE x SIZE."`
+	Sizes     string `placeholder:"S1,S2,..." help:"multi-scale training: fit to the boxes at every one of these input sizes together (e.g. data.augment.multi_scale's list), so the anchors serve the whole range; replaces --size."`
 	Init      string `enum:"quantile,kmeans++" default:"quantile" help:"k-means start: quantile (boxes at area quantiles, no randomness) or kmeans++ (uses --seed)."`
 	Seed      uint64 `default:"1" help:"random seed for --init kmeans++."`
 	Decimals  int    `default:"0" help:"decimals the anchors are rounded to (0: whole pixels, as YOLO configs use)."`
@@ -52,6 +53,7 @@ type anchorsReport struct {
 	Format                  string          `json:"format"`
 	Split                   string          `json:"split"`
 	InputSize               int             `json:"input_size"`
+	InputSizes              []int           `json:"input_sizes,omitempty"` // --sizes: the boxes at each, pooled
 	K                       int             `json:"k"`
 	Init                    string          `json:"init"`
 	Seed                    uint64          `json:"seed"`
@@ -78,6 +80,17 @@ func (c *anchorsCmd) Run(e *env) error {
 	}
 	if c.Size < 1 {
 		return cli.UsageError{Err: fmt.Errorf("--size %d: want at least 1", c.Size)}
+	}
+	inputs := []int{c.Size}
+	if c.Sizes != "" {
+		inputs = nil
+		for _, f := range strings.Split(c.Sizes, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				return cli.UsageError{Err: fmt.Errorf("--sizes %q: want input sizes in pixels, comma-separated (e.g. 320,416,608)", c.Sizes)}
+			}
+			inputs = append(inputs, n)
+		}
 	}
 	if c.Decimals < 0 || c.Decimals > 6 {
 		return cli.UsageError{Err: fmt.Errorf("--decimals %d: want 0 to 6", c.Decimals)}
@@ -129,7 +142,13 @@ func (c *anchorsCmd) Run(e *env) error {
 		}
 		e.log.Printf("warning: %s has %d errors (their images are left out) and %d warnings; `dataset check` lists them all", c.Path, n, ps.Count(dataset.Warning))
 	}
-	sizes := dataset.BoxSizes(ds, c.Size)
+	// With --sizes every box counts once per input size: the anchors are
+	// fixed pixels of the network input, the same at every training size,
+	// so they must cover each box as it appears at each size.
+	var sizes []anchor.Anchor
+	for _, in := range inputs {
+		sizes = append(sizes, dataset.BoxSizes(ds, in)...)
+	}
 	if len(sizes) == 0 {
 		return fmt.Errorf("%s: no usable boxes (%d images read)", c.Path, len(ds.Samples))
 	}
@@ -142,15 +161,24 @@ func (c *anchorsCmd) Run(e *env) error {
 	}
 	anchors := anchor.Round(fit.Anchors, c.Decimals)
 	def := anchor.Defaults()
-	scaled := anchor.Round(anchor.Scale(def, float64(c.Size)/anchor.DefaultSize), 1)
+	// The COCO anchors scaled to the (mean) input size, for comparison.
+	mean := 0
+	for _, in := range inputs {
+		mean += in
+	}
+	mean = (mean + len(inputs)/2) / len(inputs)
+	scaled := anchor.Round(anchor.Scale(def, float64(mean)/anchor.DefaultSize), 1)
 	r := anchorsReport{
-		Path: c.Path, Format: format, Split: split, InputSize: c.Size, K: c.K, Init: start.String(), Seed: c.Seed,
+		Path: c.Path, Format: format, Split: split, InputSize: mean, K: c.K, Init: start.String(), Seed: c.Seed,
 		Images: len(ds.Samples), Boxes: len(sizes),
 		Anchors: anchors, MeanIoU: anchor.MeanBestIoU(sizes, anchors),
 		Iterations: fit.Iterations, Converged: fit.Converged,
 		DefaultAnchors: def, DefaultMeanIoU: anchor.MeanBestIoU(sizes, def),
 		DefaultScaledAnchors: scaled, DefaultScaledMeanIoU: anchor.MeanBestIoU(sizes, scaled),
 		DefaultScaledFromSize: anchor.DefaultSize, UnroundedAnchorsMeanIoU: fit.MeanIoU,
+	}
+	if c.Sizes != "" {
+		r.InputSizes = inputs
 	}
 	if c.JSON {
 		enc := json.NewEncoder(e.stdout)
@@ -188,11 +216,15 @@ func writeAnchorsYAML(e *env, r *anchorsReport) error {
 	if r.Split != "" {
 		split = ", split " + r.Split
 	}
-	_, err := fmt.Fprintf(e.stdout, `# dataset anchors %s (%s%s): %d anchors by k-means on 1-IoU (init %s), %d boxes of %d images at %dx%d
+	at := fmt.Sprintf("%dx%d", r.InputSize, r.InputSize)
+	if len(r.InputSizes) > 0 {
+		at = "input sizes " + strings.Trim(strings.Join(strings.Fields(fmt.Sprint(r.InputSizes)), ","), "[]")
+	}
+	_, err := fmt.Fprintf(e.stdout, `# dataset anchors %s (%s%s): %d anchors by k-means on 1-IoU (init %s), %d boxes of %d images at %s
 # mean best IoU %.4f; PaddleDetection's COCO anchors: %.4f as they are, %.4f scaled from %d px
 model:
   anchors: %s
-`, oneLine(r.Path), r.Format, oneLine(split), r.K, start, r.Boxes, r.Images, r.InputSize, r.InputSize,
+`, oneLine(r.Path), r.Format, oneLine(split), r.K, start, r.Boxes, r.Images, at,
 		r.MeanIoU, r.DefaultMeanIoU, r.DefaultScaledMeanIoU, r.DefaultScaledFromSize, flowPairs(r.Anchors))
 	return err
 }

@@ -186,3 +186,30 @@ func TestAnchorsBCCD(t *testing.T) {
 		t.Errorf("kmeans++ seed 5: mean IoU %.4f, reference %.4f", pp.MeanIoU, ref.MeanIoU)
 	}
 }
+
+// TestAnchorsSizes: --sizes pools the boxes at every input size: the small
+// set's two box shapes at 24 and at 48 px are four distinct sizes, which four
+// anchors match exactly; bad lists are usage errors.
+func TestAnchorsSizes(t *testing.T) {
+	root := smallVOC(t, nil)
+	// 32x24 images: "a" 10x11 -> 7.5x11 at 24, 15x22 at 48; "b" 18x20 -> 13.5x20 at 24, 27x40 at 48.
+	want := []anchor.Anchor{{7.5, 11}, {13.5, 20}, {15, 22}, {27, 40}}
+	code, out, errs := tool(t, "anchors", root, "-k", "4", "--sizes", "24,48", "--decimals", "1", "--json")
+	if code != 0 || errs != "" {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+	r := parseAnchorsJSON(t, out)
+	if !reflect.DeepEqual(r.Anchors, want) || math.Abs(r.MeanIoU-1) > 1e-12 || r.Boxes != 12 ||
+		!reflect.DeepEqual(r.InputSizes, []int{24, 48}) || r.InputSize != 36 {
+		t.Errorf("--sizes 24,48: %+v", r)
+	}
+	_, out, _ = tool(t, "anchors", root, "-k", "4", "--sizes", "24,48", "--decimals", "1")
+	if !strings.Contains(out, "12 boxes of 3 images at input sizes 24,48\n") {
+		t.Errorf("YAML header:\n%s", out)
+	}
+	for _, bad := range []string{"24,x", "0", "24,,48"} {
+		if code, _, errs := tool(t, "anchors", root, "--sizes", bad); code != 2 || !strings.Contains(errs, "--sizes") {
+			t.Errorf("--sizes %q: exit %d, stderr %q", bad, code, errs)
+		}
+	}
+}

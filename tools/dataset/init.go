@@ -27,8 +27,9 @@ import (
 // configuration the preset's teacher (its distill.teacher, or --teacher);
 // both then set what the folder decides: data.format, data.root, the splits,
 // data.classes and model.num_classes, and model.anchors fitted by k-means on
-// 1-IoU (anchor.Fit, as `dataset anchors`) to the training split's boxes at
-// the evaluation size (eval.size, or --size), the same anchors for both (the
+// 1-IoU (anchor.Fit, as `dataset anchors --sizes`) to the training split's
+// boxes at every training size of the preset (data.augment.multi_scale,
+// pooled; or --size), the same anchors for both (the
 // distillation losses over head outputs need them equal). The student's
 // distill.teacher names the written teacher configuration. --size, --iters
 // and --batch set the input size (data.augment.multi_scale and eval.size),
@@ -148,14 +149,28 @@ func (c *initCmd) Run(e *env) error {
 	e.log.Printf("classes (%d, label order): %s", len(ds.Classes), strings.Join(ds.Classes, ","))
 
 	// Sizes, anchors.
-	size := sp.Eval.Size
+	// The anchors are fixed pixels of the network input at every training
+	// size: fitted to the boxes as they appear at each of the preset's
+	// training sizes (data.augment.multi_scale), pooled, or at --size.
+	sizes := sp.Data.Augment.MultiScale
 	if c.Size != 0 {
-		size = c.Size
+		sizes = []int{c.Size}
 	}
-	boxes := dataset.BoxSizes(ds, size)
+	if len(sizes) == 0 {
+		sizes = []int{sp.Eval.Size}
+	}
+	var boxes []anchor.Anchor
+	for _, in := range sizes {
+		boxes = append(boxes, dataset.BoxSizes(ds, in)...)
+	}
+	at, flag := fmt.Sprintf("%dx%d", sizes[0], sizes[0]), fmt.Sprintf("--size %d", sizes[0])
+	if len(sizes) > 1 {
+		list := strings.Trim(strings.Join(strings.Fields(fmt.Sprint(sizes)), ","), "[]")
+		at, flag = "input sizes "+list+" (data.augment.multi_scale)", "--sizes "+list
+	}
 	k := len(sp.Model.Anchors)
-	if len(boxes) < k {
-		return fmt.Errorf("%s: split %q has %d usable boxes, fewer than the %d anchors to fit", c.Path, train, len(boxes), k)
+	if n := len(boxes) / len(sizes); n < k {
+		return fmt.Errorf("%s: split %q has %d usable boxes, fewer than the %d anchors to fit", c.Path, train, n, k)
 	}
 	fit, err := anchor.Fit(boxes, anchor.FitOptions{K: k})
 	if err != nil {
@@ -163,8 +178,8 @@ func (c *initCmd) Run(e *env) error {
 	}
 	anchors := anchor.Round(fit.Anchors, 1)
 	presetIoU := anchor.MeanBestIoU(boxes, sp.Model.Anchors)
-	e.log.Printf("anchors: k-means on 1-IoU of %d boxes of %d images at %dx%d: mean best IoU %.3f (the preset's anchors: %.3f)",
-		len(boxes), len(ds.Samples), size, size, anchor.MeanBestIoU(boxes, anchors), presetIoU)
+	e.log.Printf("anchors: k-means on 1-IoU of %d boxes of %d images at %s: mean best IoU %.3f (the preset's anchors: %.3f)",
+		len(boxes)/len(sizes), len(ds.Samples), at, anchor.MeanBestIoU(boxes, anchors), presetIoU)
 
 	// The files.
 	name := c.Name
@@ -192,8 +207,8 @@ func (c *initCmd) Run(e *env) error {
 	gen := generated{
 		cmd: c.command(), path: c.Path, format: format, train: train, eval: eval,
 		classes: ds.Classes, anchors: anchors, size: c.Size, iters: c.Iters, batch: c.Batch,
-		why: fmt.Sprintf("k-means on 1-IoU of the %d boxes of split %s at %d px (dataset anchors %s --size %d): mean best IoU %.3f, the preset's %.3f",
-			len(boxes), train, size, c.Path, size, anchor.MeanBestIoU(boxes, anchors), presetIoU),
+		why: fmt.Sprintf("k-means on 1-IoU of the %d boxes of split %s at %s (dataset anchors %s %s): mean best IoU %.3f, the preset's %.3f",
+			len(boxes)/len(sizes), train, at, c.Path, flag, anchor.MeanBestIoU(boxes, anchors), presetIoU),
 	}
 	tText, err := gen.text(tFile, teacherPreset, tp, "")
 	if err != nil {
