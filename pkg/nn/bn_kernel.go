@@ -106,6 +106,43 @@ type bnGeom struct {
 	act      Act
 }
 
+// bnSqDev is channel c's sum of squared deviations from mu over the batch,
+// in 256-element float32 runs added in float64.
+func bnSqDev(g *bnGeom, x []float32, c int, mu float32) float64 {
+	var ss float64
+	for n := 0; n < g.N; n++ {
+		row := x[(n*g.C+c)*g.HW : (n*g.C+c+1)*g.HW]
+		for len(row) > 0 {
+			k := min(len(row), 256)
+			ss += float64(sqDev32(row[:k], mu))
+			row = row[k:]
+		}
+	}
+	return ss
+}
+
+// bnNormalise finishes channel c of a training forward pass from its mean
+// mu and squared deviations ss over M values: saves 1/sqrt(var+eps), writes
+// y = act(gamma*(x-mu)*invstd + beta) and updates the running statistics.
+func bnNormalise(g *bnGeom, c int, x, y, gamma, beta []float32, mu float32, ss, M float64, invstd, runMean, runVar []float32) {
+	variance := ss / M
+	is := float32(1 / math.Sqrt(variance+float64(g.cfg.Eps)))
+	invstd[c] = is
+	scale := gamma[c] * is
+	shift := beta[c] - mu*scale
+	for n := 0; n < g.N; n++ {
+		off := (n*g.C + c) * g.HW
+		applyAct(g.act, x[off:off+g.HW], y[off:off+g.HW], scale, shift)
+	}
+	rv := variance
+	if g.cfg.UnbiasedRunningVar && M > 1 {
+		rv = ss / (M - 1)
+	}
+	m := g.cfg.Momentum
+	runMean[c] = m*runMean[c] + (1-m)*mu
+	runVar[c] = m*runVar[c] + (1-m)*float32(rv)
+}
+
 // bnForwardTrain normalises with batch statistics, applies act, saves the
 // batch mean and 1/sqrt(var+eps) per channel, and updates the running stats.
 // x, y: [N, C, HW]; gamma, beta, mean, invstd, runMean, runVar: [C].
@@ -118,31 +155,9 @@ func bnForwardTrain(g *bnGeom, x, gamma, beta, y, mean, invstd, runMean, runVar 
 				s += sum64(x[(n*g.C+c)*g.HW : (n*g.C+c+1)*g.HW])
 			}
 			mu := float32(s / float64(M))
-			var ss float64
-			for n := 0; n < g.N; n++ {
-				row := x[(n*g.C+c)*g.HW : (n*g.C+c+1)*g.HW]
-				for len(row) > 0 {
-					k := min(len(row), 256)
-					ss += float64(sqDev32(row[:k], mu))
-					row = row[k:]
-				}
-			}
-			variance := ss / float64(M)
-			is := float32(1 / math.Sqrt(variance+float64(g.cfg.Eps)))
-			mean[c], invstd[c] = mu, is
-			scale := gamma[c] * is
-			shift := beta[c] - mu*scale
-			for n := 0; n < g.N; n++ {
-				off := (n*g.C + c) * g.HW
-				applyAct(g.act, x[off:off+g.HW], y[off:off+g.HW], scale, shift)
-			}
-			rv := variance
-			if g.cfg.UnbiasedRunningVar && M > 1 {
-				rv = ss / float64(M-1)
-			}
-			m := g.cfg.Momentum
-			runMean[c] = m*runMean[c] + (1-m)*mu
-			runVar[c] = m*runVar[c] + (1-m)*float32(rv)
+			ss := bnSqDev(g, x, c, mu)
+			mean[c] = mu
+			bnNormalise(g, c, x, y, gamma, beta, mu, ss, float64(M), invstd, runMean, runVar)
 		}
 	})
 }

@@ -2,7 +2,6 @@ package nn
 
 import (
 	"fmt"
-	"math"
 )
 
 // BatchSync joins the training-mode BatchNorm layers of the graphs on a
@@ -82,16 +81,7 @@ func bnForwardTrainSync(g *bnGeom, sync BatchSync, sc *bnSyncScratch, x, gamma, 
 		for c := lo; c < hi; c++ {
 			mu := float32(buf[c] / M)
 			mean[c] = mu
-			var ss float64
-			for n := 0; n < g.N; n++ {
-				row := x[(n*g.C+c)*g.HW : (n*g.C+c+1)*g.HW]
-				for len(row) > 0 {
-					k := min(len(row), 256)
-					ss += float64(sqDev32(row[:k], mu))
-					row = row[k:]
-				}
-			}
-			buf[c] = ss
+			buf[c] = bnSqDev(g, x, c, mu)
 		}
 	})
 	if err := sync.SumFloat64(sc.what[1], buf[:C]); err != nil {
@@ -99,24 +89,7 @@ func bnForwardTrainSync(g *bnGeom, sync BatchSync, sc *bnSyncScratch, x, gamma, 
 	}
 	parallelFor(C, func(_, lo, hi int) {
 		for c := lo; c < hi; c++ {
-			ss := buf[c]
-			variance := ss / M
-			is := float32(1 / math.Sqrt(variance+float64(g.cfg.Eps)))
-			mu := mean[c]
-			invstd[c] = is
-			scale := gamma[c] * is
-			shift := beta[c] - mu*scale
-			for n := 0; n < g.N; n++ {
-				off := (n*g.C + c) * g.HW
-				applyAct(g.act, x[off:off+g.HW], y[off:off+g.HW], scale, shift)
-			}
-			rv := variance
-			if g.cfg.UnbiasedRunningVar && M > 1 {
-				rv = ss / (M - 1)
-			}
-			m := g.cfg.Momentum
-			runMean[c] = m*runMean[c] + (1-m)*mu
-			runVar[c] = m*runVar[c] + (1-m)*float32(rv)
+			bnNormalise(g, c, x, y, gamma, beta, mean[c], buf[c], M, invstd, runMean, runVar)
 		}
 	})
 	return nil
