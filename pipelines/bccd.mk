@@ -1,17 +1,21 @@
 # make bccd-bench BCCD=path/to/BCCD: the headline table on real data.
 # One teacher (bccd_teacher.yml, ResNet18 x0.5, its train.seed),
 # then per seed in SEEDS: the baseline student (bccd_student.yml, MobileNetV1
-# x0.25, detect-train) and two distilled students (student-train, L2 weight 100
-# and fine-grained weight 1000) with train.seed=SEED. For one seed all three
-# students start from the same initial weights and see the same batches in the
-# same order: the soft targets are dumped with --seed SEED from the student's
-# own loader, enough views for all train.max_iters batches (pipelines/views.sh),
-# so the distilled students replay exactly the baseline's batches. The dump
-# (dense float32, ~1.5 GB per seed at 900 iterations) is an intermediate file,
-# deleted once both distilled students of its seed exist. With flips as the
-# only augmentation each image has two distinct views, so teacher-dump runs
-# the teacher on few of the 7,488 views and writes the rest from memory
-# (--cache-mb): ~1.5 minutes per seed instead of ~6.5.
+# x0.25, detect-train) and three distilled students (student-train): L2 weight
+# 100 (PaddleDetection's VOC recipe), fine-grained weight 1000 with the
+# fine-grained YOLOv3 loss (its COCO recipe), and both losses together
+# (distill.loss=l2+fine_grained, weights 100 and 1000), with train.seed=SEED.
+# Both presets train multi-scale (a random input size per batch, 320-608 in
+# steps of 32), so each row of the table is one model evaluated at three sizes.
+# For one seed all four students start from the same initial weights and see
+# the same batches (same images, flips and input sizes) in the same order: the
+# soft targets are dumped with --seed SEED from the student's own loader,
+# enough views for all train.max_iters batches (pipelines/views.sh), so the
+# distilled students replay exactly the baseline's batches. The dump (dense
+# float32, a few GB per seed) is an intermediate file, deleted at the end of
+# the make run. With flips as the only augmentation each image has few
+# distinct views, so teacher-dump runs the teacher on few of them and writes
+# the rest from memory (--cache-mb).
 # Every model is evaluated on the test split at each of BCCD_SIZES;
 # pipelines/bccd_results.sh writes $(BCCD_OUT)/results.json (mean, std over
 # seeds, paired differences distilled - baseline per seed with their standard
@@ -20,7 +24,7 @@
 # pipelines/knobs.mk): other values into the same folder stop make with both
 # sets (use another BCCD_OUT, delete it, or add REDO=1 to retrain); SEEDS and
 # BCCD_SIZES (knobs-table.txt) remake the results.
-# Smoke run (~5 minutes): make bccd-bench BCCD=path/to/BCCD ITERS=5 SEEDS=1 BCCD_SIZES=320 BCCD_OUT=out/bccd-smoke
+# Smoke run (~5 minutes): make bccd-bench BCCD=path/to/BCCD ITERS=5 SEEDS=1 BCCD_SIZES=320 SIZE=320 BCCD_OUT=out/bccd-smoke
 
 BCCD ?=
 BCCD_OUT ?= out/bccd
@@ -32,9 +36,10 @@ BCCD_STUDENT := pipelines/configs/bccd_student.yml
 bccd_kv = data.root=$(BCCD) $(recipe_kv)
 bccd_o = $(foreach kv,$(bccd_kv),-o $(kv))
 # Distilled variants: name and the overrides that choose the loss.
-BCCD_DISTILL := l2 fine_grained
+BCCD_DISTILL := l2 fine_grained l2_fine_grained
 bccd_loss_l2 := distill.loss=l2 distill.weight=100
 bccd_loss_fine_grained := distill.loss=fine_grained distill.weight=1000 loss.use_fine_grained_loss=true
+bccd_loss_l2_fine_grained := distill.loss=l2+fine_grained distill.weights=[100,1000] loss.use_fine_grained_loss=true
 
 .PHONY: bccd-bench bccd-check
 
@@ -95,6 +100,6 @@ $(BCCD_OUT)/knobs.txt: | bccd-check
 $(eval $(call knobs_rule,$(BCCD_OUT)/knobs.txt,refuse,bccd-bench,give another BCCD_OUT,BCCD ITERS SIZE RECIPE_O))
 $(eval $(call knobs_rule,$(BCCD_OUT)/knobs-table.txt,follow,bccd-bench,,SEEDS BCCD_SIZES))
 
-bccd-bench: build | bccd-check ## BCCD=DIR: teacher, baseline, L2 and fine-grained students over SEEDS, table at 608/416/320 (hours)
+bccd-bench: build | bccd-check ## BCCD=DIR: teacher, baseline, L2, fine-grained and L2+fine-grained students over SEEDS, table at 608/416/320 (hours)
 	@$(MAKE) --no-print-directory $(BCCD_OUT)/results.md
 	@cat $(BCCD_OUT)/results.md

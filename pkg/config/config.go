@@ -2,6 +2,7 @@ package config
 
 import (
 	"math"
+	"strings"
 
 	"yolodistill/pkg/anchor"
 )
@@ -298,12 +299,18 @@ type DistillConfig struct {
 	TeacherOverrides []string `yaml:"teacher_overrides,omitempty"`
 	// Loss is "none", "l2" (sum over the head outputs of mean squared
 	// difference), "fine_grained" (PaddleDetection's split_distill),
-	// "fsp", "soft_label" or "pairs" (the Pairs list).
+	// "fsp", "soft_label" or "pairs" (the Pairs list); or several of them
+	// joined by "+" (e.g. "l2+fine_grained": both losses, added), each with
+	// its weight from Weights.
 	Loss string `yaml:"loss"`
 	// Weight multiplies the distillation loss before it is added to the
 	// student's detection loss (PaddleDetection: 100 for l2, 1000 for
-	// fine_grained).
+	// fine_grained). A combined loss ("a+b") takes Weights instead.
 	Weight float64 `yaml:"weight"`
+	// Weights of a combined loss ("l2+fine_grained"): one per part, in the
+	// order of Loss; empty gives each part its kind's default (l2 100,
+	// fine_grained 1000, others 1). Only for a combined loss.
+	Weights []float64 `yaml:"weights,omitempty"`
 	// Pairs are named teacher/student feature pairs (loss "pairs", "fsp",
 	// "soft_label"); names are model-inspect's dotted output names.
 	Pairs []PairConfig `yaml:"pairs"`
@@ -425,4 +432,15 @@ func Defaults() Config {
 			WarnIters:          20,
 		},
 	}
+}
+
+// LossParts splits a combined distill.loss ("l2+fine_grained") into its
+// kinds, in order; a single kind gives one part. Spaces around "+" are
+// dropped.
+func (d DistillConfig) LossParts() []string {
+	parts := strings.Split(d.Loss, "+")
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
+	}
+	return parts
 }

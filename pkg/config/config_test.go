@@ -3,7 +3,6 @@ package config
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"io/fs"
 	"math"
@@ -105,10 +104,11 @@ func TestPaddlePresetValues(t *testing.T) {
 		{"yolov3_r34.yml", [][]check{common, coco}, []check{{"model.backbone", "resnet34"}}},
 		{"bccd_teacher.yml", nil, []check{{"model.backbone", "resnet18"}, {"model.backbone_width", 0.5}, {"model.head_width", 0.5},
 			{"data.classes", []string{"RBC", "WBC", "Platelets"}}, {"train.base_lr", 0.002}, {"train.max_iters", 700},
-			{"data.augment.multi_scale", []int{320}}, {"data.augment.flip", true}, {"data.augment.mixup.enabled", false},
+			{"data.augment.multi_scale", []int{320, 352, 384, 416, 448, 480, 512, 544, 576, 608}}, {"data.augment.flip", true}, {"data.augment.mixup.enabled", false},
 			{"data.augment.crop", false}, {"data.augment.expand.enabled", false}, {"data.augment.color_distort", false}, {"eval.size", 320}}},
 		{"bccd_student.yml", nil, []check{{"model.backbone", "mobilenet_v1"}, {"model.backbone_width", 0.25}, {"model.head_width", 0.25},
-			{"train.max_iters", 900}, {"train.base_lr", 0.002}, {"distill.teacher", "bccd_teacher.yml"}}},
+			{"train.max_iters", 600}, {"train.milestones", []int{480, 540}}, {"train.base_lr", 0.002}, {"distill.teacher", "bccd_teacher.yml"},
+			{"data.augment.multi_scale", []int{320, 352, 384, 416, 448, 480, 512, 544, 576, 608}}, {"eval.size", 320}}},
 		{"synth_teacher.yml", nil, []check{{"model.backbone", "resnet18"}, {"model.backbone_width", 0.5}, {"data.format", "synth"}}},
 		{"synth_student.yml", nil, []check{{"model.backbone", "mobilenet_v1"}, {"model.head_width", 0.25}, {"data.format", "synth"}}},
 	}
@@ -128,19 +128,14 @@ func TestPaddlePresetValues(t *testing.T) {
 			}
 		})
 	}
-	// The BCCD presets carry the anchors of testdata/config/bccd_anchors.json.
-	var fit struct{ Anchors []anchor.Anchor }
-	b, err := os.ReadFile(filepath.Join(fixtureDir, "bccd_anchors.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &fit); err != nil {
-		t.Fatal(err)
-	}
+	// The BCCD teacher and student carry the same anchors (their fit against
+	// the Python reference, testdata/config/bccd_anchors_ms.json, is
+	// pkg/dataset's TestBCCDPresetAnchors, which needs the dataset).
+	teacher := mustLoad(t, filepath.Join(presetDir, "bccd_teacher.yml"))
 	for _, f := range []string{"bccd_teacher.yml", "bccd_student.yml"} {
 		c := mustLoad(t, filepath.Join(presetDir, f))
-		if !reflect.DeepEqual(c.Model.Anchors, fit.Anchors) {
-			t.Errorf("%s anchors %v, fitted %v", f, c.Model.Anchors, fit.Anchors)
+		if !reflect.DeepEqual(c.Model.Anchors, teacher.Model.Anchors) || len(c.Model.Anchors) != 9 {
+			t.Errorf("%s anchors %v, the teacher's %v", f, c.Model.Anchors, teacher.Model.Anchors)
 		}
 		if c.Model.ObjBiasInit == nil || math.Abs(*c.Model.ObjBiasInit-Logit(0.01)) > 1e-5 {
 			t.Errorf("%s obj_bias_init %v, want logit(0.01) = %v", f, c.Model.ObjBiasInit, Logit(0.01))
@@ -371,6 +366,11 @@ func TestValidation(t *testing.T) {
 		{"momentum", []string{"train.momentum=1"}, []string{"-o train.momentum=1: train.momentum: must be in [0, 1), got 1"}},
 		{"zero batch", []string{"train.batch_size=0"}, []string{"-o train.batch_size=0: train.batch_size: must be >= 1, got 0"}},
 		{"pairs without pairs", []string{"distill.loss=pairs"}, []string{"-o distill.loss=pairs: distill.pairs: distill.loss is pairs but no pairs are listed"}},
+		{"weights of a single loss", []string{"distill.weights=[1, 2]"}, []string{"-o distill.weights=[1, 2]: distill.weights: only for a combined loss such as l2+fine_grained; distill.loss fine_grained takes distill.weight"}},
+		{"combined weights count", []string{"distill.loss=l2+fine_grained", "distill.weights=[100]"}, []string{"-o distill.loss=l2+fine_grained: distill.weights: 1 weights for the 2 parts of distill.loss l2+fine_grained (one per part, in order, or none for the kinds' defaults)"}},
+		{"combined unknown part", []string{"distill.loss=l2+fine"}, []string{"-o distill.loss=l2+fine: distill.loss: \"l2+fine\": \"fine\" is not one of l2, fine_grained, fsp, soft_label, pairs"}},
+		{"combined twice", []string{"distill.loss=l2+l2"}, []string{"-o distill.loss=l2+l2: distill.loss: \"l2+l2\": l2 appears twice"}},
+		{"combined negative weight", []string{"distill.loss=l2+fine_grained", "distill.weights=[100, -1]"}, []string{"-o distill.weights=[100, -1]: distill.weights.1: must be >= 0, got -1"}},
 		{"pair kind", []string{"distill.pairs=[{student: a, teacher: b, kind: l3}]"}, []string{"-o distill.pairs=[{student: a, teacher: b, kind: l3}]: distill.pairs.0.kind: \"l3\" is not one of l2, l1, cosine, kl"}},
 		{"voc without root", []string{"data.format=voc"}, []string{"-o data.format=voc: data.root: empty; the voc dataset folder is required"}},
 		{"several at once", []string{"train.max_iters=-1", "eval.metric=map"}, []string{

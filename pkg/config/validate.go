@@ -259,14 +259,36 @@ func (c *Config) validate(byKey map[string]string) error {
 	v.unit("eval.draw_threshold", e.DrawThreshold)
 
 	ds := &c.Distill
-	v.oneOf("distill.loss", ds.Loss, DistillLoss)
+	if parts := ds.LossParts(); len(parts) == 1 {
+		v.oneOf("distill.loss", ds.Loss, DistillLoss)
+		if len(ds.Weights) > 0 {
+			v.addCause([]string{"distill.weights", "distill.loss"}, "distill.weights", "only for a combined loss such as l2+fine_grained; distill.loss %s takes distill.weight", ds.Loss)
+		}
+	} else {
+		for i, p := range parts {
+			switch {
+			case p == "none" || p == "":
+				v.add("distill.loss", "%q: a combined loss joins kinds (%s) with +; %q is not one", ds.Loss, strings.Join(DistillLoss[1:], ", "), p)
+			case slices.Contains(parts[:i], p):
+				v.add("distill.loss", "%q: %s appears twice", ds.Loss, p)
+			case !slices.Contains(DistillLoss, p):
+				v.add("distill.loss", "%q: %q is not one of %s", ds.Loss, p, strings.Join(DistillLoss[1:], ", "))
+			}
+		}
+		if n := len(ds.Weights); n != 0 && n != len(parts) {
+			v.addCause([]string{"distill.weights", "distill.loss"}, "distill.weights", "%d weights for the %d parts of distill.loss %s (one per part, in order, or none for the kinds' defaults)", n, len(parts), ds.Loss)
+		}
+		for i, w := range ds.Weights {
+			v.nonNeg(fmt.Sprintf("distill.weights.%d", i), w)
+		}
+	}
 	for i, o := range ds.TeacherOverrides {
 		if k, _, ok := strings.Cut(o, "="); !ok || strings.TrimSpace(k) == "" {
 			v.add(fmt.Sprintf("distill.teacher_overrides.%d", i), "%q: want KEY=VALUE", o)
 		}
 	}
 	v.nonNeg("distill.weight", ds.Weight)
-	if ds.Loss == "pairs" && len(ds.Pairs) == 0 {
+	if slices.Contains(ds.LossParts(), "pairs") && len(ds.Pairs) == 0 {
 		v.addCause([]string{"distill.pairs", "distill.loss"}, "distill.pairs", "distill.loss is pairs but no pairs are listed")
 	}
 	for i, p := range ds.Pairs {

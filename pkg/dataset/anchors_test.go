@@ -6,11 +6,13 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
 	"yolodistill/pkg/anchor"
 	"yolodistill/pkg/box"
+	"yolodistill/pkg/config"
 )
 
 func TestBoxSizes(t *testing.T) {
@@ -140,4 +142,61 @@ func TestFitAnchorsBCCD(t *testing.T) {
 		t.Errorf("our boxes: default anchors mean IoU %.4f as they are (want 0.63-0.65), %.4f scaled (reference %.4f)", asIs, scaled, ref.COCOMeanIoU)
 	}
 	t.Logf("our boxes: %d, anchors %v, mean IoU %.4f; default anchors %.4f as they are, %.4f scaled", len(sizes), rounded, anchor.MeanBestIoU(sizes, rounded), asIs, scaled)
+}
+
+// TestBCCDPresetAnchors checks the BCCD presets' anchors, fitted with
+// `dataset anchors --sizes` over their multi-scale training sizes, against
+// the Python reference fit of the same pooled boxes
+// (testdata/config/bccd_anchors_ms.json): same sizes, and mean best IoU
+// within 0.01 of the reference's on our boxes; and our k-means on the
+// script's boxes reaches the reference's mean IoU.
+func TestBCCDPresetAnchors(t *testing.T) {
+	root := bccdRoot(t) // skips when absent
+	data, err := os.ReadFile("../../testdata/config/bccd_anchors_ms.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref struct {
+		bccdReference
+		InputSizes []int `json:"input_sizes"`
+	}
+	if err := json.Unmarshal(data, &ref); err != nil {
+		t.Fatal(err)
+	}
+	const iouTol = 0.01
+	var py []anchor.Anchor
+	for _, s := range ref.InputSizes {
+		py = append(py, pythonBoxSizes(t, root, s)...)
+	}
+	if len(py) != ref.NumBoxes {
+		t.Fatalf("%d boxes read as the Python script does, reference has %d", len(py), ref.NumBoxes)
+	}
+	fit, err := anchor.Fit(py, anchor.FitOptions{K: len(ref.Anchors)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := anchor.MeanBestIoU(py, anchor.Round(fit.Anchors, 1)); math.Abs(got-ref.MeanIoU) > iouTol {
+		t.Errorf("the script's boxes: our fit's mean IoU %.4f, reference %.4f", got, ref.MeanIoU)
+	}
+	ds, ps := ReadVOC(root, VOCOptions{Split: "trainval", Images: ImageNone})
+	if ps.Count(Error) > 0 {
+		t.Fatalf("BCCD: %d errors", ps.Count(Error))
+	}
+	var ours []anchor.Anchor
+	for _, s := range ref.InputSizes {
+		ours = append(ours, BoxSizes(ds, s)...)
+	}
+	for _, f := range []string{"bccd_teacher.yml", "bccd_student.yml"} {
+		c, err := config.Load(filepath.Join("../../pipelines/configs", f), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(c.Data.Augment.MultiScale, ref.InputSizes) {
+			t.Errorf("%s: multi_scale %v, the reference fit's sizes %v", f, c.Data.Augment.MultiScale, ref.InputSizes)
+		}
+		if got := anchor.MeanBestIoU(ours, c.Model.Anchors); math.Abs(got-ref.MeanIoU) > iouTol {
+			t.Errorf("%s: anchors %v: mean IoU %.4f on our boxes, reference fit %.4f", f, c.Model.Anchors, got, ref.MeanIoU)
+		}
+	}
+	t.Logf("reference anchors %v (mean IoU %.4f); our fit of the script's boxes %v", ref.Anchors, ref.MeanIoU, anchor.Round(fit.Anchors, 1))
 }

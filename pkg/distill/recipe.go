@@ -76,9 +76,16 @@ type Recipe struct {
 //     distill.weight * pairs[i].weight (temperature of "kl":
 //     distill.teacher_temperature).
 //
+// A combined loss ("l2+fine_grained") is the terms of each part, made as
+// above with distill.weight = distill.weights[i] (or the part's default
+// weight when distill.weights is empty); Kind is the whole string.
+//
 // A weight of 0 selects the kind's DefaultWeight (as New does). workers is
 // Options.Workers. The caller closes the losses with Close.
 func NewRecipe(dc config.DistillConfig, numHeads, numClasses, workers int) (*Recipe, error) {
+	if parts := dc.LossParts(); len(parts) > 1 {
+		return newCombined(dc, parts, numHeads, numClasses, workers)
+	}
 	r := &Recipe{Kind: dc.Loss}
 	heads := func() (s, t []Ref) {
 		for i := 0; i < numHeads; i++ {
@@ -163,6 +170,40 @@ func NewRecipe(dc config.DistillConfig, numHeads, numClasses, workers int) (*Rec
 		return nil, err
 	}
 	return r, nil
+}
+
+// newCombined makes the recipe of a combined loss: the terms of every part.
+func newCombined(dc config.DistillConfig, parts []string, numHeads, numClasses, workers int) (*Recipe, error) {
+	if n := len(dc.Weights); n != 0 && n != len(parts) {
+		return nil, fmt.Errorf("distill.weights: %d weights for the %d parts of distill.loss %s", n, len(parts), dc.Loss)
+	}
+	r := &Recipe{Kind: dc.Loss}
+	for i, p := range parts {
+		if p == "" || p == "none" || slices.Contains(parts[:i], p) {
+			return nil, fmt.Errorf("distill.loss %q: part %d is %q (want distinct kinds of l2, fine_grained, fsp, soft_label, pairs)", dc.Loss, i+1, p)
+		}
+		sub := dc
+		sub.Loss, sub.Weights, sub.Weight = p, nil, 0
+		if len(dc.Weights) > 0 {
+			sub.Weight = dc.Weights[i]
+			if sub.Weight == 0 {
+				continue // a part of weight 0 contributes nothing
+			}
+		}
+		pr, err := NewRecipe(sub, numHeads, numClasses, workers)
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		r.Terms = append(r.Terms, pr.Terms...)
+	}
+	return r, nil
+}
+
+// Has reports whether the recipe's loss is kind or a combined loss with kind
+// as a part.
+func (r *Recipe) Has(kind string) bool {
+	return slices.Contains(config.DistillConfig{Loss: r.Kind}.LossParts(), kind)
 }
 
 // TeacherFeatures lists the named teacher tensors (not head outputs) the

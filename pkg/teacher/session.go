@@ -85,7 +85,7 @@ func Setup(ctx context.Context, opt Options) (s *Session, err error) {
 		rec.Close()
 		return s, fmt.Errorf("%s: distill.loss is none: nothing to distil (set distill.loss, e.g. -o distill.loss=l2, or use detect-train)", configName(cfg))
 	}
-	if rec.Kind == "fine_grained" && !cfg.Loss.UseFineGrainedLoss {
+	if rec.Has("fine_grained") && !cfg.Loss.UseFineGrainedLoss {
 		// PaddleDetection's distill.py: split_distill only with
 		// use_fine_grained_loss (its COCO command passes -o
 		// use_fine_grained_loss=true); the student's own loss is then the
@@ -126,7 +126,7 @@ func Setup(ctx context.Context, opt Options) (s *Session, err error) {
 		}
 	}
 	want := Want(cfg, rec, tc)
-	s.Recipe = fmt.Sprintf("%s distillation, weight %g", rec.Kind, cfg.Distill.Weight)
+	s.Recipe = fmt.Sprintf("%s distillation, %s", rec.Kind, weightsText(cfg.Distill))
 	if n := len(cfg.Distill.Pairs); n > 0 {
 		s.Recipe += fmt.Sprintf(", %d pairs", n)
 	}
@@ -377,4 +377,23 @@ func checkOnline(st, tc *config.Config, teacherPath string, want softtarget.Meta
 	}
 	return fmt.Errorf("the teacher %s does not fit the student %s: %s. Give the teacher the student's settings (student-train %s), or use a teacher trained for these classes and anchors",
 		teacherPath, configName(st), diffText(diffs, "for the student", "for the teacher"), overrideArgs("--teacher-override", diffs))
+}
+
+// weightsText gives the distillation weights for the recipe line: "weight
+// 100", or for a combined loss "weights l2 100, fine_grained 1000" (the
+// kinds' defaults where distill.weights is empty).
+func weightsText(dc config.DistillConfig) string {
+	parts := dc.LossParts()
+	if len(parts) == 1 {
+		return fmt.Sprintf("weight %g", dc.Weight)
+	}
+	ws := make([]string, len(parts))
+	for i, p := range parts {
+		w := distill.DefaultWeight(p, false)
+		if len(dc.Weights) == len(parts) {
+			w = dc.Weights[i]
+		}
+		ws[i] = fmt.Sprintf("%s %g", p, w)
+	}
+	return "weights " + strings.Join(ws, ", ")
 }
