@@ -32,7 +32,7 @@ fi
 # With BCCD=DIR (make bench BCCD=path/to/BCCD): the CPU-sized networks of the
 # BCCD bench on real data, through the tools (bin/, built by make build):
 # - the student's training step (bccd_student.yml: MobileNetV1 x0.25 at 320,
-#   batch 8): detect-train for 40 iterations without evaluation, images/s as
+#   batch 8; the preset trains multi-scale, the bench pins 320): detect-train for 40 iterations without evaluation, images/s as
 #   the median of metrics.jsonl's records after iteration 10;
 # - the teacher-dump rate (bccd_teacher.yml: ResNet18 x0.5 at 320) in views/s
 #   for one epoch of the student's views, with --cache-mb 0 (every view run
@@ -48,7 +48,7 @@ if [ -n "${BCCD:-}" ]; then
   b="$out/bccd"
   mkdir -p "$b"
   info=$(bin/detect-train --version 2>&1 | sed -E 's/.*\((.*)\)/\1/')
-  timeit "$b/st.rss" bin/detect-train -c pipelines/configs/bccd_student.yml -o data.root="$BCCD" -o train.max_iters=40 \
+  timeit "$b/st.rss" bin/detect-train -c pipelines/configs/bccd_student.yml -o data.root="$BCCD" -o 'data.augment.multi_scale=[320]' -o train.max_iters=40 \
     -o train.log_iter=5 -o 'data.eval_split=""' -o train.snapshot_iter=100000 --out "$b/student" 2>"$b/student.log" ||
     { cat "$b/student.log" >&2; exit 1; }
   python3 - "$b/student/metrics.jsonl" "$info" <<'PY' | addrss "$b/st.rss"
@@ -59,10 +59,11 @@ print(json.dumps({"impl": "yolodistill-go", "model": "bccd_student mobilenet_v1_
                   "batch": 8, "classes": 3, "images_per_s": statistics.median(ips), "records": len(ips),
                   "build": sys.argv[2], "pytorch": None}))
 PY
-  bin/detect-train -c pipelines/configs/bccd_teacher.yml -o data.root="$BCCD" -o train.max_iters=0 -o 'data.eval_split=""' \
+  bin/detect-train -c pipelines/configs/bccd_teacher.yml -o data.root="$BCCD" -o 'data.augment.multi_scale=[320]' -o train.max_iters=0 -o 'data.eval_split=""' \
     --out "$b/teacher" 2>"$b/teacher.log" || { cat "$b/teacher.log" >&2; exit 1; }
-  timeit "$b/td.rss" bin/teacher-dump -c pipelines/configs/bccd_teacher.yml -o data.root="$BCCD" --weights "$b/teacher/model_final.ckpt" \
-    --student-config pipelines/configs/bccd_student.yml --student-override data.root="$BCCD" --views 1 --cache-mb 0 \
+  timeit "$b/td.rss" bin/teacher-dump -c pipelines/configs/bccd_teacher.yml -o data.root="$BCCD" -o 'data.augment.multi_scale=[320]' --weights "$b/teacher/model_final.ckpt" \
+    --student-config pipelines/configs/bccd_student.yml --student-override data.root="$BCCD" \
+    --student-override 'data.augment.multi_scale=[320]' --views 1 --cache-mb 0 \
     --out "$b/soft.arrow" 2>"$b/dump.log" || { cat "$b/dump.log" >&2; exit 1; }
   python3 - "$b/dump.log" "$info" <<'PY' | addrss "$b/td.rss"
 import json, re, sys
