@@ -85,12 +85,14 @@ func keys(m map[string][]float32) []string {
 // The fine-grained distillation needs the student's own loss on the
 // fine-grained path, as PaddleDetection's distill.py does; the error says how.
 func TestFineGrainedNeedsFineGrainedLoss(t *testing.T) {
-	st, err := config.Load(studentYML, []string{"loss.use_fine_grained_loss=false"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = Setup(context.Background(), Options{Student: st, Inputs: []string{"unused.arrow"}})
-	if err == nil || !strings.Contains(err.Error(), "-o loss.use_fine_grained_loss=true") {
-		t.Fatalf("fine_grained without use_fine_grained_loss: %v", err)
+	for _, loss := range []string{"fine_grained", "l2+fine_grained"} {
+		st, err := config.Load(studentYML, []string{"loss.use_fine_grained_loss=false", "distill.loss=" + loss})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = Setup(context.Background(), Options{Student: st, Inputs: []string{"unused.arrow"}})
+		if err == nil || !strings.Contains(err.Error(), "-o loss.use_fine_grained_loss=true") {
+			t.Fatalf("%s without use_fine_grained_loss: %v", loss, err)
+		}
 	}
 }
