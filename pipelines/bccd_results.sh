@@ -7,7 +7,7 @@
 #   EVALDIR/NAME-sSEED-SIZE.json              (NAME in DISTILLED)
 # json: one object with, per role and size, the per-seed values, mean and
 #   sample standard deviation (n-1; null for one seed) of VOC mAP (11-point),
-#   COCO AP and images/s, GFLOPs; and per distilled role and size the paired
+#   COCO AP, COCO AP50 and images/s, GFLOPs; and per distilled role and size the paired
 #   differences distilled - baseline of the same seed, their mean and
 #   standard error (sd / sqrt(n); null for one seed).
 # md: the same as a markdown table (scores in percent), the paired gains
@@ -23,8 +23,8 @@ field() { # field FILE KEY (one-line JSON objects written by evaluate.sh)
 }
 row() { # row ROLE SEED SIZE FILE: one tab-separated line
   [ -s "$4" ] || { echo "bccd_results.sh: $4 is missing or empty" >&2; exit 1; }
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$(field "$4" model)" "$(field "$4" gflops)" \
-    "$(field "$4" images_per_s)" "$(field "$4" voc_map)" "$(field "$4" coco_ap)"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$(field "$4" model)" "$(field "$4" gflops)" \
+    "$(field "$4" images_per_s)" "$(field "$4" voc_map)" "$(field "$4" coco_ap)" "$(field "$4" coco_ap50)"
 }
 rows=$(
   for z in $sizes; do
@@ -52,16 +52,17 @@ awk -F'\t' -v mode="$mode" -v seeds="$seeds" -v sizes="$sizes" -v roles="teacher
       for (k = 1; k <= ns; k++) {
         s = (role == "teacher") ? "-" : S[k]
         split(V[role, s, z], f, "\t")
-        n++; model = f[4]; gf = f[5]; ips[n] = f[6]; voc[n] = f[7]; ap[n] = f[8]
+        n++; model = f[4]; gf = f[5]; ips[n] = f[6]; voc[n] = f[7]; ap[n] = f[8]; ap50[n] = f[9]
         if (role == "teacher") break
       }
       nrow++
       if (mode == "json")
-        out[nrow] = sprintf("{\"role\":\"%s\",\"size\":%s,\"model\":\"%s\",\"gflops\":%s,\"n\":%d,\"images_per_s\":%s,\"voc_map\":%s,\"coco_ap\":%s}",
-          role, z, model, gf, n, stat(ips, n), stat(voc, n), stat(ap, n))
+        out[nrow] = sprintf("{\"role\":\"%s\",\"size\":%s,\"model\":\"%s\",\"gflops\":%s,\"n\":%d,\"images_per_s\":%s,\"voc_map\":%s,\"coco_ap\":%s,\"coco_ap50\":%s}",
+          role, z, model, gf, n, stat(ips, n), stat(voc, n), stat(ap, n), stat(ap50, n))
       else
-        out[nrow] = sprintf("| %s | %s | %d | %.3f | %.1f | %s%s | %s%s |", role, model, z, gf, mean(ips, n),
-          pct(mean(voc, n)), (n > 1 ? " ± " pct(sd(voc, n)) : ""), pct(mean(ap, n)), (n > 1 ? " ± " pct(sd(ap, n)) : ""))
+        out[nrow] = sprintf("| %s | %s | %d | %.3f | %.1f | %s%s | %s%s | %s%s |", role, model, z, gf, mean(ips, n),
+          pct(mean(voc, n)), (n > 1 ? " ± " pct(sd(voc, n)) : ""), pct(mean(ap, n)), (n > 1 ? " ± " pct(sd(ap, n)) : ""),
+          pct(mean(ap50, n)), (n > 1 ? " ± " pct(sd(ap50, n)) : ""))
     }
     npair = 0
     for (j = 1; j <= nz; j++) for (d = 1; d <= nd; d++) {
@@ -91,7 +92,7 @@ awk -F'\t' -v mode="$mode" -v seeds="$seeds" -v sizes="$sizes" -v roles="teacher
     } else {
       printf "### BCCD test split: teacher, baseline and distilled students (seeds %s)\n\n", seeds
       printf "Mean ± sample standard deviation over seeds; the teacher is trained once.\n\n"
-      printf "| model | network | input | GFLOPs | images/s | VOC mAP (11-pt) | COCO AP |\n|---|---|---:|---:|---:|---:|---:|\n"
+      printf "| model | network | input | GFLOPs | images/s | VOC mAP (11-pt) | COCO AP | COCO AP50 |\n|---|---|---:|---:|---:|---:|---:|---:|\n"
       for (i = 1; i <= nrow; i++) print out[i]
       printf "\nPaired differences, same seed (mean ± standard error; per seed in brackets), in points:\n\n"
       printf "| difference | input | VOC mAP | COCO AP |\n|---|---:|---:|---:|\n"
