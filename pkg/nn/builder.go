@@ -98,6 +98,10 @@ type Builder struct {
 	err     error
 	reuse   bool     // ReuseBuffers was called
 	keep    []string // ReuseBuffers' names
+	// KeepGrads: the tensors whose gradients stay readable after Step
+	// (keepAllGrads: every one; gradient buffers are then not shared).
+	keepGrads    []string
+	keepAllGrads bool
 }
 
 // ReuseBuffers makes a graph without losses (inference) share layer buffers
@@ -109,6 +113,21 @@ type Builder struct {
 func (b *Builder) ReuseBuffers(keep ...string) {
 	b.reuse = true
 	b.keep = append(b.keep, keep...)
+}
+
+// KeepGrads keeps the gradients of the named tensors (layer names or
+// aliases) readable through Graph.TensorGrad after Step; without names, the
+// gradient of every tensor. A training graph otherwise lets its activation
+// gradients share buffers by lifetime (a gradient lives from the backward op
+// that computes it to the last one that reads it), so that the backward pass
+// holds a few layers' gradients at a time rather than the whole network's;
+// TensorGrad then returns nil for the tensors not kept. Results are the same
+// bits either way. Build fails when a kept name does not exist.
+func (b *Builder) KeepGrads(names ...string) {
+	if len(names) == 0 {
+		b.keepAllGrads = true
+	}
+	b.keepGrads = append(b.keepGrads, names...)
 }
 
 // NewBuilder starts a graph over ps for inputs of shape inputShape

@@ -70,6 +70,13 @@
 //     graphs on one ParamSet must run one at a time, and running one
 //     overwrites the tensors of the others: read a graph's results before
 //     running another graph of the same ParamSet.
+//   - A training graph's activation gradients share slots by lifetime: a
+//     gradient lives from the backward op that writes it to the last node
+//     of the tape that reads it (a fan-out sum that gorgonia may do in place
+//     counts as a reader of both terms), in the tape's own order, which Step
+//     checks. Forward outputs, parameter gradients and the gradients named
+//     in Builder.KeepGrads keep their own slots; TensorGrad returns nil for
+//     the other tensors. The bits computed are the same either way.
 //   - Slices from Graph.Tensor and Graph.TensorGrad are arena buffers: valid
 //     until the next Forward or Step of any graph on the same ParamSet.
 //     Graph.Input is the graph's own buffer. Param.Data and Param.Grad never

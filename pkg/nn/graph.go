@@ -40,6 +40,155 @@ type Graph struct {
 	unreach  []*Param         // trainable parameters of this graph the loss does not reach
 	fusedRun bool             // the last run was Forward(false): fused layers were skipped
 	kept     map[*Tensor]bool // ReuseBuffers: the readable tensors (nil: all)
+	gradKept map[*Tensor]bool // shared gradient buffers: the tensors whose TensorGrad is readable (nil: all)
+	guard    *tapeGuard       // shared gradient buffers: checks that the tape runs the ops in the planned order
+}
+
+// tapeGuard checks, as Step runs, that the tape machine calls the graph's ops
+// in the order shareGradSlots planned the buffers' lifetimes for: a
+// different order could let an op overwrite a gradient that is still to be
+// read, so Step fails instead.
+type tapeGuard struct {
+	order []*kop
+	next  int
+}
+
+// check records that o runs now.
+func (tg *tapeGuard) check(o *kop) error {
+	if tg.next >= len(tg.order) || tg.order[tg.next] != o {
+		return fmt.Errorf("nn: %s: the tape runs the ops in another order than planned for the shared gradient buffers", o.label)
+	}
+	tg.next++
+	return nil
+}
+
+// shareGradSlots reassigns the arena slots of the backward ops of a training
+// graph so that gradient buffers whose lifetimes do not overlap share a slot
+// (Builder.KeepGrads turns it off or keeps some gradients readable). It
+// follows the tape machine's own order, the reverse of gorgonia's stable
+// topological sort (the order gorgonia.Compile uses); Step checks that the
+// tape keeps to it (tapeGuard).
+//
+// A value lives from the op that writes it to the last node that reads it.
+// A gorgonia op of its own (a fan-out gradient sum) may return one of its
+// inputs' buffers (it adds in place), so its value counts as any of its
+// inputs' buffers. Forward outputs keep their own slots (Graph.Tensor reads
+// them after Step), and so do the values read after the tape has run: the
+// parameter gradients Step copies out and the kept tensors' gradients. An
+// op's output never shares a slot with its inputs: slots are freed after
+// the output is placed.
+func (g *Graph) shareGradSlots() error {
+	b := g.b
+	kept := map[*Tensor]bool{}
+	for _, name := range b.keepGrads {
+		t, ok := b.byName[name]
+		if !ok {
+			return fmt.Errorf("nn: KeepGrads: no tensor named %q", name)
+		}
+		kept[t] = true
+	}
+	order, err := G.Sort(b.g)
+	if err != nil {
+		return fmt.Errorf("nn: sorting the graph: %w", err)
+	}
+	slices.Reverse(order)
+	fwd := map[*kop]bool{}
+	for _, o := range b.fwd {
+		fwd[o] = true
+	}
+	// bufs[n]: the shareable ops whose output buffer n's value may be.
+	bufs := map[*G.Node][]*kop{}
+	def, last := map[*kop]int{}, map[*kop]int{}
+	var shared, ran []*kop
+	end := len(order)
+	for i, n := range order {
+		o, isKop := n.Op().(*kop)
+		if isKop {
+			ran = append(ran, o)
+		}
+		var union []*kop
+		for it := b.g.From(n.ID()); it.Next(); {
+			c := it.Node().(*G.Node)
+			for _, k := range bufs[c] {
+				last[k] = max(last[k], i)
+				if !isKop && !slices.Contains(union, k) {
+					union = append(union, k)
+				}
+			}
+		}
+		switch {
+		case isKop && o.slot >= 0 && !fwd[o]:
+			bufs[n] = []*kop{o}
+			def[o], last[o] = i, i
+			shared = append(shared, o)
+		case !isKop && n.Op() != nil:
+			bufs[n] = union
+		}
+	}
+	// Values read once the tape has run live to the end.
+	live := func(n *G.Node) {
+		if n == nil {
+			return
+		}
+		for _, k := range bufs[n] {
+			last[k] = end
+		}
+	}
+	for _, n := range g.wrtGrads {
+		live(n)
+	}
+	for t := range kept {
+		if t.node != nil {
+			live(t.node.Deriv())
+		}
+	}
+	// Place the shared outputs in definition order, best fit among the
+	// free slots: the smallest that holds the output, else the largest
+	// (which grows). Slot numbers start after every slot the builder gave
+	// out, so the ops that keep theirs are untouched.
+	// Those keep their own slots: sharing a slot with them would hold it to the end.
+	shared = slices.DeleteFunc(shared, func(o *kop) bool { return last[o] == end })
+	var free []int // slots whose value is dead
+	size := map[int]int{}
+	next := b.nslots
+	var placed []*kop // shared ops placed, not yet freed
+	for _, o := range shared {
+		// free the values whose last reader ran before o
+		placed = slices.DeleteFunc(placed, func(k *kop) bool {
+			if last[k] < def[o] {
+				free = append(free, k.slot)
+				return true
+			}
+			return false
+		})
+		need := prod(o.shape)
+		best := -1
+		for k, s := range free {
+			switch {
+			case best < 0:
+				best = k
+			case size[s] >= need && (size[free[best]] < need || size[s] < size[free[best]]):
+				best = k
+			case size[free[best]] < need && size[s] > size[free[best]]:
+				best = k
+			}
+		}
+		if best >= 0 {
+			o.slot = free[best]
+			free = slices.Delete(free, best, best+1)
+		} else {
+			o.slot = next
+			next++
+		}
+		size[o.slot] = max(size[o.slot], need)
+		placed = append(placed, o)
+	}
+	g.gradKept = kept
+	g.guard = &tapeGuard{order: ran}
+	for _, o := range b.ops {
+		o.guard = g.guard
+	}
+	return nil
 }
 
 // shareSlots reassigns the forward ops' arena slots so that a layer's output
@@ -204,6 +353,11 @@ func (b *Builder) Build() (g *Graph, err error) {
 	if g.wrtGrads, err = G.Grad(cost, wrtNodes...); err != nil {
 		return nil, fmt.Errorf("nn: differentiating: %w", err)
 	}
+	if !b.keepAllGrads {
+		if err := g.shareGradSlots(); err != nil {
+			return nil, err
+		}
+	}
 	g.vm = G.NewTapeMachine(b.g)
 	g.prepare()
 	return g, nil
@@ -215,6 +369,22 @@ func (g *Graph) prepare() {
 	ar := g.st.ar
 	if g.bound && g.gen == ar.gen {
 		return
+	}
+	// Grow each slot once, to the largest op it serves (ops sharing a slot
+	// would otherwise grow it step by step, leaving garbage behind).
+	var need []int
+	for _, o := range g.b.ops {
+		if o.slot >= 0 {
+			for len(need) <= o.slot {
+				need = append(need, 0)
+			}
+			need[o.slot] = max(need[o.slot], prod(o.shape))
+		}
+	}
+	for k, n := range need {
+		if n > 0 {
+			ar.slot(k, n)
+		}
 	}
 	for _, o := range g.b.ops {
 		o.bind(ar)
@@ -284,8 +454,14 @@ func (g *Graph) Step() ([]float64, error) {
 	g.prepare()
 	g.st.train = true
 	g.fusedRun = false
+	if g.guard != nil {
+		g.guard.next = 0
+	}
 	err := g.vm.RunAll()
 	g.vm.Reset()
+	if err == nil && g.guard != nil && g.guard.next != len(g.guard.order) {
+		err = fmt.Errorf("nn: the tape ran %d of the %d ops planned for the shared gradient buffers", g.guard.next, len(g.guard.order))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("nn: step: %w", err)
 	}
@@ -353,10 +529,14 @@ func (g *Graph) Tensor(name string) ([]float32, []int) {
 
 // TensorGrad returns dLoss/dTensor of the named tensor after Step, or nil
 // when the tensor gets no gradient (the input, or a tensor the losses do not
-// depend on).
+// depend on) or when its gradient shared its buffer with others and was not
+// kept (Builder.KeepGrads).
 func (g *Graph) TensorGrad(name string) []float32 {
 	t, ok := g.byName[name]
 	if !ok || t.node == nil || t.node.Deriv() == nil || g.vm == nil {
+		return nil
+	}
+	if g.gradKept != nil && !g.gradKept[t] {
 		return nil
 	}
 	v := t.node.Deriv().Value()

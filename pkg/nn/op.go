@@ -35,6 +35,7 @@ type kop struct {
 	// is then filled only on demand, by Graph.Tensor).
 	infer func(out []float32) error
 	fused bool
+	guard *tapeGuard // set when the graph shares gradient buffers: Do checks the tape's order
 	diff  func(ins G.Nodes, out, grad *G.Node) (G.Nodes, error)
 }
 
@@ -96,6 +97,11 @@ func (o *kop) Do(ins ...G.Value) (v G.Value, err error) {
 			v, err = nil, fmt.Errorf("nn: %s: panic: %v", o.label, r)
 		}
 	}()
+	if o.guard != nil {
+		if err := o.guard.check(o); err != nil {
+			return nil, err
+		}
+	}
 	if err := o.run(ins, o.buf()); err != nil {
 		return nil, fmt.Errorf("nn: %s: %w", o.label, err)
 	}

@@ -75,6 +75,7 @@ func TestTorchReference(t *testing.T) {
 				}
 				return s
 			})
+			b.KeepGrads("pre")
 			g, err := b.Build()
 			if err != nil {
 				t.Fatal(err)

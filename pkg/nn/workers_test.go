@@ -61,9 +61,16 @@ func (tr *trainTrace) firstDiff(b *trainTrace) string {
 func workersNet(t *testing.T, n int) (*Graph, *ParamSet) {
 	t.Helper()
 	ps := NewParamSet(7)
-	b := NewBuilder(ps, []int{n, 3, 20, 20})
+	return workersGraph(t, ps, n, 20), ps
+}
+
+// workersGraph builds workersNet's graph on ps for batch n at hw x hw input
+// (hw a multiple of 4), calling opts on the builder before Build.
+func workersGraph(t *testing.T, ps *ParamSet, n, hw int, opts ...func(*Builder)) *Graph {
+	t.Helper()
+	b := NewBuilder(ps, []int{n, 3, hw, hw})
 	x := b.Input()
-	c1 := b.ConvBNAct("c1", x, ConvSpec{Out: 16, K: 3, Pad: 1}, ActLeaky)                 // 20x20
+	c1 := b.ConvBNAct("c1", x, ConvSpec{Out: 16, K: 3, Pad: 1}, ActLeaky)                 // 20x20 (at hw 20)
 	c2 := b.ConvBNAct("c2", c1, ConvSpec{Out: 32, K: 3, Stride: 2, Pad: 1}, ActLeaky)     // 10x10
 	dw := b.ConvBNAct("dw", c2, ConvSpec{Out: 32, K: 3, Pad: 1, Groups: 32}, ActReLU)     // depthwise
 	dw2 := b.ConvBNAct("dw2", dw, ConvSpec{Out: 32, K: 3, Stride: 2, Pad: 1, Groups: 32}, // 5x5
@@ -80,13 +87,16 @@ func workersNet(t *testing.T, n int) (*Graph, *ParamSet) {
 	out1 := b.Conv("out1", b.Concat("cat1", pool, c3), ConvSpec{Out: 6, K: 3, Pad: 1}, true)
 	projLoss(b, "l0", out0, 1)
 	projLoss(b, "l1", out1, 2)
+	for _, o := range opts {
+		o(b)
+	}
 	g, err := b.Build()
 	if err != nil {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(uint64(n), 5))
 	copy(g.Input(), randSlice(rng, len(g.Input())))
-	return g, ps
+	return g
 }
 
 // workersRun builds the net for batch n and records three training steps with

@@ -205,6 +205,7 @@ func fullnetStep(t *testing.T, c fullnetCase) *fullnetRun {
 		}
 		return total
 	})
+	b.KeepGrads() // the test reads every tensor's gradient
 	if r.g, err = b.Build(); err != nil {
 		t.Fatal(err)
 	}
