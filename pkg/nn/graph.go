@@ -353,6 +353,15 @@ func (b *Builder) Build() (g *Graph, err error) {
 	if g.wrtGrads, err = G.Grad(cost, wrtNodes...); err != nil {
 		return nil, fmt.Errorf("nn: differentiating: %w", err)
 	}
+	// An op that alone computes a parameter's gradient writes it straight
+	// into Param.Grad (Step then has nothing to copy); a parameter used
+	// twice gets the sum of two ops' gradients, which gorgonia may add in
+	// place into the first: those keep their slots.
+	for i, p := range g.wrt {
+		if o, ok := g.wrtGrads[i].Op().(*kop); ok && o.slot >= 0 && prod(o.shape) == len(p.Grad) {
+			o.ext, o.slot = p.Grad, -1
+		}
+	}
 	if !b.keepAllGrads {
 		if err := g.shareGradSlots(); err != nil {
 			return nil, err
@@ -466,7 +475,9 @@ func (g *Graph) Step() ([]float64, error) {
 		return nil, fmt.Errorf("nn: step: %w", err)
 	}
 	for i, p := range g.wrt {
-		copy(p.Grad, f32s(g.wrtGrads[i].Value()))
+		if v := f32s(g.wrtGrads[i].Value()); &v[0] != &p.Grad[0] {
+			copy(p.Grad, v)
+		}
 	}
 	for _, p := range g.unreach {
 		clear(p.Grad)

@@ -26,7 +26,8 @@ type kop struct {
 	label string
 	typ   hm.Type
 	shape tensor.Shape // output shape; empty for a scalar
-	slot  int          // arena slot of the output; -1 for a scalar
+	slot  int          // arena slot of the output; -1 for a scalar or an ext output
+	ext   []float32    // when set, the output buffer (a parameter's gradient) instead of a slot
 	out   G.Value      // *tensor.Dense over the slot, or *G.F32 for scalars
 	run   func(ins []G.Value, out []float32) error
 	wrt   []bool // DiffWRT; nil for backward ops (never differentiated)
@@ -63,13 +64,19 @@ func (b *Builder) newKop(label string, children []*G.Node, outShape []int) *kop 
 	return o
 }
 
-// bind points the op's output at its arena slot (growing the slot if needed).
+// bind points the op's output at its arena slot (growing the slot if needed)
+// or at its ext buffer.
 func (o *kop) bind(a *arena) {
-	if o.slot < 0 {
-		return
-	}
 	n := prod(o.shape)
-	data := a.slot(o.slot, n)
+	var data []float32
+	switch {
+	case o.ext != nil:
+		data = o.ext
+	case o.slot < 0:
+		return
+	default:
+		data = a.slot(o.slot, n)
+	}
 	if d, ok := o.out.(*tensor.Dense); ok && len(d.Float32s()) == n && &d.Float32s()[0] == &data[0] {
 		return
 	}
