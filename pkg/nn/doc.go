@@ -80,7 +80,8 @@
 //   - Slices from Graph.Tensor and Graph.TensorGrad are arena buffers: valid
 //     until the next Forward or Step of any graph on the same ParamSet.
 //     Graph.Input is the graph's own buffer. Param.Data and Param.Grad never
-//     move.
+//     move. A backward op that alone computes a parameter's gradient writes
+//     it straight into Param.Grad (no slot, no copy).
 //   - LossFunc receives the input values and zeroed gradient buffers owned by
 //     the graph, valid during the call only.
 //   - Scratch (per-worker im2col columns, per-chunk partial weight

@@ -455,7 +455,9 @@ func (g *Graph) Forward(train bool) error {
 // and the backward pass; it overwrites Param.Grad of every trainable
 // parameter of the graph (zero for those the losses do not reach) and
 // returns the losses in attachment order (the slice is reused by the next
-// Step). It does not update parameters: call the solver.
+// Step). It does not update parameters: call the solver. Param.Grad is
+// written as the backward pass runs: after a failed Step it holds no
+// gradient of a whole step.
 func (g *Graph) Step() ([]float64, error) {
 	if g.vm == nil {
 		return nil, fmt.Errorf("nn: graph has no losses attached; Step needs one")
