@@ -30,6 +30,11 @@ func BenchmarkInferResNet34YOLOv3(b *testing.B) {
 
 func benchNetwork(b *testing.B, backbone, mode string, size, batch int) {
 	nn.TuneGC() // as the tools run
+	// The testing package calls a benchmark twice (b.N = 1, then the
+	// -benchtime count), each call building its own network: collect the
+	// previous call's before building, so that max RSS is that of one
+	// network (as a tool holds), whatever GOGC.
+	runtime.GC()
 	const classes = 20
 	spec, err := New(Config{Backbone: backbone, NumClasses: classes})
 	if err != nil {
