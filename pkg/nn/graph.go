@@ -74,9 +74,10 @@ func (tg *tapeGuard) check(o *kop) error {
 // inputs' buffers (it adds in place), so its value counts as any of its
 // inputs' buffers. Forward outputs keep their own slots (Graph.Tensor reads
 // them after Step), and so do the values read after the tape has run: the
-// parameter gradients Step copies out and the kept tensors' gradients. An
-// op's output never shares a slot with its inputs: slots are freed after
-// the output is placed.
+// parameter gradients Step copies out (those not written into Param.Grad
+// directly) and the kept tensors' gradients. An op's output never shares a
+// slot with its inputs: a slot is free for op i once the last reader of its
+// value ran before i.
 func (g *Graph) shareGradSlots() error {
 	b := g.b
 	kept := map[*Tensor]bool{}
@@ -142,12 +143,13 @@ func (g *Graph) shareGradSlots() error {
 			live(t.node.Deriv())
 		}
 	}
-	// Place the shared outputs in definition order, best fit among the
-	// free slots: the smallest that holds the output, else the largest
-	// (which grows). Slot numbers start after every slot the builder gave
-	// out, so the ops that keep theirs are untouched.
-	// Those keep their own slots: sharing a slot with them would hold it to the end.
+	// Values live to the end keep their own slots (sharing one with them
+	// would hold it to the end).
 	shared = slices.DeleteFunc(shared, func(o *kop) bool { return last[o] == end })
+	// Place the others in definition order, best fit among the free slots:
+	// the smallest that holds the output, else the largest (which grows).
+	// Slot numbers start after every slot the builder gave out, so the ops
+	// that keep theirs are untouched.
 	var free []int // slots whose value is dead
 	size := map[int]int{}
 	next := b.nslots
