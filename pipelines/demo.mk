@@ -16,10 +16,11 @@ DEMO_O ?=
 # Input size of the evaluation: the configs' eval.size (96 px; the images are
 # generated at 128 px and stretched to 96, so detect-infer draws on 128 px).
 DEMO_SIZE ?= 96
-# The streamed soft targets must hold train.max_iters batches: 600 batches of
-# 8 = 3 epochs of the 1600 training images; one more epoch in case the loader
-# skips an image without boxes (student-train reads and drops the surplus).
-DEMO_VIEWS ?= 4
+# The streamed soft targets must hold train.max_iters batches (1000 batches
+# of 8 = 5 epochs of the 1600 training images): empty DEMO_VIEWS lets
+# teacher-dump work out the views the student needs (--student-config; the
+# surplus is read and dropped); DEMO_VIEWS=N sets --views N (smoke runs).
+DEMO_VIEWS ?=
 demo_o = $(foreach kv,$(DEMO_O),-o $(kv))
 
 .PHONY: demo-results demo-clean
@@ -54,7 +55,7 @@ $(DEMO)/distilled/model_final.ckpt: $(DEMO)/teacher/model_final.ckpt $(DEMO_STUD
 	rm -rf $(@D)
 	bin/teacher-dump -c $(DEMO_TEACHER) $(demo_o) --weights $< \
 	  --student-config $(DEMO_STUDENT) $(foreach kv,$(DEMO_O),--student-override $(kv)) \
-	  --views $(DEMO_VIEWS) --out - \
+	  $(if $(DEMO_VIEWS),--views $(DEMO_VIEWS)) --out - \
 	| bin/student-train -c $(DEMO_STUDENT) $(demo_o) --soft-targets - --out $(@D)
 
 $(DEMO)/eval/teacher.json: $(DEMO)/teacher/model_final.ckpt
