@@ -163,26 +163,7 @@ func (g *Graph) shareGradSlots() error {
 			}
 			return false
 		})
-		need := prod(o.shape)
-		best := -1
-		for k, s := range free {
-			switch {
-			case best < 0:
-				best = k
-			case size[s] >= need && (size[free[best]] < need || size[s] < size[free[best]]):
-				best = k
-			case size[free[best]] < need && size[s] > size[free[best]]:
-				best = k
-			}
-		}
-		if best >= 0 {
-			o.slot = free[best]
-			free = slices.Delete(free, best, best+1)
-		} else {
-			o.slot = next
-			next++
-		}
-		size[o.slot] = max(size[o.slot], need)
+		o.slot = takeSlot(&free, size, &next, prod(o.shape))
 		placed = append(placed, o)
 	}
 	g.gradKept = kept
@@ -191,6 +172,33 @@ func (g *Graph) shareGradSlots() error {
 		o.guard = g.guard
 	}
 	return nil
+}
+
+// takeSlot gives a value of need elements a slot: the free slot that fits
+// best (the smallest that holds need, else the largest, which grows), taken
+// out of *free, or a new slot *next. size records each slot's element count.
+func takeSlot(free *[]int, size map[int]int, next *int, need int) int {
+	best := -1
+	for k, s := range *free {
+		switch {
+		case best < 0:
+			best = k
+		case size[s] >= need && (size[(*free)[best]] < need || size[s] < size[(*free)[best]]):
+			best = k
+		case size[(*free)[best]] < need && size[s] > size[(*free)[best]]:
+			best = k
+		}
+	}
+	var slot int
+	if best >= 0 {
+		slot = (*free)[best]
+		*free = slices.Delete(*free, best, best+1)
+	} else {
+		slot = *next
+		*next++
+	}
+	size[slot] = max(size[slot], need)
+	return slot
 }
 
 // shareSlots reassigns the forward ops' arena slots so that a layer's output
@@ -241,27 +249,7 @@ func (g *Graph) shareSlots() error {
 	slot := make([]int, len(g.fwdT))
 	next := 0
 	for i, t := range g.fwdT {
-		need := prod(t.shape)
-		// the free slot that fits best: the smallest that holds need, else the largest
-		best := -1
-		for k, s := range free {
-			switch {
-			case best < 0:
-				best = k
-			case size[s] >= need && (size[free[best]] < need || size[s] < size[free[best]]):
-				best = k
-			case size[free[best]] < need && size[s] > size[free[best]]:
-				best = k
-			}
-		}
-		if best >= 0 {
-			slot[i] = free[best]
-			free = slices.Delete(free, best, best+1)
-		} else {
-			slot[i] = next
-			next++
-		}
-		size[slot[i]] = max(size[slot[i]], need)
+		slot[i] = takeSlot(&free, size, &next, prod(t.shape))
 		t.op.slot = slot[i]
 		for j := 0; j <= i; j++ {
 			if last[j] == i {

@@ -26,13 +26,7 @@ func TestSharedGradBuffers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for i, l := range losses {
-				tr.add(fmt.Sprintf("step %d loss %d", step, i), []float32{float32(l), float32(l - float64(float32(l)))})
-			}
-			for _, info := range g.Names() {
-				v, _ := g.Tensor(info.Name)
-				tr.add(fmt.Sprintf("step %d tensor %s", step, info.Name), v)
-			}
+			tr.addStep(step, g, losses)
 			if recordGrads {
 				for _, name := range kept {
 					gr := g.TensorGrad(name)

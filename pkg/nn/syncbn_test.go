@@ -124,13 +124,7 @@ func traceSteps(t *testing.T, g *Graph, ps *ParamSet) *trainTrace {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i, l := range losses {
-			tr.add(fmt.Sprintf("step %d loss %d", step, i), []float32{float32(l), float32(l - float64(float32(l)))})
-		}
-		for _, info := range g.Names() {
-			v, _ := g.Tensor(info.Name)
-			tr.add(fmt.Sprintf("step %d tensor %s", step, info.Name), v)
-		}
+		tr.addStep(step, g, losses)
 		for _, p := range ps.Params() {
 			if p.Trainable {
 				tr.add(fmt.Sprintf("step %d grad %s", step, p.Name), p.Grad)

@@ -34,6 +34,18 @@ func (tr *trainTrace) add(name string, v []float32) {
 }
 
 // firstDiff names the first value whose bits differ between a and b ("" if none).
+// addStep records a step's losses (each as float32 and its rounding
+// remainder, so that float64 differences show) and every named tensor of g.
+func (tr *trainTrace) addStep(step int, g *Graph, losses []float64) {
+	for i, l := range losses {
+		tr.add(fmt.Sprintf("step %d loss %d", step, i), []float32{float32(l), float32(l - float64(float32(l)))})
+	}
+	for _, info := range g.Names() {
+		v, _ := g.Tensor(info.Name)
+		tr.add(fmt.Sprintf("step %d tensor %s", step, info.Name), v)
+	}
+}
+
 func (tr *trainTrace) firstDiff(b *trainTrace) string {
 	if !slices.Equal(tr.names, b.names) {
 		return "different sequence of recorded values"
@@ -110,13 +122,7 @@ func workersRun(t *testing.T, n int) *trainTrace {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i, l := range losses {
-			tr.add(fmt.Sprintf("step %d loss %d", step, i), []float32{float32(l), float32(l - float64(float32(l)))})
-		}
-		for _, info := range g.Names() {
-			v, _ := g.Tensor(info.Name)
-			tr.add(fmt.Sprintf("step %d tensor %s", step, info.Name), v)
-		}
+		tr.addStep(step, g, losses)
 		for _, p := range ps.Params() {
 			if p.Trainable {
 				tr.add(fmt.Sprintf("step %d grad %s", step, p.Name), p.Grad)
