@@ -69,3 +69,27 @@ func BenchmarkKernelBNLeakyBackward(b *testing.B) {
 }
 
 func slicesOf(c []float32) []float32 { return append([]float32(nil), c...) }
+
+// BenchmarkKernelMaxPool: ResNet34's stem pool at 320 px (batch 8, 64
+// channels, 160x160, 3x3 stride 2 pad 1), after a ReLU (a quarter zeros):
+// with the arg-maxes a training graph keeps, and without (inference).
+func BenchmarkKernelMaxPool(b *testing.B) {
+	g := newPoolGeom(8, 64, 160, 160, 3, 2, 1)
+	rng := rand.New(rand.NewPCG(1, 1))
+	x := randSlice(rng, g.N*g.C*g.H*g.W)
+	for i, v := range x {
+		x[i] = max(v, 0)
+	}
+	y := make([]float32, g.N*g.C*g.OH*g.OW)
+	for _, c := range []struct {
+		name string
+		arg  []int32
+	}{{"train", make([]int32, len(y))}, {"infer", nil}} {
+		b.Run(c.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				maxPoolForward(&g, x, y, c.arg)
+			}
+			b.ReportMetric(float64(len(x)+len(y))*4*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s(x+y)")
+		})
+	}
+}

@@ -502,7 +502,10 @@ func (b *Builder) MaxPool(name string, x *Tensor, k, stride, pad int) *Tensor {
 		return b.fail(fmt.Errorf("nn: maxpool %s: input %v too small", name, x.shape))
 	}
 	outShape := []int{geom.N, geom.C, geom.OH, geom.OW}
-	arg := make([]int32, prod(outShape))
+	var arg []int32 // the window arg-maxes, for the backward pass only
+	if x.needGrad {
+		arg = make([]int32, prod(outShape))
+	}
 	o := b.newKop("maxpool "+name, []*G.Node{x.node}, outShape)
 	o.run = func(ins []G.Value, y []float32) error { maxPoolForward(&geom, f32s(ins[0]), y, arg); return nil }
 	o.wrt = []bool{x.needGrad}

@@ -605,3 +605,78 @@ func TestReuseBuffers(t *testing.T) {
 		t.Fatal("ReuseBuffers accepted a name that does not exist")
 	}
 }
+
+// TestMaxPoolKernel compares maxPoolForward with a direct window scan over
+// many geometries and inputs full of ties, signed zeros and some NaNs: the
+// output is the window's maximum (NaN when the window holds one, +0 over
+// -0), the arg-max the first window element (row by row) equal to it, and
+// the inference form (no arg-maxes) writes the same bits.
+func TestMaxPoolKernel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	nan := float32(math.NaN())
+	negZero := float32(math.Copysign(0, -1))
+	for k := 1; k <= 5; k++ {
+		for s := 1; s <= 3; s++ {
+			for p := 0; 2*p <= k; p++ {
+				for _, hw := range [][2]int{{1, 1}, {2, 3}, {5, 4}, {7, 9}, {8, 8}} {
+					h, w := hw[0], hw[1]
+					if h+2*p < k || w+2*p < k {
+						continue
+					}
+					g := newPoolGeom(2, 3, h, w, k, s, p)
+					x := make([]float32, g.N*g.C*h*w)
+					for i := range x {
+						switch r := rng.IntN(20); {
+						case r == 0:
+							x[i] = nan
+						case r < 4:
+							x[i] = negZero
+						default:
+							x[i] = float32(rng.IntN(7) - 3) // ties
+						}
+					}
+					y := make([]float32, g.N*g.C*g.OH*g.OW)
+					arg := make([]int32, len(y))
+					maxPoolForward(&g, x, y, arg)
+					yi := make([]float32, len(y))
+					maxPoolForward(&g, x, yi, nil)
+					for pl := 0; pl < g.N*g.C; pl++ {
+						xp := x[pl*h*w : (pl+1)*h*w]
+						for oh := 0; oh < g.OH; oh++ {
+							for ow := 0; ow < g.OW; ow++ {
+								var win []int
+								for ki := 0; ki < k; ki++ {
+									for kj := 0; kj < k; kj++ {
+										ih, iw := oh*s-p+ki, ow*s-p+kj
+										if ih >= 0 && ih < h && iw >= 0 && iw < w {
+											win = append(win, ih*w+iw)
+										}
+									}
+								}
+								want, wantArg := xp[win[0]], win[0]
+								for _, i := range win[1:] {
+									switch v := xp[i]; {
+									case want != want:
+									case v != v || v > want || v == 0 && want == 0 && !math.Signbit(float64(v)) && math.Signbit(float64(want)):
+										want, wantArg = v, i
+									}
+								}
+								for _, i := range win { // the first equal (or NaN) element takes the gradient
+									if v := xp[i]; v == want || v != v && want != want {
+										wantArg = i
+										break
+									}
+								}
+								o := pl*g.OH*g.OW + oh*g.OW + ow
+								if math.Float32bits(y[o]) != math.Float32bits(want) || math.Float32bits(yi[o]) != math.Float32bits(want) || int(arg[o]) != wantArg {
+									t.Fatalf("k%d s%d p%d %dx%d plane %d out (%d,%d): got %v / %v (inference) arg %d, want %v arg %d",
+										k, s, p, h, w, pl, oh, ow, y[o], yi[o], arg[o], want, wantArg)
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}

@@ -1,7 +1,5 @@
 package nn
 
-import "math"
-
 // poolGeom describes a max pool with torch semantics: output size
 // floor((H + 2*Pad - K)/Stride) + 1, padding acts as -inf, the first maximum in
 // scan order wins (and takes the gradient).
@@ -20,34 +18,74 @@ func newPoolGeom(n, c, h, w, k, stride, pad int) poolGeom {
 // receives the index within the plane (ih*W+iw) of each maximum.
 func maxPoolForward(g *poolGeom, x, y []float32, arg []int32) {
 	HW, OHW := g.H*g.W, g.OH*g.OW
-	negInf := float32(math.Inf(-1))
 	parallelFor(g.N*g.C, func(_, lo, hi int) {
+		rows := make([]float32, g.H*g.OW) // the plane's row maxima per output column
 		for p := lo; p < hi; p++ {
 			xp := x[p*HW : (p+1)*HW]
+			yp := y[p*OHW : (p+1)*OHW]
+			for ih := 0; ih < g.H; ih++ {
+				poolRow(g, xp[ih*g.W:(ih+1)*g.W], rows[ih*g.OW:(ih+1)*g.OW])
+			}
 			for oh := 0; oh < g.OH; oh++ {
-				for ow := 0; ow < g.OW; ow++ {
-					best, bi := negInf, int32(-1)
-					for ki := 0; ki < g.K; ki++ {
-						ih := oh*g.Stride - g.Pad + ki
-						if ih < 0 || ih >= g.H {
-							continue
-						}
-						for kj := 0; kj < g.K; kj++ {
-							iw := ow*g.Stride - g.Pad + kj
-							if iw < 0 || iw >= g.W {
-								continue
-							}
-							if v := xp[ih*g.W+iw]; v > best || bi < 0 {
-								best, bi = v, int32(ih*g.W+iw)
-							}
-						}
+				ih0 := oh*g.Stride - g.Pad
+				k0, k1 := max(0, -ih0), min(g.K, g.H-ih0)
+				yr := yp[oh*g.OW : (oh+1)*g.OW]
+				copy(yr, rows[(ih0+k0)*g.OW:(ih0+k0+1)*g.OW])
+				for ki := k0 + 1; ki < k1; ki++ {
+					for ow, v := range rows[(ih0+ki)*g.OW : (ih0+ki+1)*g.OW] {
+						yr[ow] = max(yr[ow], v)
 					}
-					o := p*OHW + oh*g.OW + ow
-					y[o], arg[o] = best, bi
 				}
+			}
+			if arg != nil {
+				poolArg(g, xp, yp, arg[p*OHW:(p+1)*OHW])
 			}
 		}
 	})
+}
+
+// poolRow writes into h, per output column, the max of one input row r over
+// the column's window (the padding, -inf, never wins; every window holds at
+// least one column since 2*pad <= k).
+func poolRow(g *poolGeom, r, h []float32) {
+	for ow := range h {
+		iw0 := ow*g.Stride - g.Pad
+		j0, j1 := max(0, -iw0), min(g.K, g.W-iw0)
+		w := r[iw0+j0 : iw0+j1]
+		b := w[0]
+		for _, v := range w[1:] {
+			b = max(b, v)
+		}
+		h[ow] = b
+	}
+}
+
+// poolArg writes, per output, the index in the plane xp of the first window
+// element (row by row) equal to the output yp (for a NaN output, the first
+// NaN): where the backward pass sends the gradient.
+func poolArg(g *poolGeom, xp, yp []float32, ap []int32) {
+	for oh := 0; oh < g.OH; oh++ {
+		ih0 := oh*g.Stride - g.Pad
+		k0, k1 := max(0, -ih0), min(g.K, g.H-ih0)
+		for ow := 0; ow < g.OW; ow++ {
+			iw0 := ow*g.Stride - g.Pad
+			j0, j1 := max(0, -iw0), min(g.K, g.W-iw0)
+			m := yp[oh*g.OW+ow]
+			nan := m != m
+			bi := -1
+		search:
+			for ki := k0; ki < k1; ki++ {
+				r0 := (ih0+ki)*g.W + iw0
+				for j := j0; j < j1; j++ {
+					if v := xp[r0+j]; v == m || nan && v != v {
+						bi = r0 + j
+						break search
+					}
+				}
+			}
+			ap[oh*g.OW+ow] = int32(bi)
+		}
+	}
 }
 
 // maxPoolBackward: dy: [N, C, OH, OW]; dx: [N, C, H, W] (overwritten).
