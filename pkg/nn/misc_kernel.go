@@ -1,8 +1,8 @@
 package nn
 
 // poolGeom describes a max pool with torch semantics: output size
-// floor((H + 2*Pad - K)/Stride) + 1, padding acts as -inf, the first maximum in
-// scan order wins (and takes the gradient).
+// floor((H + 2*Pad - K)/Stride) + 1, padding acts as -inf, a NaN in the window
+// gives NaN, and the first maximum in scan order takes the gradient.
 type poolGeom struct {
 	N, C, H, W     int
 	K, Stride, Pad int
