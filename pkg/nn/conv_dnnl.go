@@ -183,6 +183,11 @@ static int nn_conv_pack(nn_conv *c, int i, void *user, void *dst) {
 	return s;
 }
 
+// nn_conv_same_arg reports whether argument i has the same layout in a and b.
+static int nn_conv_same_arg(nn_conv *a, nn_conv *b, int i) {
+	return dnnl_memory_desc_equal(&a->args[i].md, &b->args[i].md);
+}
+
 // nn_conv_exec runs the primitive on the calling thread. p0..p3 are the
 // arguments in args order; an argument whose bit is set in packed is already
 // in the primitive's layout. work holds c->work bytes.
@@ -364,11 +369,16 @@ func (p *dnnlConv) exec(args [4][]float32, packed int, work []float32) {
 	}
 }
 
-// The convolution kernels through oneDNN. Work items are the same as our own
-// kernels' (images; batch chunks of a weight gradient), each run by one
-// single-threaded primitive call on the worker's thread, so that results are
-// the same bits for every GOMAXPROCS. Each returns false when oneDNN has no
-// primitive for the shape (the caller then runs our kernels).
+// The convolution kernels through oneDNN. The forward and input-gradient
+// convolutions run one single-threaded primitive call per worker on a run of
+// consecutive images (the batch split as parallelFor splits it): one call
+// over several images keeps the small deep layers' matrix products large,
+// and oneDNN computes each image's result the same way whatever the number of
+// images in the call (TestDNNLBatchInvariance checks it on the running
+// machine for every kind of layer of the two detectors), so results are the
+// same bits for every GOMAXPROCS. The weight gradient runs one call per batch
+// chunk (a fixed split, as our kernels'). Each returns false when oneDNN has
+// no primitive for the shape (the caller then runs our kernels).
 
 // dnnlForward computes y = conv(x, w) + bias, as convForward.
 func dnnlForward(g *convGeom, ws *workspace, x, w, bias, y []float32) bool {
@@ -381,54 +391,67 @@ func dnnlForwardAct(g *convGeom, ws *workspace, x, w, bias, y []float32, act Act
 }
 
 func dnnlConvForward(g *convGeom, ws *workspace, x, w, bias, y []float32, key dnnlKey) bool {
-	if !useDNNL {
-		return false
-	}
-	g1 := *g
-	g1.N = 1
-	key.g, key.bias = g1, bias != nil
-	p := dnnlPrim(key)
-	if p == nil {
-		return false
-	}
-	wArg, packed := w, 0
-	if sz := p.argSize(1); sz > 0 {
-		wArg = ws.packBuf(sz)
-		p.pack(1, w, wArg)
-		packed = 1 << 1
-	}
-	ws.reserve(min(numWorkers(), g.N), p.work)
+	key.bias = bias != nil
 	in, out := g.C*g.H*g.W, g.Cout*g.OH*g.OW
-	parallelFor(g.N, func(wk, lo, hi int) {
-		for n := lo; n < hi; n++ {
-			p.exec([4][]float32{x[n*in : (n+1)*in], wArg, y[n*out : (n+1)*out], bias}, packed, ws.get(wk, p.work))
-		}
+	return dnnlImageRuns(g, ws, key, w, func(p *dnnlConv, n0, n1 int, wArg []float32, packed int, work []float32) {
+		p.exec([4][]float32{x[n0*in : n1*in], wArg, y[n0*out : n1*out], bias}, packed, work)
 	})
-	return true
 }
 
 // dnnlBackwardData computes dx from dy, as convBackwardData.
 func dnnlBackwardData(g *convGeom, ws *workspace, w, dy, dx []float32) bool {
+	in, out := g.C*g.H*g.W, g.Cout*g.OH*g.OW
+	return dnnlImageRuns(g, ws, dnnlKey{kind: dnnlBwdData}, w, func(p *dnnlConv, n0, n1 int, wArg []float32, packed int, work []float32) {
+		p.exec([4][]float32{dy[n0*out : n1*out], wArg, dx[n0*in : n1*in]}, packed, work)
+	})
+}
+
+// dnnlImageRuns splits the batch into one run of consecutive images per
+// worker and calls run for each with its primitive (key with the run's
+// image count), the weights (argument 1) packed once into the primitive's
+// layout where it has its own, and the worker's work area.
+func dnnlImageRuns(g *convGeom, ws *workspace, key dnnlKey, w []float32,
+	run func(p *dnnlConv, n0, n1 int, wArg []float32, packed int, work []float32)) bool {
 	if !useDNNL {
 		return false
 	}
-	g1 := *g
-	g1.N = 1
-	p := dnnlPrim(dnnlKey{kind: dnnlBwdData, g: g1})
-	if p == nil {
-		return false
+	runs := min(numWorkers(), g.N)
+	// Runs hold g.N/runs images, or one more: at most two primitives.
+	var prims [2]*dnnlConv
+	for i := range prims {
+		g1 := *g
+		g1.N = g.N/runs + i
+		if i == 1 && g.N%runs == 0 {
+			break
+		}
+		key.g = g1
+		if prims[i] = dnnlPrim(key); prims[i] == nil {
+			return false
+		}
 	}
+	p := prims[0]
 	wArg, packed := w, 0
 	if sz := p.argSize(1); sz > 0 {
 		wArg = ws.packBuf(sz)
 		p.pack(1, w, wArg)
 		packed = 1 << 1
 	}
-	ws.reserve(min(numWorkers(), g.N), p.work)
-	in, out := g.C*g.H*g.W, g.Cout*g.OH*g.OW
+	work := p.work
+	wArg1, packed1 := wArg, packed
+	if q := prims[1]; q != nil {
+		work = max(work, q.work)
+		if (p.argSize(1) > 0) != (q.argSize(1) > 0) || p.argSize(1) > 0 && C.nn_conv_same_arg(&p.c, &q.c, 1) == 0 {
+			// Not seen: the weights' layout depends on the image count.
+			// The longer runs then reorder the plain weights themselves.
+			wArg1, packed1 = w, 0
+		}
+	}
+	ws.reserve(runs, work)
 	parallelFor(g.N, func(wk, lo, hi int) {
-		for n := lo; n < hi; n++ {
-			p.exec([4][]float32{dy[n*out : (n+1)*out], wArg, dx[n*in : (n+1)*in]}, packed, ws.get(wk, p.work))
+		if hi-lo == g.N/runs {
+			run(prims[0], lo, hi, wArg, packed, ws.get(wk, prims[0].work))
+		} else {
+			run(prims[1], lo, hi, wArg1, packed1, ws.get(wk, prims[1].work))
 		}
 	})
 	return true

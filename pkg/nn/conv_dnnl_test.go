@@ -3,7 +3,9 @@
 package nn
 
 import (
+	"math"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 )
 
@@ -81,6 +83,63 @@ func TestDNNLMatchesOwnKernels(t *testing.T) {
 				}
 				if e := maxRelErr(c.dnnl, ref32); e > 2*tol {
 					t.Errorf("%s: oneDNN vs our kernels: max rel err %.3g > %g", c.what, e, 2*tol)
+				}
+			}
+		})
+	}
+}
+
+// TestDNNLBatchInvariance: the forward (training; inference with bias and
+// activation) and input-gradient convolutions through oneDNN give the same
+// bits for 1, 2, 3 and 8 workers, i.e. whatever the number of images per
+// primitive call (dnnlImageRuns), at every kind of layer of the two
+// detectors: the property that keeps results independent of GOMAXPROCS.
+// It runs on whatever CPU (and oneDNN instruction set) runs the tests.
+func TestDNNLBatchInvariance(t *testing.T) {
+	cases := []struct {
+		name                                 string
+		c, h, w, cout, k, stride, pad, group int
+	}{
+		{"resnet stem 7x7 s2", 3, 32, 30, 64, 7, 2, 3, 1},
+		{"3x3 s1 64->64", 64, 12, 12, 64, 3, 1, 1, 1},
+		{"3x3 s2 64->128", 64, 13, 11, 128, 3, 2, 1, 1},
+		{"3x3 s1 512->512 deep, small", 512, 5, 5, 512, 3, 1, 1, 1},
+		{"3x3 s1 48->40 (not multiples of 16)", 48, 9, 9, 40, 3, 1, 1, 1},
+		{"1x1 256->75 (head output)", 256, 5, 5, 75, 1, 1, 0, 1},
+		{"1x1 32->64 wide", 32, 40, 40, 64, 1, 1, 0, 1},
+		{"1x1 s2 shortcut", 64, 10, 10, 128, 1, 2, 0, 1},
+		{"depthwise 3x3 s1 64", 64, 10, 10, 64, 3, 1, 1, 64},
+		{"depthwise 3x3 s2 32 odd", 32, 11, 9, 32, 3, 2, 1, 32},
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	rng := rand.New(rand.NewPCG(8, 8))
+	const n = 8
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newConvGeom(n, tc.c, tc.h, tc.w, tc.cout, tc.k, tc.stride, tc.pad, tc.group)
+			x := randSlice(rng, g.N*g.C*g.H*g.W)
+			w := randSlice(rng, g.Cout*g.CKK)
+			bias := randSlice(rng, g.Cout)
+			dy := randSlice(rng, g.N*g.Cout*g.OH*g.OW)
+			var want [3][]float32
+			for _, workers := range []int{1, 2, 3, 8} {
+				runtime.GOMAXPROCS(workers)
+				var ws workspace
+				got := [3][]float32{make([]float32, len(dy)), make([]float32, len(dy)), make([]float32, len(x))}
+				if !dnnlForward(&g, &ws, x, w, nil, got[0]) || !dnnlForwardAct(&g, &ws, x, w, bias, got[1], ActLeaky) ||
+					!dnnlBackwardData(&g, &ws, w, dy, got[2]) {
+					t.Skip("oneDNN has no primitive for this shape here")
+				}
+				if workers == 1 {
+					want = got
+					continue
+				}
+				for i, what := range []string{"forward", "forward inference (bias, leaky)", "input gradient"} {
+					for j := range got[i] {
+						if math.Float32bits(got[i][j]) != math.Float32bits(want[i][j]) {
+							t.Fatalf("%s: %d workers differ from 1 at %d: %v vs %v", what, workers, j, got[i][j], want[i][j])
+						}
+					}
 				}
 			}
 		})

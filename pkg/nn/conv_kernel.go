@@ -362,15 +362,17 @@ func convBiasGrad(n, cout, ohw int, dy, db []float32) {
 func convBNActInfer(g *convGeom, ws *workspace, cfg BNConfig, act Act, x, w, gamma, beta, mean, variance, y []float32) {
 	wf, bf := ws.foldBufs(len(w), g.Cout)
 	per := len(w) / g.Cout
-	for co := 0; co < g.Cout; co++ {
-		is := float32(1 / math.Sqrt(float64(variance[co])+float64(cfg.Eps)))
-		s := gamma[co] * is
-		bf[co] = beta[co] - mean[co]*s
-		src, dst := w[co*per:(co+1)*per], wf[co*per:(co+1)*per]
-		for i, v := range src {
-			dst[i] = v * s
+	parallelFor(g.Cout, func(_, lo, hi int) { // each output channel on its own
+		for co := lo; co < hi; co++ {
+			is := float32(1 / math.Sqrt(float64(variance[co])+float64(cfg.Eps)))
+			s := gamma[co] * is
+			bf[co] = beta[co] - mean[co]*s
+			src, dst := w[co*per:(co+1)*per], wf[co*per:(co+1)*per]
+			for i, v := range src {
+				dst[i] = v * s
+			}
 		}
-	}
+	})
 	if dnnlForwardAct(g, ws, x, wf, bf, y, act) {
 		return
 	}
