@@ -19,8 +19,13 @@ type Config struct {
 
 	// Path is the file the configuration was loaded from ("" for Defaults);
 	// relative paths inside the configuration (distill.teacher) resolve
-	// against its folder. Not serialised.
+	// against its folder, or against Dir when set. Not serialised.
 	Path string `yaml:"-"`
+	// Dir, when set, is the folder relative paths resolve against instead
+	// of Path's: for a checkpoint's stored configuration, the folder of the
+	// file the run started from (checkpoint meta "config_dir"). Not
+	// serialised.
+	Dir string `yaml:"-"`
 
 	// overrides maps each key an -o override set to "-o KEY=VALUE" (Errorf
 	// blames them). Not serialised.

@@ -225,14 +225,52 @@ func (c *Config) set(key, value, file string) error {
 	return nil
 }
 
-// TeacherPath is distill.teacher resolved against the folder of the
-// configuration file ("" when no teacher is configured).
+// TeacherPath is distill.teacher resolved against the configuration's
+// folder (BaseDir; "" when no teacher is configured).
 func (c *Config) TeacherPath() string {
 	t := c.Distill.Teacher
-	if t == "" || filepath.IsAbs(t) || c.Path == "" {
+	if t == "" || filepath.IsAbs(t) || c.BaseDir() == "" {
 		return t
 	}
-	return filepath.Join(filepath.Dir(c.Path), t)
+	return filepath.Join(c.BaseDir(), t)
+}
+
+// BaseDir is the folder relative paths inside the configuration resolve
+// against: Dir when set, else Path's folder ("" without either).
+func (c *Config) BaseDir() string {
+	if c.Dir != "" {
+		return c.Dir
+	}
+	if c.Path == "" {
+		return ""
+	}
+	return filepath.Dir(c.Path)
+}
+
+// StoredDir returns the folder a checkpoint's stored configuration should
+// resolve relative paths against later (its meta "config_dir"): BaseDir made
+// absolute, "" when there is none.
+func (c *Config) StoredDir() string {
+	d := c.BaseDir()
+	if d == "" {
+		return ""
+	}
+	if a, err := filepath.Abs(d); err == nil {
+		return a
+	}
+	return ""
+}
+
+// UseStoredDir sets Dir from a checkpoint's meta "config_dir" when that
+// folder exists; otherwise relative paths keep resolving against Path's
+// folder (the checkpoint's).
+func (c *Config) UseStoredDir(dir string) {
+	if dir == "" {
+		return
+	}
+	if st, err := os.Stat(dir); err == nil && st.IsDir() {
+		c.Dir = dir
+	}
 }
 
 // Get returns a copy of the value at a dotted key (numeric segments index

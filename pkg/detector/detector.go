@@ -274,9 +274,15 @@ func (d *Detector) Tensors() []checkpoint.Target {
 
 // ToCheckpoint returns a checkpoint holding a copy of the weights (params)
 // and BatchNorm statistics (bn_stats), the configuration's canonical YAML and
-// its model hash in Meta["model_hash"]. The caller adds training state.
+// its model hash in Meta["model_hash"], and in Meta["config_dir"] the
+// absolute folder its relative paths (distill.teacher) resolve against, so
+// that a run resumed from the checkpoint alone finds them. The caller adds
+// training state.
 func (d *Detector) ToCheckpoint() *checkpoint.Checkpoint {
 	c := &checkpoint.Checkpoint{Config: string(d.Config.YAML()), Meta: map[string]string{"model_hash": d.Config.ModelHash()}}
+	if dir := d.Config.StoredDir(); dir != "" {
+		c.Meta["config_dir"] = dir
+	}
 	for _, t := range d.Tensors() {
 		// Names are unique in a ParamSet and lengths match shapes: Add cannot fail.
 		if err := c.Add(t.Section, t.Name, t.Shape, slices.Clone(t.Dst)); err != nil {

@@ -24,7 +24,12 @@ func LoadRunConfig(path, resume string, overrides []string) (*config.Config, err
 	if c.Config == "" {
 		return nil, fmt.Errorf("%s: the checkpoint holds no configuration; pass -c CONFIG", resume)
 	}
-	return config.Parse([]byte(c.Config), resume+" (stored configuration)", overrides)
+	cfg, err := config.Parse([]byte(c.Config), resume+" (stored configuration)", overrides)
+	if err != nil {
+		return nil, err
+	}
+	cfg.UseStoredDir(c.Meta["config_dir"]) // distill.teacher as the run started
+	return cfg, nil
 }
 
 // DefaultOutDir is the run folder when --out is not given: with -r, the

@@ -99,4 +99,13 @@ func TestTruncatedStream(t *testing.T) {
 	}
 	a, b := metrics(t, out), metrics(t, resumed)
 	compare(t, a[3:], b, 0)
+	// Without -c: the stored configuration names its teacher relative to
+	// the folder of the configuration the run started from (the
+	// checkpoint's meta config_dir), not to the checkpoint's folder.
+	bare := filepath.Join(dir, "resumed-bare")
+	os.MkdirAll(bare, 0o755)
+	if res := clitest.RunInput(t, run, string(data), "--soft-targets", "-", "--out", bare, "-r", filepath.Join(out, "model_3.ckpt")); res.Code != 0 {
+		t.Fatalf("resume without -c: exit %d\n%s", res.Code, res.Stderr)
+	}
+	compare(t, a[3:], metrics(t, bare), 0)
 }
