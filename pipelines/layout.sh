@@ -14,7 +14,8 @@ declare -A allow=(
   [anchor]=""
   [box]=""
   [cli]=""
-  [nn]=""
+  [nn]="nn/simd"
+  [nn/simd]=""
   [dist]=""
   [config]="anchor"
   [checkpoint]="atomicfile"
@@ -40,7 +41,7 @@ declare -A allow=(
   [softtarget/softtargettest]="anchor softtarget"
 )
 # Packages that must not depend on gorgonia, directly or not.
-plain="atomicfile anchor box cli config checkpoint dist softtarget dataset augment metrics metrics/prplot draw yolo/loss yolo/decode"
+plain="atomicfile anchor box cli config nn/simd checkpoint dist softtarget dataset augment metrics metrics/prplot draw yolo/loss yolo/decode"
 mod=$(env $GO list -m)
 fail=0
 while read -r pkg imports; do

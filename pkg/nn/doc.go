@@ -126,6 +126,6 @@
 // not run at the same time. Graphs on different ParamSets (a teacher and a
 // student) are independent.
 //
-// Imports (make vet checks it): nothing of this module. It is the only
-// package that imports gorgonia.
+// Imports (make vet checks it): of this module only pkg/nn/simd (its vector
+// kernels). It is the only package that imports gorgonia.
 package nn

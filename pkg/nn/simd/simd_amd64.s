@@ -1,0 +1,284 @@
+//go:build amd64
+
+#include "textflag.h"
+
+// SSE kernels over whole blocks of four floats (len &^ 3 elements; the Go
+// callers finish the rest). Each lane does exactly the float32 operations,
+// in the same order, as the Go loops they replace (pkg/nn), so results are
+// the same bits with and without them.
+
+// func Sum32x4(xs []float32) (s [4]float32)
+TEXT ·Sum32x4(SB), NOSPLIT, $0-40
+	MOVQ xs_base+0(FP), SI
+	MOVQ xs_len+8(FP), CX
+	SHRQ $2, CX
+	XORPS X0, X0
+	TESTQ CX, CX
+	JZ sum_done
+sum_loop:
+	MOVUPS (SI), X1
+	ADDPS X1, X0
+	ADDQ $16, SI
+	DECQ CX
+	JNZ sum_loop
+sum_done:
+	MOVUPS X0, s+24(FP)
+	RET
+
+// func SqDev32x4(xs []float32, mu float32) (s [4]float32)
+TEXT ·SqDev32x4(SB), NOSPLIT, $0-48
+	MOVQ xs_base+0(FP), SI
+	MOVQ xs_len+8(FP), CX
+	SHRQ $2, CX
+	MOVSS mu+24(FP), X2
+	SHUFPS $0x00, X2, X2
+	XORPS X0, X0
+	TESTQ CX, CX
+	JZ sq_done
+sq_loop:
+	MOVUPS (SI), X1
+	SUBPS X2, X1
+	MULPS X1, X1
+	ADDPS X1, X0
+	ADDQ $16, SI
+	DECQ CX
+	JNZ sq_loop
+sq_done:
+	MOVUPS X0, s+32(FP)
+	RET
+
+// func ReluAffine4(x, y []float32, scale, shift float32)
+// y = max(x*scale+shift, 0) with Go's max: NaN stays NaN, -0 becomes +0.
+TEXT ·ReluAffine4(SB), NOSPLIT, $0-56
+	MOVQ x_base+0(FP), SI
+	MOVQ x_len+8(FP), CX
+	MOVQ y_base+24(FP), DI
+	SHRQ $2, CX
+	MOVSS scale+48(FP), X2
+	SHUFPS $0x00, X2, X2
+	MOVSS shift+52(FP), X3
+	SHUFPS $0x00, X3, X3
+	XORPS X4, X4
+	TESTQ CX, CX
+	JZ relu_done
+relu_loop:
+	MOVUPS (SI), X0
+	MULPS X2, X0
+	ADDPS X3, X0
+	MOVAPS X0, X1
+	CMPPS X4, X1, $6 // not (z <= 0): z > 0 or NaN
+	ANDPS X1, X0
+	MOVUPS X0, (DI)
+	ADDQ $16, SI
+	ADDQ $16, DI
+	DECQ CX
+	JNZ relu_loop
+relu_done:
+	RET
+
+// func LeakyAffine4(x, y []float32, scale, shift, slope float32)
+// z = x*scale+shift; y = max(z, slope*z).
+TEXT ·LeakyAffine4(SB), NOSPLIT, $0-60
+	MOVQ x_base+0(FP), SI
+	MOVQ x_len+8(FP), CX
+	MOVQ y_base+24(FP), DI
+	SHRQ $2, CX
+	MOVSS scale+48(FP), X2
+	SHUFPS $0x00, X2, X2
+	MOVSS shift+52(FP), X3
+	SHUFPS $0x00, X3, X3
+	MOVSS slope+56(FP), X4
+	SHUFPS $0x00, X4, X4
+	TESTQ CX, CX
+	JZ leaky_done
+leaky_loop:
+	MOVUPS (SI), X0
+	MULPS X2, X0
+	ADDPS X3, X0
+	MOVAPS X4, X1
+	MULPS X0, X1
+	MAXPS X0, X1 // z and slope*z are equal (zeros) or both NaN only together
+	MOVUPS X1, (DI)
+	ADDQ $16, SI
+	ADDQ $16, DI
+	DECQ CX
+	JNZ leaky_loop
+leaky_done:
+	RET
+
+// func BnDxReLU4(y, dy, x, dx []float32, mu, k, c0, c1 float32)
+// dx = k * (dy*m - c0 - (x-mu)*c1), m = 1 where y's bits are not 0, else 0.
+TEXT ·BnDxReLU4(SB), NOSPLIT, $0-112
+	MOVQ y_base+0(FP), AX
+	MOVQ y_len+8(FP), CX
+	MOVQ dy_base+24(FP), BX
+	MOVQ x_base+48(FP), SI
+	MOVQ dx_base+72(FP), DI
+	SHRQ $2, CX
+	MOVSS mu+96(FP), X8
+	SHUFPS $0x00, X8, X8
+	MOVSS k+100(FP), X9
+	SHUFPS $0x00, X9, X9
+	MOVSS c0+104(FP), X10
+	SHUFPS $0x00, X10, X10
+	MOVSS c1+108(FP), X11
+	SHUFPS $0x00, X11, X11
+	MOVL $0x3f800000, DX
+	MOVL DX, X12
+	SHUFPS $0x00, X12, X12 // 1.0
+	PXOR X13, X13
+	TESTQ CX, CX
+	JZ dxr_done
+dxr_loop:
+	MOVUPS (AX), X5
+	PCMPEQL X13, X5 // all ones where y's bits are 0
+	ANDNPS X12, X5 // m
+	MOVUPS (BX), X0
+	MULPS X5, X0
+	SUBPS X10, X0
+	MOVUPS (SI), X1
+	SUBPS X8, X1
+	MULPS X11, X1
+	SUBPS X1, X0
+	MULPS X9, X0
+	MOVUPS X0, (DI)
+	ADDQ $16, AX
+	ADDQ $16, BX
+	ADDQ $16, SI
+	ADDQ $16, DI
+	DECQ CX
+	JNZ dxr_loop
+dxr_done:
+	RET
+
+// func BnDxLeaky4(y, dy, x, dx []float32, mu, k, c0, c1, slope float32)
+// As BnDxReLU4 with m = slope where y's sign bit is set, else 1.
+TEXT ·BnDxLeaky4(SB), NOSPLIT, $0-116
+	MOVQ y_base+0(FP), AX
+	MOVQ y_len+8(FP), CX
+	MOVQ dy_base+24(FP), BX
+	MOVQ x_base+48(FP), SI
+	MOVQ dx_base+72(FP), DI
+	SHRQ $2, CX
+	MOVSS mu+96(FP), X8
+	SHUFPS $0x00, X8, X8
+	MOVSS k+100(FP), X9
+	SHUFPS $0x00, X9, X9
+	MOVSS c0+104(FP), X10
+	SHUFPS $0x00, X10, X10
+	MOVSS c1+108(FP), X11
+	SHUFPS $0x00, X11, X11
+	MOVSS slope+112(FP), X14
+	SHUFPS $0x00, X14, X14
+	MOVL $0x3f800000, DX
+	MOVL DX, X12
+	SHUFPS $0x00, X12, X12 // 1.0
+	TESTQ CX, CX
+	JZ dxl_done
+dxl_loop:
+	MOVUPS (AX), X5
+	PSRAL $31, X5 // all ones where y's sign bit is set
+	MOVAPS X5, X6
+	ANDPS X14, X5
+	ANDNPS X12, X6
+	ORPS X6, X5 // m
+	MOVUPS (BX), X0
+	MULPS X5, X0
+	SUBPS X10, X0
+	MOVUPS (SI), X1
+	SUBPS X8, X1
+	MULPS X11, X1
+	SUBPS X1, X0
+	MULPS X9, X0
+	MOVUPS X0, (DI)
+	ADDQ $16, AX
+	ADDQ $16, BX
+	ADDQ $16, SI
+	ADDQ $16, DI
+	DECQ CX
+	JNZ dxl_loop
+dxl_done:
+	RET
+
+// func BnSumsReLU2(y, dy, x []float32, mu float32) (s [4]float32)
+// Over pairs (len &^ 1 elements): d = dy*m, m = 1 where y's bits are not 0,
+// else 0; for the pair's element j, s[j] += d and s[2+j] += d*(x-mu).
+TEXT ·BnSumsReLU2(SB), NOSPLIT, $0-96
+	MOVQ y_base+0(FP), AX
+	MOVQ y_len+8(FP), CX
+	MOVQ dy_base+24(FP), BX
+	MOVQ x_base+48(FP), SI
+	SHRQ $1, CX
+	MOVSS mu+72(FP), X8
+	SHUFPS $0x00, X8, X8
+	MOVL $0x3f800000, DX
+	MOVL DX, X12
+	SHUFPS $0x00, X12, X12 // 1.0
+	PXOR X13, X13
+	XORPS X2, X2 // a
+	XORPS X3, X3 // b
+	TESTQ CX, CX
+	JZ sr_done
+sr_loop:
+	MOVSD (AX), X5
+	PCMPEQL X13, X5
+	ANDNPS X12, X5 // m
+	MOVSD (BX), X0
+	MULPS X5, X0 // d
+	ADDPS X0, X2
+	MOVSD (SI), X1
+	SUBPS X8, X1
+	MULPS X1, X0
+	ADDPS X0, X3
+	ADDQ $8, AX
+	ADDQ $8, BX
+	ADDQ $8, SI
+	DECQ CX
+	JNZ sr_loop
+sr_done:
+	MOVLHPS X3, X2 // a0 a1 b0 b1
+	MOVUPS X2, s+80(FP)
+	RET
+
+// func BnSumsLeaky2(y, dy, x []float32, mu, slope float32) (s [4]float32)
+// As BnSumsReLU2 with m = slope where y's sign bit is set, else 1.
+TEXT ·BnSumsLeaky2(SB), NOSPLIT, $0-96
+	MOVQ y_base+0(FP), AX
+	MOVQ y_len+8(FP), CX
+	MOVQ dy_base+24(FP), BX
+	MOVQ x_base+48(FP), SI
+	SHRQ $1, CX
+	MOVSS mu+72(FP), X8
+	SHUFPS $0x00, X8, X8
+	MOVSS slope+76(FP), X14
+	SHUFPS $0x00, X14, X14
+	MOVL $0x3f800000, DX
+	MOVL DX, X12
+	SHUFPS $0x00, X12, X12 // 1.0
+	XORPS X2, X2 // a
+	XORPS X3, X3 // b
+	TESTQ CX, CX
+	JZ sl_done
+sl_loop:
+	MOVSD (AX), X5
+	PSRAL $31, X5
+	MOVAPS X5, X6
+	ANDPS X14, X5
+	ANDNPS X12, X6
+	ORPS X6, X5 // m
+	MOVSD (BX), X0
+	MULPS X5, X0 // d
+	ADDPS X0, X2
+	MOVSD (SI), X1
+	SUBPS X8, X1
+	MULPS X1, X0
+	ADDPS X0, X3
+	ADDQ $8, AX
+	ADDQ $8, BX
+	ADDQ $8, SI
+	DECQ CX
+	JNZ sl_loop
+sl_done:
+	MOVLHPS X3, X2 // a0 a1 b0 b1
+	MOVUPS X2, s+80(FP)
+	RET
