@@ -2,6 +2,37 @@
 
 #include "textflag.h"
 
+// BCAST4 loads the float32 at src into every lane of reg.
+#define BCAST4(src, reg) MOVSS src, reg; SHUFPS $0x00, reg, reg
+
+// ONES4 sets every lane of reg to 1.0 (through DX).
+#define ONES4(reg) MOVL $0x3f800000, DX; MOVL DX, reg; SHUFPS $0x00, reg, reg
+
+// RELU_M turns y's bits in reg into the ReLU slope m: 1 where they are not
+// all 0, else 0 (X13 holds zeros, X12 ones).
+#define RELU_M(reg) PCMPEQL X13, reg; ANDNPS X12, reg
+
+// LEAKY_M turns y's bits in reg into the leaky slope m: slope (X14) where
+// the sign bit is set, else 1 (X12); X6 is scratch.
+#define LEAKY_M(reg) PSRAL $31, reg; MOVAPS reg, X6; ANDPS X14, reg; ANDNPS X12, X6; ORPS X6, reg
+
+// BN_DX_STEP writes four dx = k*(dy*m - c0 - (x-mu)*c1) from m in X5, dy at
+// (BX), x at (SI) to (DI) (X8 mu, X9 k, X10 c0, X11 c1) and advances the
+// pointers (y's in AX).
+#define BN_DX_STEP \
+	MOVUPS (BX), X0; MULPS X5, X0; SUBPS X10, X0; \
+	MOVUPS (SI), X1; SUBPS X8, X1; MULPS X11, X1; \
+	SUBPS X1, X0; MULPS X9, X0; MOVUPS X0, (DI); \
+	ADDQ $16, AX; ADDQ $16, BX; ADDQ $16, SI; ADDQ $16, DI
+
+// BN_SUMS_STEP adds, for a pair, d = dy*m (m in X5, dy at (BX)) to the
+// lanes 0-1 of X2 and d*(x-mu) (x at (SI), X8 mu) to those of X3, and
+// advances the pointers (y's in AX).
+#define BN_SUMS_STEP \
+	MOVSD (BX), X0; MULPS X5, X0; ADDPS X0, X2; \
+	MOVSD (SI), X1; SUBPS X8, X1; MULPS X1, X0; ADDPS X0, X3; \
+	ADDQ $8, AX; ADDQ $8, BX; ADDQ $8, SI
+
 // SSE kernels over whole blocks of four floats (len &^ 3 elements; the Go
 // callers finish the rest). Each lane does exactly the float32 operations,
 // in the same order, as the Go loops they replace (pkg/nn), so results are
@@ -30,8 +61,7 @@ TEXT ·SqDev32x4(SB), NOSPLIT, $0-48
 	MOVQ xs_base+0(FP), SI
 	MOVQ xs_len+8(FP), CX
 	SHRQ $2, CX
-	MOVSS mu+24(FP), X2
-	SHUFPS $0x00, X2, X2
+	BCAST4(mu+24(FP), X2)
 	XORPS X0, X0
 	TESTQ CX, CX
 	JZ sq_done
@@ -54,10 +84,8 @@ TEXT ·ReluAffine4(SB), NOSPLIT, $0-56
 	MOVQ x_len+8(FP), CX
 	MOVQ y_base+24(FP), DI
 	SHRQ $2, CX
-	MOVSS scale+48(FP), X2
-	SHUFPS $0x00, X2, X2
-	MOVSS shift+52(FP), X3
-	SHUFPS $0x00, X3, X3
+	BCAST4(scale+48(FP), X2)
+	BCAST4(shift+52(FP), X3)
 	XORPS X4, X4
 	TESTQ CX, CX
 	JZ relu_done
@@ -83,12 +111,9 @@ TEXT ·LeakyAffine4(SB), NOSPLIT, $0-60
 	MOVQ x_len+8(FP), CX
 	MOVQ y_base+24(FP), DI
 	SHRQ $2, CX
-	MOVSS scale+48(FP), X2
-	SHUFPS $0x00, X2, X2
-	MOVSS shift+52(FP), X3
-	SHUFPS $0x00, X3, X3
-	MOVSS slope+56(FP), X4
-	SHUFPS $0x00, X4, X4
+	BCAST4(scale+48(FP), X2)
+	BCAST4(shift+52(FP), X3)
+	BCAST4(slope+56(FP), X4)
 	TESTQ CX, CX
 	JZ leaky_done
 leaky_loop:
@@ -115,37 +140,18 @@ TEXT ·BnDxReLU4(SB), NOSPLIT, $0-112
 	MOVQ x_base+48(FP), SI
 	MOVQ dx_base+72(FP), DI
 	SHRQ $2, CX
-	MOVSS mu+96(FP), X8
-	SHUFPS $0x00, X8, X8
-	MOVSS k+100(FP), X9
-	SHUFPS $0x00, X9, X9
-	MOVSS c0+104(FP), X10
-	SHUFPS $0x00, X10, X10
-	MOVSS c1+108(FP), X11
-	SHUFPS $0x00, X11, X11
-	MOVL $0x3f800000, DX
-	MOVL DX, X12
-	SHUFPS $0x00, X12, X12 // 1.0
+	BCAST4(mu+96(FP), X8)
+	BCAST4(k+100(FP), X9)
+	BCAST4(c0+104(FP), X10)
+	BCAST4(c1+108(FP), X11)
+	ONES4(X12)
 	PXOR X13, X13
 	TESTQ CX, CX
 	JZ dxr_done
 dxr_loop:
 	MOVUPS (AX), X5
-	PCMPEQL X13, X5 // all ones where y's bits are 0
-	ANDNPS X12, X5 // m
-	MOVUPS (BX), X0
-	MULPS X5, X0
-	SUBPS X10, X0
-	MOVUPS (SI), X1
-	SUBPS X8, X1
-	MULPS X11, X1
-	SUBPS X1, X0
-	MULPS X9, X0
-	MOVUPS X0, (DI)
-	ADDQ $16, AX
-	ADDQ $16, BX
-	ADDQ $16, SI
-	ADDQ $16, DI
+	RELU_M(X5)
+	BN_DX_STEP
 	DECQ CX
 	JNZ dxr_loop
 dxr_done:
@@ -160,41 +166,18 @@ TEXT ·BnDxLeaky4(SB), NOSPLIT, $0-116
 	MOVQ x_base+48(FP), SI
 	MOVQ dx_base+72(FP), DI
 	SHRQ $2, CX
-	MOVSS mu+96(FP), X8
-	SHUFPS $0x00, X8, X8
-	MOVSS k+100(FP), X9
-	SHUFPS $0x00, X9, X9
-	MOVSS c0+104(FP), X10
-	SHUFPS $0x00, X10, X10
-	MOVSS c1+108(FP), X11
-	SHUFPS $0x00, X11, X11
-	MOVSS slope+112(FP), X14
-	SHUFPS $0x00, X14, X14
-	MOVL $0x3f800000, DX
-	MOVL DX, X12
-	SHUFPS $0x00, X12, X12 // 1.0
+	BCAST4(mu+96(FP), X8)
+	BCAST4(k+100(FP), X9)
+	BCAST4(c0+104(FP), X10)
+	BCAST4(c1+108(FP), X11)
+	BCAST4(slope+112(FP), X14)
+	ONES4(X12)
 	TESTQ CX, CX
 	JZ dxl_done
 dxl_loop:
 	MOVUPS (AX), X5
-	PSRAL $31, X5 // all ones where y's sign bit is set
-	MOVAPS X5, X6
-	ANDPS X14, X5
-	ANDNPS X12, X6
-	ORPS X6, X5 // m
-	MOVUPS (BX), X0
-	MULPS X5, X0
-	SUBPS X10, X0
-	MOVUPS (SI), X1
-	SUBPS X8, X1
-	MULPS X11, X1
-	SUBPS X1, X0
-	MULPS X9, X0
-	MOVUPS X0, (DI)
-	ADDQ $16, AX
-	ADDQ $16, BX
-	ADDQ $16, SI
-	ADDQ $16, DI
+	LEAKY_M(X5)
+	BN_DX_STEP
 	DECQ CX
 	JNZ dxl_loop
 dxl_done:
@@ -209,30 +192,17 @@ TEXT ·BnSumsReLU2(SB), NOSPLIT, $0-96
 	MOVQ dy_base+24(FP), BX
 	MOVQ x_base+48(FP), SI
 	SHRQ $1, CX
-	MOVSS mu+72(FP), X8
-	SHUFPS $0x00, X8, X8
-	MOVL $0x3f800000, DX
-	MOVL DX, X12
-	SHUFPS $0x00, X12, X12 // 1.0
+	BCAST4(mu+72(FP), X8)
+	ONES4(X12)
 	PXOR X13, X13
-	XORPS X2, X2 // a
-	XORPS X3, X3 // b
+	XORPS X2, X2
+	XORPS X3, X3
 	TESTQ CX, CX
 	JZ sr_done
 sr_loop:
 	MOVSD (AX), X5
-	PCMPEQL X13, X5
-	ANDNPS X12, X5 // m
-	MOVSD (BX), X0
-	MULPS X5, X0 // d
-	ADDPS X0, X2
-	MOVSD (SI), X1
-	SUBPS X8, X1
-	MULPS X1, X0
-	ADDPS X0, X3
-	ADDQ $8, AX
-	ADDQ $8, BX
-	ADDQ $8, SI
+	RELU_M(X5)
+	BN_SUMS_STEP
 	DECQ CX
 	JNZ sr_loop
 sr_done:
@@ -248,34 +218,17 @@ TEXT ·BnSumsLeaky2(SB), NOSPLIT, $0-96
 	MOVQ dy_base+24(FP), BX
 	MOVQ x_base+48(FP), SI
 	SHRQ $1, CX
-	MOVSS mu+72(FP), X8
-	SHUFPS $0x00, X8, X8
-	MOVSS slope+76(FP), X14
-	SHUFPS $0x00, X14, X14
-	MOVL $0x3f800000, DX
-	MOVL DX, X12
-	SHUFPS $0x00, X12, X12 // 1.0
-	XORPS X2, X2 // a
-	XORPS X3, X3 // b
+	BCAST4(mu+72(FP), X8)
+	BCAST4(slope+76(FP), X14)
+	ONES4(X12)
+	XORPS X2, X2
+	XORPS X3, X3
 	TESTQ CX, CX
 	JZ sl_done
 sl_loop:
 	MOVSD (AX), X5
-	PSRAL $31, X5
-	MOVAPS X5, X6
-	ANDPS X14, X5
-	ANDNPS X12, X6
-	ORPS X6, X5 // m
-	MOVSD (BX), X0
-	MULPS X5, X0 // d
-	ADDPS X0, X2
-	MOVSD (SI), X1
-	SUBPS X8, X1
-	MULPS X1, X0
-	ADDPS X0, X3
-	ADDQ $8, AX
-	ADDQ $8, BX
-	ADDQ $8, SI
+	LEAKY_M(X5)
+	BN_SUMS_STEP
 	DECQ CX
 	JNZ sl_loop
 sl_done:
