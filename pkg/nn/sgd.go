@@ -55,19 +55,37 @@ func (s *SGD) Step(lr float32) {
 	for i, v := range s.vel {
 		p := s.of[i]
 		data, grad, vel := p.Data, p.Grad[:len(p.Data)], v.Data[:len(p.Data)]
-		if p.Decay && wd != 0 {
-			for j, g := range grad {
-				vj := mu*vel[j] + g + wd*data[j]
-				vel[j] = vj
-				data[j] -= lr * vj
-			}
+		decay := p.Decay && wd != 0
+		// Every element on its own: large tensors are spread over the
+		// workers (the same bits for any split).
+		const block = 1 << 15
+		if len(data) <= block {
+			sgdUpdate(data, grad, vel, mu, wd, lr, decay)
 			continue
 		}
+		parallelFor((len(data)+block-1)/block, func(_, lo, hi int) {
+			a, b := lo*block, min(hi*block, len(data))
+			sgdUpdate(data[a:b], grad[a:b], vel[a:b], mu, wd, lr, decay)
+		})
+	}
+}
+
+// sgdUpdate is the momentum step over one run of a parameter's elements:
+// v = mu*v + g (+ wd*w when decay), w -= lr*v.
+func sgdUpdate(data, grad, vel []float32, mu, wd, lr float32, decay bool) {
+	grad, vel = grad[:len(data)], vel[:len(data)]
+	if decay {
 		for j, g := range grad {
-			vj := mu*vel[j] + g
+			vj := mu*vel[j] + g + wd*data[j]
 			vel[j] = vj
 			data[j] -= lr * vj
 		}
+		return
+	}
+	for j, g := range grad {
+		vj := mu*vel[j] + g
+		vel[j] = vj
+		data[j] -= lr * vj
 	}
 }
 
