@@ -27,6 +27,9 @@ type Config struct {
 	// serialised.
 	Dir string `yaml:"-"`
 
+	// stored is set by ParseStored. Not serialised.
+	stored bool
+
 	// overrides maps each key an -o override set to "-o KEY=VALUE" (Errorf
 	// blames them). Not serialised.
 	overrides map[string]string

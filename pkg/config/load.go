@@ -228,11 +228,11 @@ func (c *Config) set(key, value, file string) error {
 // TeacherPath is distill.teacher resolved against the configuration's
 // folder (BaseDir; "" when no teacher is configured).
 func (c *Config) TeacherPath() string {
-	t := c.Distill.Teacher
-	if t == "" || filepath.IsAbs(t) || c.BaseDir() == "" {
+	t, dir := c.Distill.Teacher, c.BaseDir()
+	if t == "" || filepath.IsAbs(t) || dir == "" {
 		return t
 	}
-	return filepath.Join(c.BaseDir(), t)
+	return filepath.Join(dir, t)
 }
 
 // BaseDir is the folder relative paths inside the configuration resolve
@@ -261,17 +261,28 @@ func (c *Config) StoredDir() string {
 	return ""
 }
 
-// UseStoredDir sets Dir from a checkpoint's meta "config_dir" when that
-// folder exists; otherwise relative paths keep resolving against Path's
-// folder (the checkpoint's).
-func (c *Config) UseStoredDir(dir string) {
-	if dir == "" {
-		return
+// ParseStored is Parse for the configuration stored in the checkpoint at
+// path: Path is "PATH (stored configuration)", and relative paths resolve
+// against dir (the checkpoint's meta "config_dir", the folder of the file
+// the run started from) when that folder exists, else against the
+// checkpoint's folder.
+func ParseStored(src []byte, path, dir string, overrides []string) (*Config, error) {
+	c, err := Parse(src, path+" (stored configuration)", overrides)
+	if err != nil {
+		return nil, err
 	}
-	if st, err := os.Stat(dir); err == nil && st.IsDir() {
-		c.Dir = dir
+	c.stored = true
+	if dir != "" {
+		if st, err := os.Stat(dir); err == nil && st.IsDir() {
+			c.Dir = dir
+		}
 	}
+	return c, nil
 }
+
+// Stored reports whether the configuration came from a checkpoint
+// (ParseStored).
+func (c *Config) Stored() bool { return c.stored }
 
 // Get returns a copy of the value at a dotted key (numeric segments index
 // lists), with the field's Go type: float64, int, int64, bool, string,

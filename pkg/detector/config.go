@@ -60,10 +60,5 @@ func LoadConfig(path, weights string, overrides []string) (*config.Config, error
 	if c.Config == "" {
 		return nil, &NoConfigError{Weights: weights, Why: "the checkpoint holds no configuration"}
 	}
-	cfg, err := config.Parse([]byte(c.Config), weights+" (stored configuration)", overrides)
-	if err != nil {
-		return nil, err
-	}
-	cfg.UseStoredDir(c.Meta["config_dir"])
-	return cfg, nil
+	return config.ParseStored([]byte(c.Config), weights, c.Meta["config_dir"], overrides)
 }

@@ -345,6 +345,15 @@ func (p *dnnlConv) argSize(i int) int {
 	return (int(p.c.args[i].size) + 3) / 4
 }
 
+// sameLayout reports whether argument i has the same layout in p and q
+// (both the plain one, or the same own one).
+func (p *dnnlConv) sameLayout(q *dnnlConv, i int) bool {
+	if (p.argSize(i) > 0) != (q.argSize(i) > 0) {
+		return false
+	}
+	return p.argSize(i) < 0 || C.nn_conv_same_arg(&p.c, &q.c, C.int(i)) != 0
+}
+
 // pack reorders user (argument i, plain layout) into dst (the primitive's).
 func (p *dnnlConv) pack(i int, user, dst []float32) {
 	if s := C.nn_conv_pack(&p.c, C.int(i), unsafe.Pointer(&user[0]), unsafe.Pointer(&dst[0])); s != 0 {
@@ -416,42 +425,41 @@ func dnnlImageRuns(g *convGeom, ws *workspace, key dnnlKey, w []float32,
 		return false
 	}
 	runs := min(numWorkers(), g.N)
-	// Runs hold g.N/runs images, or one more: at most two primitives.
-	var prims [2]*dnnlConv
-	for i := range prims {
-		g1 := *g
-		g1.N = g.N/runs + i
-		if i == 1 && g.N%runs == 0 {
-			break
-		}
-		key.g = g1
-		if prims[i] = dnnlPrim(key); prims[i] == nil {
-			return false
-		}
+	short := g.N / runs // runs hold short images, or short+1
+	prim := func(n int) *dnnlConv {
+		key.g = *g
+		key.g.N = n
+		return dnnlPrim(key)
 	}
-	p := prims[0]
+	p, q := prim(short), (*dnnlConv)(nil)
+	if g.N%runs != 0 {
+		q = prim(short + 1)
+	}
+	if p == nil || g.N%runs != 0 && q == nil {
+		return false
+	}
 	wArg, packed := w, 0
 	if sz := p.argSize(1); sz > 0 {
 		wArg = ws.packBuf(sz)
 		p.pack(1, w, wArg)
 		packed = 1 << 1
 	}
+	wArgQ, packedQ := wArg, packed
+	if q != nil && !p.sameLayout(q, 1) {
+		// Not seen: the weights' layout depends on the image count. The
+		// longer runs then reorder the plain weights themselves.
+		wArgQ, packedQ = w, 0
+	}
 	work := p.work
-	wArg1, packed1 := wArg, packed
-	if q := prims[1]; q != nil {
+	if q != nil {
 		work = max(work, q.work)
-		if (p.argSize(1) > 0) != (q.argSize(1) > 0) || p.argSize(1) > 0 && C.nn_conv_same_arg(&p.c, &q.c, 1) == 0 {
-			// Not seen: the weights' layout depends on the image count.
-			// The longer runs then reorder the plain weights themselves.
-			wArg1, packed1 = w, 0
-		}
 	}
 	ws.reserve(runs, work)
 	parallelFor(g.N, func(wk, lo, hi int) {
-		if hi-lo == g.N/runs {
-			run(prims[0], lo, hi, wArg, packed, ws.get(wk, prims[0].work))
+		if hi-lo == short {
+			run(p, lo, hi, wArg, packed, ws.get(wk, p.work))
 		} else {
-			run(prims[1], lo, hi, wArg1, packed1, ws.get(wk, prims[1].work))
+			run(q, lo, hi, wArgQ, packedQ, ws.get(wk, q.work))
 		}
 	})
 	return true

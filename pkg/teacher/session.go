@@ -103,7 +103,7 @@ func Setup(ctx context.Context, opt Options) (s *Session, err error) {
 	if teacherPath != "" {
 		if tc, err = cfg.LoadTeacher(teacherPath, nil); err != nil {
 			rec.Close()
-			if opt.TeacherConfig == "" && !filepath.IsAbs(cfg.Distill.Teacher) && strings.HasSuffix(cfg.Path, "(stored configuration)") {
+			if opt.TeacherConfig == "" && !filepath.IsAbs(cfg.Distill.Teacher) && cfg.Stored() {
 				return s, fmt.Errorf("teacher configuration: %w (distill.teacher %q of %s, resolved against %s: give the student's configuration with -c, or -o distill.teacher=PATH)",
 					err, cfg.Distill.Teacher, cfg.Path, cfg.BaseDir())
 			}

@@ -24,12 +24,7 @@ func LoadRunConfig(path, resume string, overrides []string) (*config.Config, err
 	if c.Config == "" {
 		return nil, fmt.Errorf("%s: the checkpoint holds no configuration; pass -c CONFIG", resume)
 	}
-	cfg, err := config.Parse([]byte(c.Config), resume+" (stored configuration)", overrides)
-	if err != nil {
-		return nil, err
-	}
-	cfg.UseStoredDir(c.Meta["config_dir"]) // distill.teacher as the run started
-	return cfg, nil
+	return config.ParseStored([]byte(c.Config), resume, c.Meta["config_dir"], overrides)
 }
 
 // DefaultOutDir is the run folder when --out is not given: with -r, the
