@@ -32,11 +32,8 @@ const leakySlope = 0.1
 func applyAct(act Act, x, y []float32, scale, shift float32) {
 	y = y[:len(x)]
 	if n := len(x) &^ 3; useSIMD && n > 0 && (act == ActReLU || act == ActLeaky) {
-		if act == ActReLU { // the same operations, four lanes at a time
-			simd.ReluAffine4(x[:n], y[:n], scale, shift)
-		} else {
-			simd.LeakyAffine4(x[:n], y[:n], scale, shift, leakySlope)
-		}
+		// the same operations, four lanes at a time
+		simd.AffineAct4(x[:n], y[:n], scale, shift, leakySlope, act == ActReLU)
 		x, y = x[n:], y[n:]
 	}
 	switch act {
@@ -229,12 +226,8 @@ func bnRowSums(act Act, y, dy, x []float32, mu float32) (sdz, sdzx float32) {
 	var a0, a1, b0, b1 float32 // two chains per sum
 	i := 0
 	if n := len(y) &^ 1; useSIMD && n > 0 && (act == ActReLU || act == ActLeaky) {
-		var s [4]float32 // the same two chains per sum, two lanes at a time
-		if act == ActReLU {
-			s = simd.BnSumsReLU2(y[:n], dy[:n], x[:n], mu)
-		} else {
-			s = simd.BnSumsLeaky2(y[:n], dy[:n], x[:n], mu, leakySlope)
-		}
+		// the same two chains per sum, two lanes at a time
+		s := simd.BnSums2(y[:n], dy[:n], x[:n], mu, leakySlope, act == ActReLU)
 		a0, a1, b0, b1, i = s[0], s[1], s[2], s[3], n
 	}
 	switch act {
@@ -288,11 +281,8 @@ func bnRowSums(act Act, y, dy, x []float32, mu float32) (sdz, sdzx float32) {
 func bnRowDx(act Act, y, dy, x, dx []float32, mu, k, c0, c1 float32) {
 	dy, x, dx = dy[:len(y)], x[:len(y)], dx[:len(y)]
 	if n := len(y) &^ 3; useSIMD && n > 0 && (act == ActReLU || act == ActLeaky) {
-		if act == ActReLU { // the same operations, four lanes at a time
-			simd.BnDxReLU4(y[:n], dy[:n], x[:n], dx[:n], mu, k, c0, c1)
-		} else {
-			simd.BnDxLeaky4(y[:n], dy[:n], x[:n], dx[:n], mu, k, c0, c1, leakySlope)
-		}
+		// the same operations, four lanes at a time
+		simd.BnDx4(y[:n], dy[:n], x[:n], dx[:n], mu, k, c0, c1, leakySlope, act == ActReLU)
 		y, dy, x, dx = y[n:], dy[n:], x[n:], dx[n:]
 	}
 	switch act {

@@ -15,33 +15,21 @@ func Sum32x4(xs []float32) (s [4]float32)
 //go:noescape
 func SqDev32x4(xs []float32, mu float32) (s [4]float32)
 
-// ReluAffine4 writes y = max(x*scale+shift, 0) (Go's max: NaN stays, -0 gives +0).
+// AffineAct4 writes y = act(x*scale+shift): with relu max(z, 0) (Go's max:
+// NaN stays, -0 gives +0), otherwise max(z, slope*z).
 //
 //go:noescape
-func ReluAffine4(x, y []float32, scale, shift float32)
+func AffineAct4(x, y []float32, scale, shift, slope float32, relu bool)
 
-// LeakyAffine4 writes y = max(z, slope*z), z = x*scale+shift.
+// BnDx4 writes dx = k*(dy*m - c0 - (x-mu)*c1); m, with relu, is 1 where
+// y's bits are not 0, else 0; otherwise (leaky) slope where y's sign bit is
+// set, else 1.
 //
 //go:noescape
-func LeakyAffine4(x, y []float32, scale, shift, slope float32)
+func BnDx4(y, dy, x, dx []float32, mu, k, c0, c1, slope float32, relu bool)
 
-// BnDxReLU4 writes dx = k*(dy*m - c0 - (x-mu)*c1), m = 1 where y's bits are not 0, else 0.
+// BnSums2 returns, over pairs, s[j] = the sum of d and s[2+j] = the sum of
+// d*(x-mu) for the pairs' element j, d = dy*m with BnDx4's m.
 //
 //go:noescape
-func BnDxReLU4(y, dy, x, dx []float32, mu, k, c0, c1 float32)
-
-// BnDxLeaky4 is BnDxReLU4 with m = slope where y's sign bit is set, else 1.
-//
-//go:noescape
-func BnDxLeaky4(y, dy, x, dx []float32, mu, k, c0, c1, slope float32)
-
-// BnSumsReLU2 returns, over pairs, s[j] = the sum of d and s[2+j] = the sum of
-// d*(x-mu) for the pairs' element j, d = dy*m as in BnDxReLU4.
-//
-//go:noescape
-func BnSumsReLU2(y, dy, x []float32, mu float32) (s [4]float32)
-
-// BnSumsLeaky2 is BnSumsReLU2 with BnDxLeaky4's m.
-//
-//go:noescape
-func BnSumsLeaky2(y, dy, x []float32, mu, slope float32) (s [4]float32)
+func BnSums2(y, dy, x []float32, mu, slope float32, relu bool) (s [4]float32)

@@ -77,18 +77,23 @@ sq_done:
 	MOVUPS X0, s+32(FP)
 	RET
 
-// func ReluAffine4(x, y []float32, scale, shift float32)
-// y = max(x*scale+shift, 0) with Go's max: NaN stays NaN, -0 becomes +0.
-TEXT ·ReluAffine4(SB), NOSPLIT, $0-56
+// func AffineAct4(x, y []float32, scale, shift, slope float32, relu bool)
+// z = x*scale+shift; with relu y = max(z, 0) with Go's max (NaN stays NaN,
+// -0 becomes +0), otherwise (leaky) y = max(z, slope*z).
+TEXT ·AffineAct4(SB), NOSPLIT, $0-61
 	MOVQ x_base+0(FP), SI
 	MOVQ x_len+8(FP), CX
 	MOVQ y_base+24(FP), DI
 	SHRQ $2, CX
 	BCAST4(scale+48(FP), X2)
 	BCAST4(shift+52(FP), X3)
+	BCAST4(slope+56(FP), X5)
 	XORPS X4, X4
 	TESTQ CX, CX
-	JZ relu_done
+	JZ act_done
+	MOVBLZX relu+60(FP), DX
+	TESTL DX, DX
+	JZ leaky_loop
 relu_loop:
 	MOVUPS (SI), X0
 	MULPS X2, X0
@@ -101,26 +106,12 @@ relu_loop:
 	ADDQ $16, DI
 	DECQ CX
 	JNZ relu_loop
-relu_done:
 	RET
-
-// func LeakyAffine4(x, y []float32, scale, shift, slope float32)
-// z = x*scale+shift; y = max(z, slope*z).
-TEXT ·LeakyAffine4(SB), NOSPLIT, $0-60
-	MOVQ x_base+0(FP), SI
-	MOVQ x_len+8(FP), CX
-	MOVQ y_base+24(FP), DI
-	SHRQ $2, CX
-	BCAST4(scale+48(FP), X2)
-	BCAST4(shift+52(FP), X3)
-	BCAST4(slope+56(FP), X4)
-	TESTQ CX, CX
-	JZ leaky_done
 leaky_loop:
 	MOVUPS (SI), X0
 	MULPS X2, X0
 	ADDPS X3, X0
-	MOVAPS X4, X1
+	MOVAPS X5, X1
 	MULPS X0, X1
 	MAXPS X0, X1 // z and slope*z are equal (zeros) or both NaN only together
 	MOVUPS X1, (DI)
@@ -128,38 +119,13 @@ leaky_loop:
 	ADDQ $16, DI
 	DECQ CX
 	JNZ leaky_loop
-leaky_done:
+act_done:
 	RET
 
-// func BnDxReLU4(y, dy, x, dx []float32, mu, k, c0, c1 float32)
-// dx = k * (dy*m - c0 - (x-mu)*c1), m = 1 where y's bits are not 0, else 0.
-TEXT ·BnDxReLU4(SB), NOSPLIT, $0-112
-	MOVQ y_base+0(FP), AX
-	MOVQ y_len+8(FP), CX
-	MOVQ dy_base+24(FP), BX
-	MOVQ x_base+48(FP), SI
-	MOVQ dx_base+72(FP), DI
-	SHRQ $2, CX
-	BCAST4(mu+96(FP), X8)
-	BCAST4(k+100(FP), X9)
-	BCAST4(c0+104(FP), X10)
-	BCAST4(c1+108(FP), X11)
-	ONES4(X12)
-	PXOR X13, X13
-	TESTQ CX, CX
-	JZ dxr_done
-dxr_loop:
-	MOVUPS (AX), X5
-	RELU_M(X5)
-	BN_DX_STEP
-	DECQ CX
-	JNZ dxr_loop
-dxr_done:
-	RET
-
-// func BnDxLeaky4(y, dy, x, dx []float32, mu, k, c0, c1, slope float32)
-// As BnDxReLU4 with m = slope where y's sign bit is set, else 1.
-TEXT ·BnDxLeaky4(SB), NOSPLIT, $0-116
+// func BnDx4(y, dy, x, dx []float32, mu, k, c0, c1, slope float32, relu bool)
+// dx = k * (dy*m - c0 - (x-mu)*c1); m: with relu, 1 where y's bits are not
+// 0, else 0; otherwise (leaky), slope where y's sign bit is set, else 1.
+TEXT ·BnDx4(SB), NOSPLIT, $0-117
 	MOVQ y_base+0(FP), AX
 	MOVQ y_len+8(FP), CX
 	MOVQ dy_base+24(FP), BX
@@ -172,47 +138,32 @@ TEXT ·BnDxLeaky4(SB), NOSPLIT, $0-116
 	BCAST4(c1+108(FP), X11)
 	BCAST4(slope+112(FP), X14)
 	ONES4(X12)
+	PXOR X13, X13
 	TESTQ CX, CX
-	JZ dxl_done
+	JZ dx_done
+	MOVBLZX relu+116(FP), DX
+	TESTL DX, DX
+	JZ dxl_loop
+dxr_loop:
+	MOVUPS (AX), X5
+	RELU_M(X5)
+	BN_DX_STEP
+	DECQ CX
+	JNZ dxr_loop
+	RET
 dxl_loop:
 	MOVUPS (AX), X5
 	LEAKY_M(X5)
 	BN_DX_STEP
 	DECQ CX
 	JNZ dxl_loop
-dxl_done:
+dx_done:
 	RET
 
-// func BnSumsReLU2(y, dy, x []float32, mu float32) (s [4]float32)
-// Over pairs (len &^ 1 elements): d = dy*m, m = 1 where y's bits are not 0,
-// else 0; for the pair's element j, s[j] += d and s[2+j] += d*(x-mu).
-TEXT ·BnSumsReLU2(SB), NOSPLIT, $0-96
-	MOVQ y_base+0(FP), AX
-	MOVQ y_len+8(FP), CX
-	MOVQ dy_base+24(FP), BX
-	MOVQ x_base+48(FP), SI
-	SHRQ $1, CX
-	BCAST4(mu+72(FP), X8)
-	ONES4(X12)
-	PXOR X13, X13
-	XORPS X2, X2
-	XORPS X3, X3
-	TESTQ CX, CX
-	JZ sr_done
-sr_loop:
-	MOVSD (AX), X5
-	RELU_M(X5)
-	BN_SUMS_STEP
-	DECQ CX
-	JNZ sr_loop
-sr_done:
-	MOVLHPS X3, X2 // a0 a1 b0 b1
-	MOVUPS X2, s+80(FP)
-	RET
-
-// func BnSumsLeaky2(y, dy, x []float32, mu, slope float32) (s [4]float32)
-// As BnSumsReLU2 with m = slope where y's sign bit is set, else 1.
-TEXT ·BnSumsLeaky2(SB), NOSPLIT, $0-96
+// func BnSums2(y, dy, x []float32, mu, slope float32, relu bool) (s [4]float32)
+// Over pairs (len &^ 1 elements): d = dy*m (m as in BnDx4); for the pair's
+// element j, s[j] += d and s[2+j] += d*(x-mu).
+TEXT ·BnSums2(SB), NOSPLIT, $0-104
 	MOVQ y_base+0(FP), AX
 	MOVQ y_len+8(FP), CX
 	MOVQ dy_base+24(FP), BX
@@ -221,17 +172,28 @@ TEXT ·BnSumsLeaky2(SB), NOSPLIT, $0-96
 	BCAST4(mu+72(FP), X8)
 	BCAST4(slope+76(FP), X14)
 	ONES4(X12)
+	PXOR X13, X13
 	XORPS X2, X2
 	XORPS X3, X3
 	TESTQ CX, CX
-	JZ sl_done
+	JZ sums_done
+	MOVBLZX relu+80(FP), DX
+	TESTL DX, DX
+	JZ sl_loop
+sr_loop:
+	MOVSD (AX), X5
+	RELU_M(X5)
+	BN_SUMS_STEP
+	DECQ CX
+	JNZ sr_loop
+	JMP sums_done
 sl_loop:
 	MOVSD (AX), X5
 	LEAKY_M(X5)
 	BN_SUMS_STEP
 	DECQ CX
 	JNZ sl_loop
-sl_done:
+sums_done:
 	MOVLHPS X3, X2 // a0 a1 b0 b1
-	MOVUPS X2, s+80(FP)
+	MOVUPS X2, s+88(FP)
 	RET

@@ -7,12 +7,9 @@ const Available = false
 
 // The kernels are never called here (Available is false).
 
-func Sum32x4([]float32) (s [4]float32)                                { return }
-func SqDev32x4([]float32, float32) (s [4]float32)                     { return }
-func ReluAffine4(x, y []float32, scale, shift float32)                {}
-func LeakyAffine4(x, y []float32, scale, shift, slope float32)        {}
-func BnDxReLU4(y, dy, x, dx []float32, mu, k, c0, c1 float32)         {}
-func BnDxLeaky4(y, dy, x, dx []float32, mu, k, c0, c1, slope float32) {}
+func Sum32x4([]float32) (s [4]float32)                                      { return }
+func SqDev32x4([]float32, float32) (s [4]float32)                           { return }
+func AffineAct4(x, y []float32, scale, shift, slope float32, relu bool)     {}
+func BnDx4(y, dy, x, dx []float32, mu, k, c0, c1, slope float32, relu bool) {}
 
-func BnSumsReLU2(y, dy, x []float32, mu float32) (s [4]float32)         { return }
-func BnSumsLeaky2(y, dy, x []float32, mu, slope float32) (s [4]float32) { return }
+func BnSums2(y, dy, x []float32, mu, slope float32, relu bool) (s [4]float32) { return }
