@@ -22,7 +22,7 @@ func dwFlops(g *convGeom) float64 { return 2 * float64(g.N*g.Cout*g.OH*g.OW*g.CK
 func BenchmarkKernelDepthwiseForward(b *testing.B) {
 	g, x, w, y, _ := dwBenchSetup(1)
 	for i := 0; i < b.N; i++ {
-		dwForward(&g, x, w, nil, y)
+		dwForward(numWorkers(), &g, x, w, nil, y)
 	}
 	b.ReportMetric(dwFlops(&g)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }
@@ -87,7 +87,7 @@ func BenchmarkKernelMaxPool(b *testing.B) {
 	}{{"train", make([]int32, len(y))}, {"infer", nil}} {
 		b.Run(c.name, func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
-				maxPoolForward(&g, x, y, c.arg)
+				maxPoolForward(numWorkers(), &g, x, y, c.arg)
 			}
 			b.ReportMetric(float64(len(x)+len(y))*4*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s(x+y)")
 		})

@@ -172,8 +172,8 @@ func bnForwardTrain(g *bnGeom, x, gamma, beta, y, mean, invstd, runMean, runVar 
 
 // bnForwardInfer normalises with the running statistics and applies act.
 // x, y: [N, C, HW]; gamma, beta, runMean, runVar: [C].
-func bnForwardInfer(g *bnGeom, x, gamma, beta, runMean, runVar, y []float32) {
-	parallelFor(g.N*g.C, func(_, lo, hi int) {
+func bnForwardInfer(nw int, g *bnGeom, x, gamma, beta, runMean, runVar, y []float32) {
+	parallelForW(nw, g.N*g.C, func(_, lo, hi int) {
 		for p := lo; p < hi; p++ {
 			c := p % g.C
 			is := float32(1 / math.Sqrt(float64(runVar[c])+float64(g.cfg.Eps)))

@@ -22,7 +22,7 @@ type Tensor struct {
 	params    []*Param
 	inputs    []*Tensor
 	needGrad  bool     // some trainable parameter lies upstream
-	argmax    []int32  // max pool only: the window arg-maxes (read by tests)
+	argmax    []int32  // max pool only: the window arg-maxes of training forwards (read by tests)
 	geom      convGeom // convolutions only
 	fusedFrom *Tensor  // ConvBNAct's output: the convolution's input, read by the fused inference
 }
@@ -73,6 +73,10 @@ type graphState struct {
 	shareN, shareTotal int
 }
 
+// workers returns the number of workers the graph's kernels spread over (1
+// in an inference image group: see groups.go).
+func (st *graphState) workers() int { return st.ar.colWS.workers() }
+
 // Builder assembles one static-shape graph. Layer methods never fail on the
 // spot: the first error (bad shape, duplicate name, parameter clash) is kept,
 // later calls are no-ops returning a placeholder, and Build returns the error.
@@ -102,6 +106,11 @@ type Builder struct {
 	// (keepAllGrads: every one; gradient buffers are then not shared).
 	keepGrads    []string
 	keepAllGrads bool
+	// The layer calls, for building the graph again over a group of the
+	// batch's images (inference image groups, groups.go); splitN is set in
+	// such a group's builder: the whole batch's size.
+	log    []replayStep
+	splitN int
 }
 
 // ReuseBuffers makes a graph without losses (inference) share layer buffers
@@ -134,7 +143,12 @@ func (b *Builder) KeepGrads(names ...string) {
 // ([N, C, H, W], NCHW float32). Every layer creates its parameters in ps on
 // first use by name and reuses them when another graph uses the same names.
 func NewBuilder(ps *ParamSet, inputShape []int) *Builder {
-	b := &Builder{ps: ps, g: G.NewGraph(), st: &graphState{ar: &ps.ar}, bn: DefaultBN,
+	return newBuilder(ps, &ps.ar, inputShape)
+}
+
+// newBuilder is NewBuilder with the graph's buffers in ar.
+func newBuilder(ps *ParamSet, ar *arena, inputShape []int) *Builder {
+	b := &Builder{ps: ps, g: G.NewGraph(), st: &graphState{ar: ar}, bn: DefaultBN,
 		byName: map[string]*Tensor{}, pnodes: map[*Param]*G.Node{}, pvals: map[*Param]G.Value{}}
 	if len(inputShape) != 4 || prod(inputShape) <= 0 {
 		b.err = fmt.Errorf("nn: input shape %v is not a positive [N, C, H, W]", inputShape)
@@ -152,7 +166,10 @@ func NewBuilder(ps *ParamSet, inputShape []int) *Builder {
 
 // SetBN sets the BatchNorm configuration for the layers added after it
 // (default DefaultBN).
-func (b *Builder) SetBN(cfg BNConfig) { b.bn = cfg }
+func (b *Builder) SetBN(cfg BNConfig) {
+	b.bn = cfg
+	b.record(nil, func(r *Builder, _ tensorMap) *Tensor { r.SetBN(cfg); return nil })
+}
 
 // Input returns the graph's input tensor, named "input".
 func (b *Builder) Input() *Tensor { return b.input }
@@ -260,7 +277,8 @@ func (b *Builder) gradOpErr(label string, shape []int, children []*G.Node, run f
 // parameters are name+".weight" [Out, Cin/Groups, K, K] and name+".bias" [Out]
 // (initialised to 0, not decayed).
 // x: [N, Cin, H, W] -> [N, Out, (H+2Pad-K)/Stride+1, (W+2Pad-K)/Stride+1].
-func (b *Builder) Conv(name string, x *Tensor, spec ConvSpec, bias bool) *Tensor {
+func (b *Builder) Conv(name string, x *Tensor, spec ConvSpec, bias bool) (y *Tensor) {
+	defer func() { b.record(y, func(r *Builder, m tensorMap) *Tensor { return r.Conv(name, m[x], spec, bias) }) }()
 	return b.conv(name, name, x, spec, bias)
 }
 
@@ -285,6 +303,7 @@ func (b *Builder) conv(name, pname string, x *Tensor, spec ConvSpec, withBias bo
 		return b.fail(fmt.Errorf("nn: conv %s: spec %+v does not fit %d input channels", name, spec, C))
 	}
 	geom := newConvGeom(N, C, H, W, spec.Out, spec.K, spec.Stride, spec.Pad, spec.Groups)
+	geom.splitN = b.splitN
 	if geom.OH <= 0 || geom.OW <= 0 {
 		return b.fail(fmt.Errorf("nn: conv %s: %dx%d input too small for kernel %d stride %d pad %d", name, H, W, spec.K, spec.Stride, spec.Pad))
 	}
@@ -359,7 +378,8 @@ func (b *Builder) conv(name, pname string, x *Tensor, spec ConvSpec, withBias bo
 // Training mode (Step, Forward(true)) normalises with batch statistics and
 // updates the running ones; inference mode (Forward(false)) uses the running
 // ones. x: [N, C, ...] -> same shape.
-func (b *Builder) BNAct(name string, x *Tensor, act Act) *Tensor {
+func (b *Builder) BNAct(name string, x *Tensor, act Act) (y *Tensor) {
+	defer func() { b.record(y, func(r *Builder, m tensorMap) *Tensor { return r.BNAct(name, m[x], act) }) }()
 	return b.bnAct(name, name, x, act)
 }
 
@@ -397,7 +417,7 @@ func (b *Builder) bnAct(name, pname string, x *Tensor, act Act) *Tensor {
 	sc := newBNSyncScratch(name)
 	o.run = func(ins []G.Value, y []float32) error {
 		if !st.train {
-			bnForwardInfer(&geom, f32s(ins[0]), f32s(ins[1]), f32s(ins[2]), meanP.Data, varP.Data, y)
+			bnForwardInfer(st.workers(), &geom, f32s(ins[0]), f32s(ins[1]), f32s(ins[2]), meanP.Data, varP.Data, y)
 			return nil
 		}
 		if synced = pset.sync; synced != nil {
@@ -439,7 +459,10 @@ func (b *Builder) bnAct(name, pname string, x *Tensor, act Act) *Tensor {
 // block of both backbones and the YOLOv3 head. Parameters: name+".weight" and
 // the BatchNorm ones of BNAct under the same name. The pre-BN convolution
 // output is named name+".conv"; the block's output is named name.
-func (b *Builder) ConvBNAct(name string, x *Tensor, spec ConvSpec, act Act) *Tensor {
+func (b *Builder) ConvBNAct(name string, x *Tensor, spec ConvSpec, act Act) (out *Tensor) {
+	defer func() {
+		b.record(out, func(r *Builder, m tensorMap) *Tensor { return r.ConvBNAct(name, m[x], spec, act) })
+	}()
 	c := b.conv(name+".conv", name, x, spec, false)
 	if b.err != nil {
 		return b.fail(nil)
@@ -465,14 +488,16 @@ func (b *Builder) ConvBNAct(name string, x *Tensor, spec ConvSpec, act Act) *Ten
 }
 
 // Act adds a standalone activation. x: any shape -> same shape.
-func (b *Builder) Act(name string, x *Tensor, act Act) *Tensor {
+func (b *Builder) Act(name string, x *Tensor, act Act) (y *Tensor) {
+	defer func() { b.record(y, func(r *Builder, m tensorMap) *Tensor { return r.Act(name, m[x], act) }) }()
 	if b.bad(x) {
 		return b.fail(nil)
 	}
 	o := b.newKop("act "+name, []*G.Node{x.node}, x.shape)
+	st := b.st
 	o.run = func(ins []G.Value, y []float32) error {
 		xs := f32s(ins[0])
-		parallelFor((len(y)+4095)/4096, func(_, lo, hi int) {
+		parallelForW(st.workers(), (len(y)+4095)/4096, func(_, lo, hi int) {
 			i0, i1 := lo*4096, min(hi*4096, len(y))
 			applyAct(act, xs[i0:i1], y[i0:i1], 1, 0)
 		})
@@ -490,7 +515,10 @@ func (b *Builder) Act(name string, x *Tensor, act Act) *Tensor {
 
 // MaxPool adds a k x k max pool with torch semantics (floor output size,
 // padding counts as -inf). x: [N, C, H, W] -> [N, C, (H+2pad-k)/stride+1, ...].
-func (b *Builder) MaxPool(name string, x *Tensor, k, stride, pad int) *Tensor {
+func (b *Builder) MaxPool(name string, x *Tensor, k, stride, pad int) (y *Tensor) {
+	defer func() {
+		b.record(y, func(r *Builder, m tensorMap) *Tensor { return r.MaxPool(name, m[x], k, stride, pad) })
+	}()
 	if b.bad(x) {
 		return b.fail(nil)
 	}
@@ -502,12 +530,24 @@ func (b *Builder) MaxPool(name string, x *Tensor, k, stride, pad int) *Tensor {
 		return b.fail(fmt.Errorf("nn: maxpool %s: input %v too small", name, x.shape))
 	}
 	outShape := []int{geom.N, geom.C, geom.OH, geom.OW}
-	var arg []int32 // the window arg-maxes, for the backward pass only
-	if x.needGrad {
-		arg = make([]int32, prod(outShape))
-	}
+	// The window arg-maxes, for the backward pass only: found in training
+	// forwards when a gradient flows, held from the first one on.
+	var arg []int32
+	var t *Tensor
 	o := b.newKop("maxpool "+name, []*G.Node{x.node}, outShape)
-	o.run = func(ins []G.Value, y []float32) error { maxPoolForward(&geom, f32s(ins[0]), y, arg); return nil }
+	st := b.st
+	o.run = func(ins []G.Value, y []float32) error {
+		if !st.train || !x.needGrad {
+			maxPoolForward(st.workers(), &geom, f32s(ins[0]), y, nil)
+			return nil
+		}
+		if arg == nil {
+			arg = make([]int32, prod(outShape))
+			t.argmax = arg
+		}
+		maxPoolForward(st.workers(), &geom, f32s(ins[0]), y, arg)
+		return nil
+	}
 	o.wrt = []bool{x.needGrad}
 	o.diff = func(ins G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 		d, err := b.gradOp("maxpool d "+name, x.shape, []*G.Node{grad}, func(v []G.Value, d []float32) {
@@ -515,13 +555,13 @@ func (b *Builder) MaxPool(name string, x *Tensor, k, stride, pad int) *Tensor {
 		})
 		return G.Nodes{d}, err
 	}
-	t := b.add(name, "maxpool", o, []*Tensor{x}, nil, 0)
-	t.argmax = arg
+	t = b.add(name, "maxpool", o, []*Tensor{x}, nil, 0)
 	return t
 }
 
 // Upsample2x adds nearest-neighbour upsampling by 2. x: [N, C, H, W] -> [N, C, 2H, 2W].
-func (b *Builder) Upsample2x(name string, x *Tensor) *Tensor {
+func (b *Builder) Upsample2x(name string, x *Tensor) (y *Tensor) {
+	defer func() { b.record(y, func(r *Builder, m tensorMap) *Tensor { return r.Upsample2x(name, m[x]) }) }()
 	if b.bad(x) {
 		return b.fail(nil)
 	}
@@ -530,7 +570,11 @@ func (b *Builder) Upsample2x(name string, x *Tensor) *Tensor {
 	}
 	N, C, H, W := x.shape[0], x.shape[1], x.shape[2], x.shape[3]
 	o := b.newKop("upsample "+name, []*G.Node{x.node}, []int{N, C, 2 * H, 2 * W})
-	o.run = func(ins []G.Value, y []float32) error { upsample2xForward(N*C, H, W, f32s(ins[0]), y); return nil }
+	st := b.st
+	o.run = func(ins []G.Value, y []float32) error {
+		upsample2xForward(st.workers(), N*C, H, W, f32s(ins[0]), y)
+		return nil
+	}
 	o.wrt = []bool{x.needGrad}
 	o.diff = func(ins G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 		d, err := b.gradOp("upsample d "+name, x.shape, []*G.Node{grad}, func(v []G.Value, d []float32) {
@@ -543,7 +587,8 @@ func (b *Builder) Upsample2x(name string, x *Tensor) *Tensor {
 
 // Concat adds a channel concatenation in argument order.
 // xs[i]: [N, C_i, H, W] -> [N, sum C_i, H, W].
-func (b *Builder) Concat(name string, xs ...*Tensor) *Tensor {
+func (b *Builder) Concat(name string, xs ...*Tensor) (y *Tensor) {
+	defer func() { b.record(y, func(r *Builder, m tensorMap) *Tensor { return r.Concat(name, m.all(xs)...) }) }()
 	if b.bad(xs...) {
 		return b.fail(nil)
 	}
@@ -567,11 +612,12 @@ func (b *Builder) Concat(name string, xs ...*Tensor) *Tensor {
 	outShape[1] = total
 	o := b.newKop("concat "+name, nodes, outShape)
 	datas := make([][]float32, len(xs))
+	st := b.st
 	o.run = func(ins []G.Value, y []float32) error {
 		for i := range ins {
 			datas[i] = f32s(ins[i])
 		}
-		concatForward(N, HW, chans, datas, y)
+		concatForward(st.workers(), N, HW, chans, datas, y)
 		return nil
 	}
 	o.wrt = make([]bool, len(xs))
@@ -600,7 +646,8 @@ func (b *Builder) Concat(name string, xs ...*Tensor) *Tensor {
 }
 
 // AddAct adds the residual sum act(a + c) of two tensors of the same shape.
-func (b *Builder) AddAct(name string, a, c *Tensor, act Act) *Tensor {
+func (b *Builder) AddAct(name string, a, c *Tensor, act Act) (y *Tensor) {
+	defer func() { b.record(y, func(r *Builder, m tensorMap) *Tensor { return r.AddAct(name, m[a], m[c], act) }) }()
 	if b.bad(a, c) {
 		return b.fail(nil)
 	}
@@ -608,7 +655,11 @@ func (b *Builder) AddAct(name string, a, c *Tensor, act Act) *Tensor {
 		return b.fail(fmt.Errorf("nn: add %s: %s has shape %v, %s has %v", name, a.name, a.shape, c.name, c.shape))
 	}
 	o := b.newKop("add "+name, []*G.Node{a.node, c.node}, a.shape)
-	o.run = func(ins []G.Value, y []float32) error { addActForward(act, f32s(ins[0]), f32s(ins[1]), y); return nil }
+	st := b.st
+	o.run = func(ins []G.Value, y []float32) error {
+		addActForward(st.workers(), act, f32s(ins[0]), f32s(ins[1]), y)
+		return nil
+	}
 	o.wrt = []bool{a.needGrad, c.needGrad}
 	o.diff = func(ins G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 		// One op per input: each returned buffer must belong to one consumer only,
@@ -633,7 +684,8 @@ func (b *Builder) AddAct(name string, a, c *Tensor, act Act) *Tensor {
 
 // Name registers alias as another name of t (e.g. "backbone.stage3" for the
 // last block of a stage) and returns t.
-func (b *Builder) Name(alias string, t *Tensor) *Tensor {
+func (b *Builder) Name(alias string, t *Tensor) (y *Tensor) {
+	defer func() { b.record(y, func(r *Builder, m tensorMap) *Tensor { return r.Name(alias, m[t]) }) }()
 	if b.bad(t) {
 		return b.fail(nil)
 	}

@@ -416,7 +416,7 @@ func dnnlBackwardData(g *convGeom, ws *workspace, w, dy, dx []float32) bool {
 }
 
 // dnnlImageRuns splits the batch into one run of consecutive images per
-// worker and calls run for each with its primitive (key with the run's
+// worker (ws.workers(): one in an inference image group) and calls run for each with its primitive (key with the run's
 // image count), the weights (argument 1) packed once into the primitive's
 // layout where it has its own, and the worker's work area.
 func dnnlImageRuns(g *convGeom, ws *workspace, key dnnlKey, w []float32,
@@ -424,11 +424,11 @@ func dnnlImageRuns(g *convGeom, ws *workspace, key dnnlKey, w []float32,
 	if !useDNNL {
 		return false
 	}
-	runs := min(numWorkers(), g.N)
+	runs := min(ws.workers(), g.N)
 	short := g.N / runs // runs hold short images, or short+1
 	prim := func(n int) *dnnlConv {
 		key.g = *g
-		key.g.N = n
+		key.g.N, key.g.splitN = n, 0
 		return dnnlPrim(key)
 	}
 	p, q := prim(short), (*dnnlConv)(nil)
@@ -455,7 +455,7 @@ func dnnlImageRuns(g *convGeom, ws *workspace, key dnnlKey, w []float32,
 		work = max(work, q.work)
 	}
 	ws.reserve(runs, work)
-	parallelFor(g.N, func(wk, lo, hi int) {
+	parallelForW(runs, g.N, func(wk, lo, hi int) {
 		if hi-lo == short {
 			run(p, lo, hi, wArg, packed, ws.get(wk, p.work))
 		} else {

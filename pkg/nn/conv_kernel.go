@@ -5,7 +5,7 @@ import "math"
 // Convolution kernels on NCHW float32 slices. Weights are [Cout, Cin/groups, K, K];
 // the output size is (H + 2*Pad - K)/Stride + 1 (floor), as in torch and Paddle.
 
-// convGeom describes one convolution. All fields are set by newConvGeom.
+// convGeom describes one convolution. newConvGeom sets every field but splitN.
 type convGeom struct {
 	N, C, H, W     int // input
 	Cout, OH, OW   int // output
@@ -13,6 +13,10 @@ type convGeom struct {
 	Groups         int
 	Cg, Coutg      int // channels per group (in, out)
 	CKK            int // Cg*K*K, the im2col row count
+	// splitN, when set, is the batch size forwardSplit plans for instead of
+	// N: an inference image group's convolution splits its images as the
+	// whole batch's does, so that each image is computed the same way.
+	splitN int
 }
 
 func newConvGeom(n, c, h, w, cout, k, stride, pad, groups int) convGeom {
@@ -156,15 +160,19 @@ const (
 // forwardSplit returns how convForward splits each image: into bands of
 // output rows (an sgemm over some columns) or into blocks of output channels
 // (an sgemm over some rows of the weights, with the image's columns built
-// once per block). A function of the shape only. Bands repack the weights
+// once per block). A function of the shape only (and splitN). Bands repack the weights
 // (Coutg x CKK) for each band, blocks rebuild and repack the columns (CKK x
 // OH*OW) for each block: blocks when the image has fewer pixels than half
 // its output channels (deep layers at low resolution), bands otherwise.
 func (g *convGeom) forwardSplit() (bands, blocks int) {
-	if g.N >= convItems {
+	n := g.N
+	if g.splitN > 0 {
+		n = g.splitN
+	}
+	if n >= convItems {
 		return 1, 1
 	}
-	parts := (convItems + g.N - 1) / g.N
+	parts := (convItems + n - 1) / n
 	OHW := g.OH * g.OW
 	if g.Coutg > 2*OHW {
 		return 1, max(1, min(parts, g.Coutg/minBlockRows))
@@ -192,16 +200,17 @@ func convForward(g *convGeom, ws *workspace, x, w, bias, y []float32) {
 		return
 	}
 	if g.depthwise() {
-		dwForward(g, x, w, bias, y)
+		dwForward(ws.workers(), g, x, w, bias, y)
 		return
 	}
 	HW, OHW := g.H*g.W, g.OH*g.OW
 	bands, blocks := g.forwardSplit()
 	per := bands * blocks
+	nw := ws.workers()
 	if !g.pointwise() {
-		ws.reserve(min(numWorkers(), g.N*per), g.CKK*((g.OH+bands-1)/bands*g.OW))
+		ws.reserve(min(nw, g.N*per), g.CKK*((g.OH+bands-1)/bands*g.OW))
 	}
-	parallelFor(g.N*per, func(wk, lo, hi int) {
+	parallelForW(nw, g.N*per, func(wk, lo, hi int) {
 		for it := lo; it < hi; it++ {
 			n, b, mb := it/per, it%per/blocks, it%blocks
 			oh0, oh1 := b*g.OH/bands, (b+1)*g.OH/bands
@@ -362,7 +371,7 @@ func convBiasGrad(n, cout, ohw int, dy, db []float32) {
 func convBNActInfer(g *convGeom, ws *workspace, cfg BNConfig, act Act, x, w, gamma, beta, mean, variance, y []float32) {
 	wf, bf := ws.foldBufs(len(w), g.Cout)
 	per := len(w) / g.Cout
-	parallelFor(g.Cout, func(_, lo, hi int) { // each output channel on its own
+	parallelForW(ws.workers(), g.Cout, func(_, lo, hi int) { // each output channel on its own
 		for co := lo; co < hi; co++ {
 			is := float32(1 / math.Sqrt(float64(variance[co])+float64(cfg.Eps)))
 			s := gamma[co] * is
@@ -381,7 +390,7 @@ func convBNActInfer(g *convGeom, ws *workspace, cfg BNConfig, act Act, x, w, gam
 		return
 	}
 	const block = 4096
-	parallelFor((len(y)+block-1)/block, func(_, lo, hi int) {
+	parallelForW(ws.workers(), (len(y)+block-1)/block, func(_, lo, hi int) {
 		i0, i1 := lo*block, min(hi*block, len(y))
 		applyAct(act, y[i0:i1], y[i0:i1], 1, 0)
 	})

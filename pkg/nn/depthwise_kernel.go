@@ -4,9 +4,9 @@ package nn
 // (image, channel) plane at a time. Weights are [C, 1, K, K].
 
 // dwForward: x: [N, C, H, W]; w: [C, 1, K, K]; bias: [C] or nil; y: [N, C, OH, OW].
-func dwForward(g *convGeom, x, w, bias, y []float32) {
+func dwForward(nw int, g *convGeom, x, w, bias, y []float32) {
 	HW, OHW, KK := g.H*g.W, g.OH*g.OW, g.K*g.K
-	parallelFor(g.N*g.C, func(_, lo, hi int) {
+	parallelForW(nw, g.N*g.C, func(_, lo, hi int) {
 		for p := lo; p < hi; p++ {
 			c := p % g.C
 			xp := x[p*HW : (p+1)*HW]

@@ -42,6 +42,12 @@ type Graph struct {
 	kept     map[*Tensor]bool // ReuseBuffers: the readable tensors (nil: all)
 	gradKept map[*Tensor]bool // shared gradient buffers: the tensors whose TensorGrad is readable (nil: all)
 	guard    *tapeGuard       // shared gradient buffers: checks that the tape runs the ops in the planned order
+	// Inference in image groups (groups.go): the groups' graphs, whether
+	// the last forward ran in them, and the whole-batch tensors gathered
+	// from them.
+	groups     *groupSet
+	groupedRun bool
+	gathered   map[*Tensor][]float32
 }
 
 // tapeGuard checks, as Step runs, that the tape machine calls the graph's ops
@@ -295,7 +301,8 @@ func (b *Builder) Build() (g *Graph, err error) {
 				return nil, err
 			}
 		}
-		g.prepare()
+		// Bound on first use: an inference graph that runs in image groups
+		// never holds whole-batch buffers of its own.
 		return g, nil
 	}
 	// The parameters the losses reach, in ParamSet order.
@@ -421,8 +428,16 @@ func (g *Graph) SetInput(x []float32) error {
 // Forward runs the layers (not the losses). With train set, BatchNorm uses
 // batch statistics and updates the running ones, as a torch module in train
 // mode does; otherwise it uses the running statistics. No backward state is
-// kept beyond the layers' own buffers.
+// kept beyond the layers' own buffers. Without train, a graph without
+// losses runs its batch as one group of images per worker, each through the
+// whole network on its own goroutine (groups.go): the same results as one
+// pass, in less time on several cores.
 func (g *Graph) Forward(train bool) error {
+	if n := g.inferGroups(); !train && n > 1 {
+		g.groupedRun = true
+		return g.forwardGroups(n)
+	}
+	g.groupedRun = false
 	g.prepare()
 	g.st.train = train
 	g.fusedRun = !train
@@ -454,7 +469,7 @@ func (g *Graph) Step() ([]float64, error) {
 	}
 	g.prepare()
 	g.st.train = true
-	g.fusedRun = false
+	g.fusedRun, g.groupedRun = false, false
 	if g.guard != nil {
 		g.guard.next = 0
 	}
@@ -507,14 +522,26 @@ func (g *Graph) LossNames() []string {
 
 // Tensor returns the values ([N, C, H, W] row-major for 4-D layers) and shape
 // of the named tensor after Forward or Step, or nil, nil for an unknown name.
-// The slice is an arena buffer: read it before the next Forward or Step of
-// any graph on the same ParamSet.
+// The slice is an arena buffer (after an inference forward in image groups,
+// a buffer of the graph's own that the groups' values are copied into at
+// each call): read it before the next Forward or Step of any graph on the
+// same ParamSet.
 func (g *Graph) Tensor(name string) ([]float32, []int) {
 	t, ok := g.byName[name]
-	if !ok || t.value() == nil {
+	if !ok || g.kept != nil && !g.kept[t] {
 		return nil, nil
 	}
-	if g.kept != nil && !g.kept[t] {
+	if g.groupedRun && t.op != nil {
+		v := g.gather(t, name)
+		if v == nil {
+			return nil, nil
+		}
+		return v, slices.Clone(t.shape)
+	}
+	if !g.groupedRun {
+		g.prepare()
+	}
+	if t.value() == nil {
 		return nil, nil
 	}
 	if g.fusedRun && t.op != nil && t.op.fused {

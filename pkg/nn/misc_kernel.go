@@ -16,9 +16,9 @@ func newPoolGeom(n, c, h, w, k, stride, pad int) poolGeom {
 
 // maxPoolForward: x: [N, C, H, W]; y: [N, C, OH, OW]; arg: [N, C, OH, OW]
 // receives the index within the plane (ih*W+iw) of each maximum.
-func maxPoolForward(g *poolGeom, x, y []float32, arg []int32) {
+func maxPoolForward(nw int, g *poolGeom, x, y []float32, arg []int32) {
 	HW, OHW := g.H*g.W, g.OH*g.OW
-	parallelFor(g.N*g.C, func(_, lo, hi int) {
+	parallelForW(nw, g.N*g.C, func(_, lo, hi int) {
 		rows := make([]float32, g.H*g.OW) // the plane's row maxima per output column
 		for p := lo; p < hi; p++ {
 			xp := x[p*HW : (p+1)*HW]
@@ -105,8 +105,8 @@ func maxPoolBackward(g *poolGeom, arg []int32, dy, dx []float32) {
 }
 
 // upsample2xForward (nearest): x: [P, H, W] planes; y: [P, 2H, 2W].
-func upsample2xForward(planes, h, w int, x, y []float32) {
-	parallelFor(planes, func(_, lo, hi int) {
+func upsample2xForward(nw, planes, h, w int, x, y []float32) {
+	parallelForW(nw, planes, func(_, lo, hi int) {
 		for p := lo; p < hi; p++ {
 			xp := x[p*h*w : (p+1)*h*w]
 			yp := y[p*4*h*w : (p+1)*4*h*w]
@@ -140,12 +140,12 @@ func upsample2xBackward(planes, h, w int, dy, dx []float32) {
 }
 
 // concatForward copies xs[i]: [N, C_i, HW] into y: [N, sum C_i, HW] in order.
-func concatForward(n, hw int, chans []int, xs [][]float32, y []float32) {
+func concatForward(nw, n, hw int, chans []int, xs [][]float32, y []float32) {
 	total := 0
 	for _, c := range chans {
 		total += c
 	}
-	parallelFor(n, func(_, lo, hi int) {
+	parallelForW(nw, n, func(_, lo, hi int) {
 		for b := lo; b < hi; b++ {
 			off := 0
 			for i, c := range chans {
@@ -167,8 +167,8 @@ func concatBackward(n, hw, total, off, c int, dy, dx []float32) {
 }
 
 // addActForward: y = act(a + b), all the same length.
-func addActForward(act Act, a, b, y []float32) {
-	parallelFor((len(y)+4095)/4096, func(_, lo, hi int) {
+func addActForward(nw int, act Act, a, b, y []float32) {
+	parallelForW(nw, (len(y)+4095)/4096, func(_, lo, hi int) {
 		i0, i1 := lo*4096, min(hi*4096, len(y))
 		bs, ys := b[i0:i1], y[i0:i1]
 		switch act {

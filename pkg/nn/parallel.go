@@ -21,7 +21,11 @@ func numWorkers() int { return runtime.GOMAXPROCS(0) }
 // allowed because oneDNN computes each image the same way whatever images
 // share the call, which TestDNNLBatchInvariance checks.)
 func parallelFor(n int, fn func(w, lo, hi int)) {
-	nw := numWorkers()
+	parallelForW(numWorkers(), n, fn)
+}
+
+// parallelForW is parallelFor over at most nw workers.
+func parallelForW(nw, n int, fn func(w, lo, hi int)) {
 	if nw > n {
 		nw = n
 	}
@@ -47,9 +51,20 @@ func parallelFor(n int, fn func(w, lo, hi int)) {
 // (kernels run one at a time): per worker (im2col columns) or per work item
 // (partial weight gradients). Buffers grow on first use only.
 type workspace struct {
+	nw   int // workers of the kernels that take the workspace; 0: numWorkers()
 	bufs [][]float32
 	pack []float32 // weights in a library's own layout (oneDNN), one layer at a time
 	fold []float32 // BatchNorm-folded weights and bias (inference), one layer at a time
+}
+
+// workers returns the number of workers the kernels using ws spread their
+// work over: numWorkers(), or 1 in the arenas of inference image groups
+// (each group runs on one goroutine; see Graph.Forward).
+func (ws *workspace) workers() int {
+	if ws.nw > 0 {
+		return ws.nw
+	}
+	return numWorkers()
 }
 
 // foldBufs returns buffers of nw and nb floats for folded weights and bias.

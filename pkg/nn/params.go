@@ -42,6 +42,7 @@ type ParamSet struct {
 	params []*Param
 	byName map[string]*Param
 	ar     arena     // activation buffers and scratch shared by the set's graphs
+	groups []*arena  // the buffers of inference image group k (Graph.Forward), shared alike
 	sync   BatchSync // synchronised BatchNorm (SetBatchSync); nil: local batch statistics
 }
 
@@ -70,13 +71,34 @@ func (a *arena) slot(k, n int) []float32 {
 }
 
 // ArenaBytes returns the bytes of activation and gradient buffers held for
-// the graphs built on the set (shared by all of them).
+// the graphs built on the set (shared by all of them), those of inference
+// image groups included.
 func (ps *ParamSet) ArenaBytes() int {
+	n := ps.ar.bytes()
+	for _, a := range ps.groups {
+		n += a.bytes()
+	}
+	return n
+}
+
+func (a *arena) bytes() int {
 	n := 0
-	for _, s := range ps.ar.slots {
+	for _, s := range a.slots {
 		n += 4 * cap(s)
 	}
 	return n
+}
+
+// groupArena returns the arena of inference image group k: the buffers of
+// every graph's group k (they never run concurrently, as the set's graphs
+// do not), its kernels on one worker each.
+func (ps *ParamSet) groupArena(k int) *arena {
+	for len(ps.groups) <= k {
+		a := &arena{}
+		a.colWS.nw = 1
+		ps.groups = append(ps.groups, a)
+	}
+	return ps.groups[k]
 }
 
 // NewParamSet returns an empty set whose initial values derive from seed.

@@ -81,6 +81,23 @@ func workersNet(t *testing.T, n int) (*Graph, *ParamSet) {
 func workersGraph(t *testing.T, ps *ParamSet, n, hw int, opts ...func(*Builder)) *Graph {
 	t.Helper()
 	b := NewBuilder(ps, []int{n, 3, hw, hw})
+	out0, out1 := workersLayers(b)
+	projLoss(b, "l0", out0, 1)
+	projLoss(b, "l1", out1, 2)
+	for _, o := range opts {
+		o(b)
+	}
+	g, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(uint64(n), 5))
+	copy(g.Input(), randSlice(rng, len(g.Input())))
+	return g
+}
+
+// workersLayers adds workersNet's layers to b and returns its two outputs.
+func workersLayers(b *Builder) (out0, out1 *Tensor) {
 	x := b.Input()
 	c1 := b.ConvBNAct("c1", x, ConvSpec{Out: 16, K: 3, Pad: 1}, ActLeaky)                 // 20x20 (at hw 20)
 	c2 := b.ConvBNAct("c2", c1, ConvSpec{Out: 32, K: 3, Stride: 2, Pad: 1}, ActLeaky)     // 10x10
@@ -94,21 +111,10 @@ func workersGraph(t *testing.T, ps *ParamSet, n, hw int, opts ...func(*Builder))
 	up := b.Upsample2x("up", b.ConvBNAct("lat", res, ConvSpec{Out: 16, K: 1}, ActLeaky)) // 10x10
 	cat := b.Concat("cat", up, c2)
 	c3 := b.ConvBNAct("c3", cat, ConvSpec{Out: 24, K: 3, Pad: 1}, ActLeaky)
-	out0 := b.Conv("out0", c3, ConvSpec{Out: 12, K: 1}, true)
+	out0 = b.Conv("out0", c3, ConvSpec{Out: 12, K: 1}, true)
 	pool := b.MaxPool("pool", c1, 2, 2, 0)
-	out1 := b.Conv("out1", b.Concat("cat1", pool, c3), ConvSpec{Out: 6, K: 3, Pad: 1}, true)
-	projLoss(b, "l0", out0, 1)
-	projLoss(b, "l1", out1, 2)
-	for _, o := range opts {
-		o(b)
-	}
-	g, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rng := rand.New(rand.NewPCG(uint64(n), 5))
-	copy(g.Input(), randSlice(rng, len(g.Input())))
-	return g
+	out1 = b.Conv("out1", b.Concat("cat1", pool, c3), ConvSpec{Out: 6, K: 3, Pad: 1}, true)
+	return out0, out1
 }
 
 // workersRun builds the net for batch n and records three training steps with

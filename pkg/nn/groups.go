@@ -1,0 +1,158 @@
+package nn
+
+import (
+	"fmt"
+	"os"
+	"sync"
+)
+
+// Inference in image groups.
+//
+// An inference forward (Forward(false)) of a graph without losses computes
+// every image on its own: BatchNorm uses its running statistics, and every
+// other layer is per image. With several workers and images, Forward splits
+// the batch into one group of consecutive images per worker (as parallelFor
+// splits work items) and runs each group through the whole network on its
+// own goroutine, its convolutions on that goroutine alone, instead of
+// spreading every layer over the workers and waiting for all of them at
+// every layer. The groups' graphs are built once, from the layer calls the
+// Builder recorded, over the same parameters and with buffers of their own
+// (ParamSet.groupArena); Tensor gathers their results into whole-batch
+// tensors. Each image is computed as the whole batch computes it (our
+// convolutions split an image's work by the whole batch's size: splitN;
+// oneDNN computes an image the same way whatever else is in its call, as
+// TestDNNLBatchInvariance checks), so results are the same bits with or
+// without groups, for every worker count (TestInferGroups).
+
+// useGroups lets inference run in image groups (tests turn it off to
+// compare; YOLODISTILL_NO_GROUPS=1 turns it off, for timings).
+var useGroups = os.Getenv("YOLODISTILL_NO_GROUPS") == ""
+
+// tensorMap maps a graph's tensors to those of a group's graph.
+type tensorMap map[*Tensor]*Tensor
+
+// all maps each of ts.
+func (m tensorMap) all(ts []*Tensor) []*Tensor {
+	out := make([]*Tensor, len(ts))
+	for i, t := range ts {
+		out[i] = m[t]
+	}
+	return out
+}
+
+// replayStep is one recorded layer call: f makes it again on another
+// builder; out is the tensor it returned here (nil for SetBN).
+type replayStep struct {
+	out *Tensor
+	f   func(r *Builder, m tensorMap) *Tensor
+}
+
+// record appends a layer call to the builder's log (public layer methods
+// call it as they return; the layers they build from are not recorded
+// separately).
+func (b *Builder) record(out *Tensor, f func(r *Builder, m tensorMap) *Tensor) {
+	if b.err == nil {
+		b.log = append(b.log, replayStep{out, f})
+	}
+}
+
+// groupSet is a graph's image groups: graph k computes images [lo[k], lo[k+1]).
+type groupSet struct {
+	graphs []*Graph
+	lo     []int
+}
+
+// inferGroups returns how many image groups an inference forward of g runs
+// in: min(workers, images), or 1 when the graph has losses or is itself a
+// group.
+func (g *Graph) inferGroups() int {
+	if !useGroups || g.vm != nil || len(g.losses) > 0 || g.b.splitN > 0 {
+		return 1
+	}
+	return min(numWorkers(), g.b.input.shape[0])
+}
+
+// groupGraphs returns the graph's n image groups, building them on first use
+// (again when n changed).
+func (g *Graph) groupGraphs(n int) (*groupSet, error) {
+	if g.groups != nil && len(g.groups.graphs) == n {
+		return g.groups, nil
+	}
+	b := g.b
+	N := b.input.shape[0]
+	gs := &groupSet{}
+	for k := range n {
+		lo, hi := k*N/n, (k+1)*N/n
+		shape := append([]int{hi - lo}, b.input.shape[1:]...)
+		r := newBuilder(b.ps, b.ps.groupArena(k), shape)
+		r.splitN = N
+		if b.reuse {
+			r.ReuseBuffers(b.keep...)
+		}
+		m := tensorMap{b.input: r.input}
+		for _, s := range b.log {
+			if t := s.f(r, m); s.out != nil {
+				m[s.out] = t
+			}
+		}
+		gg, err := r.Build()
+		if err != nil {
+			return nil, fmt.Errorf("nn: building image group %d of %d: %w", k, n, err)
+		}
+		if len(gg.fwdT) != len(g.fwdT) {
+			return nil, fmt.Errorf("nn: image group %d has %d layers, the graph %d", k, len(gg.fwdT), len(g.fwdT))
+		}
+		gs.graphs = append(gs.graphs, gg)
+		gs.lo = append(gs.lo, lo)
+	}
+	gs.lo = append(gs.lo, N)
+	g.groups = gs
+	g.gathered = map[*Tensor][]float32{}
+	return gs, nil
+}
+
+// forwardGroups runs an inference forward as n image groups.
+func (g *Graph) forwardGroups(n int) error {
+	gs, err := g.groupGraphs(n)
+	if err != nil {
+		return err
+	}
+	per := len(g.b.inBuf) / g.b.input.shape[0]
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for k, gg := range gs.graphs {
+		copy(gg.b.inBuf, g.b.inBuf[gs.lo[k]*per:gs.lo[k+1]*per])
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[k] = gg.Forward(false)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// gather returns tensor t of the last grouped forward: the groups' values
+// of it one after the other, in a buffer of the graph's own (nil when a
+// group has no readable value for it).
+func (g *Graph) gather(t *Tensor, name string) []float32 {
+	buf, ok := g.gathered[t]
+	if !ok {
+		buf = make([]float32, prod(t.shape))
+		g.gathered[t] = buf
+	}
+	per := len(buf) / t.shape[0]
+	for k, gg := range g.groups.graphs {
+		v, _ := gg.Tensor(name)
+		if len(v) != (g.groups.lo[k+1]-g.groups.lo[k])*per {
+			return nil
+		}
+		copy(buf[g.groups.lo[k]*per:], v)
+	}
+	return buf
+}
