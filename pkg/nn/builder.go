@@ -25,6 +25,7 @@ type Tensor struct {
 	argmax    []int32  // max pool only: the window arg-maxes of training forwards (read by tests)
 	geom      convGeom // convolutions only
 	fusedFrom *Tensor  // ConvBNAct's output: the convolution's input, read by the fused inference
+	fusedAct  Act      // ConvBNAct's output: its activation
 }
 
 // value returns the tensor's current value: the input buffer or the op's output.
@@ -480,8 +481,10 @@ func (b *Builder) ConvBNAct(name string, x *Tensor, spec ConvSpec, act Act) (out
 	mean, vr := b.ps.byName[name+".bn.mean"], b.ps.byName[name+".bn.var"]
 	cfg, ws := b.bn, &b.st.ar.colWS
 	c.op.fused = true
+	y.fusedAct = act
+	o := y.op
 	y.op.infer = func(out []float32) error {
-		convBNActInfer(&geom, ws, cfg, act, f32s(x.value()), wp.Data, bnp[0].Data, bnp[1].Data, mean.Data, vr.Data, out)
+		convBNActInfer(&geom, ws, cfg, act, f32s(x.value()), wp.Data, bnp[0].Data, bnp[1].Data, mean.Data, vr.Data, out, o.native)
 		return nil
 	}
 	return y

@@ -188,6 +188,12 @@ static int nn_conv_same_arg(nn_conv *a, nn_conv *b, int i) {
 	return dnnl_memory_desc_equal(&a->args[i].md, &b->args[i].md);
 }
 
+// nn_conv_same_args reports whether argument i of a has the layout of
+// argument j of b.
+static int nn_conv_same_args(nn_conv *a, int i, nn_conv *b, int j) {
+	return dnnl_memory_desc_equal(&a->args[i].md, &b->args[j].md);
+}
+
 // nn_conv_exec runs the primitive on the calling thread. p0..p3 are the
 // arguments in args order; an argument whose bit is set in packed is already
 // in the primitive's layout. work holds c->work bytes.
@@ -391,20 +397,66 @@ func (p *dnnlConv) exec(args [4][]float32, packed int, work []float32) {
 
 // dnnlForward computes y = conv(x, w) + bias, as convForward.
 func dnnlForward(g *convGeom, ws *workspace, x, w, bias, y []float32) bool {
-	return dnnlConvForward(g, ws, x, w, bias, y, dnnlKey{kind: dnnlFwdTrain})
+	return dnnlConvForward(g, ws, x, w, bias, y, dnnlKey{kind: dnnlFwdTrain}, 0)
 }
 
-// dnnlForwardAct computes y = act(conv(x, w) + bias) for inference.
-func dnnlForwardAct(g *convGeom, ws *workspace, x, w, bias, y []float32, act Act) bool {
-	return dnnlConvForward(g, ws, x, w, bias, y, dnnlKey{kind: dnnlFwdInfer, act: act, leakSlope: leakySlope})
+// dnnlForwardAct computes y = act(conv(x, w) + bias) for inference; native
+// (nativeIn, nativeOut) says which of x and y are in the primitive's own
+// layout (dnnlLinkable).
+func dnnlForwardAct(g *convGeom, ws *workspace, x, w, bias, y []float32, act Act, native int) bool {
+	return dnnlConvForward(g, ws, x, w, bias, y, dnnlInferKey(act), native)
 }
 
-func dnnlConvForward(g *convGeom, ws *workspace, x, w, bias, y []float32, key dnnlKey) bool {
+func dnnlInferKey(act Act) dnnlKey {
+	return dnnlKey{kind: dnnlFwdInfer, bias: true, act: act, leakSlope: leakySlope}
+}
+
+func dnnlConvForward(g *convGeom, ws *workspace, x, w, bias, y []float32, key dnnlKey, native int) bool {
 	key.bias = bias != nil
 	in, out := g.C*g.H*g.W, g.Cout*g.OH*g.OW
+	if native != 0 && ws.workers() != 1 {
+		panic("nn: oneDNN layouts passed between convolutions outside an image group")
+	}
+	var nat int // the arguments given in the primitive's layout
+	if native&nativeIn != 0 {
+		nat |= 1 << 0
+	}
+	if native&nativeOut != 0 {
+		nat |= 1 << 2
+	}
 	return dnnlImageRuns(g, ws, key, w, func(p *dnnlConv, n0, n1 int, wArg []float32, packed int, work []float32) {
-		p.exec([4][]float32{x[n0*in : n1*in], wArg, y[n0*out : n1*out], bias}, packed, work)
+		p.exec([4][]float32{x[n0*in : n1*in], wArg, y[n0*out : n1*out], bias}, packed|nat, work)
 	})
+}
+
+// dnnlLinkable reports whether the inference convolution of geometry prod
+// and activation pAct (its output) can pass it on in its primitive's own
+// layout to the inference convolutions cons (acts: theirs), all of one
+// image group (one primitive call over the group's images): every one has
+// a primitive, the output's layout is its own (not the plain one), each
+// consumer takes that very layout as its input, and it holds exactly the
+// plain tensor's floats (no padding), so that it fits the tensor's buffer.
+func dnnlLinkable(prod *convGeom, pAct Act, cons []*convGeom, acts []Act) bool {
+	if !useDNNL {
+		return false
+	}
+	prim := func(g *convGeom, act Act) *dnnlConv {
+		k := dnnlInferKey(act)
+		k.g = *g
+		k.g.splitN = 0
+		return dnnlPrim(k)
+	}
+	p := prim(prod, pAct)
+	if p == nil || p.argSize(2) != prod.N*prod.Cout*prod.OH*prod.OW {
+		return false
+	}
+	for i, g := range cons {
+		q := prim(g, acts[i])
+		if q == nil || q.argSize(0) != g.N*g.C*g.H*g.W || C.nn_conv_same_args(&p.c, 2, &q.c, 0) == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // dnnlBackwardData computes dx from dy, as convBackwardData.

@@ -126,7 +126,7 @@ func TestDNNLBatchInvariance(t *testing.T) {
 				runtime.GOMAXPROCS(workers)
 				var ws workspace
 				got := [3][]float32{make([]float32, len(dy)), make([]float32, len(dy)), make([]float32, len(x))}
-				if !dnnlForward(&g, &ws, x, w, nil, got[0]) || !dnnlForwardAct(&g, &ws, x, w, bias, got[1], ActLeaky) ||
+				if !dnnlForward(&g, &ws, x, w, nil, got[0]) || !dnnlForwardAct(&g, &ws, x, w, bias, got[1], ActLeaky, 0) ||
 					!dnnlBackwardData(&g, &ws, w, dy, got[2]) {
 					t.Skip("oneDNN has no primitive for this shape here")
 				}

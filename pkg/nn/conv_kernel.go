@@ -368,7 +368,13 @@ func convBiasGrad(n, cout, ohw int, dy, db []float32) {
 // beta, mean, variance: [Cout]; y: [N, Cout, OH, OW]. Rounds differently
 // from the unfolded convolution followed by BatchNorm (within float32
 // rounding of the product's terms).
-func convBNActInfer(g *convGeom, ws *workspace, cfg BNConfig, act Act, x, w, gamma, beta, mean, variance, y []float32) {
+//
+// native says which of x and y are in oneDNN's own layout (nativeIn,
+// nativeOut: links between the convolutions of an inference image group,
+// planned by planLinks, which found oneDNN's primitives for them); it is
+// honoured while oneDNN is on (useDNNL, which the plan required), and
+// ignored otherwise, for every layer alike.
+func convBNActInfer(g *convGeom, ws *workspace, cfg BNConfig, act Act, x, w, gamma, beta, mean, variance, y []float32, native int) {
 	wf, bf := ws.foldBufs(len(w), g.Cout)
 	per := len(w) / g.Cout
 	parallelForW(ws.workers(), g.Cout, func(_, lo, hi int) { // each output channel on its own
@@ -382,8 +388,11 @@ func convBNActInfer(g *convGeom, ws *workspace, cfg BNConfig, act Act, x, w, gam
 			}
 		}
 	})
-	if dnnlForwardAct(g, ws, x, wf, bf, y, act) {
+	if dnnlForwardAct(g, ws, x, wf, bf, y, act, native) {
 		return
+	}
+	if native != 0 && useDNNL {
+		panic("nn: oneDNN declined a convolution planned to pass its layout on")
 	}
 	convForward(g, ws, x, wf, bf, y)
 	if act == ActNone {

@@ -10,9 +10,11 @@ const DNNLName = ""
 func dnnlForward(*convGeom, *workspace, []float32, []float32, []float32, []float32) bool {
 	return false
 }
-func dnnlForwardAct(*convGeom, *workspace, []float32, []float32, []float32, []float32, Act) bool {
+func dnnlForwardAct(*convGeom, *workspace, []float32, []float32, []float32, []float32, Act, int) bool {
 	return false
 }
+
+func dnnlLinkable(*convGeom, Act, []*convGeom, []Act) bool                         { return false }
 func dnnlBackwardData(*convGeom, *workspace, []float32, []float32, []float32) bool { return false }
 func dnnlBackwardWeight(*convGeom, *workspace, *workspace, []float32, []float32, []float32) bool {
 	return false

@@ -133,8 +133,12 @@
 // of their own (one arena per group index on the ParamSet); Graph.Tensor
 // gathers their results. Each image is computed as in one pass over the
 // batch (convolutions plan their work by the whole batch's size; oneDNN is
-// batch-invariant), so the bits are the same (TestInferGroups);
-// YOLODISTILL_NO_GROUPS=1 runs one pass instead.
+// batch-invariant), so the bits are the same (TestInferGroups). In a group
+// that keeps only named tensors (ReuseBuffers), a ConvBNAct whose output
+// only ConvBNActs read passes it on in oneDNN's own layout when their
+// primitives take it (planLinks): no reorder out and back in between them
+// (about half of inference's activation reorders). YOLODISTILL_NO_GROUPS=1
+// runs one pass instead.
 //
 // A Graph is not safe for concurrent use, and graphs sharing a ParamSet must
 // not run at the same time. Graphs on different ParamSets (a teacher and a

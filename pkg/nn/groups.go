@@ -102,6 +102,7 @@ func (g *Graph) groupGraphs(n int) (*groupSet, error) {
 		if len(gg.fwdT) != len(g.fwdT) {
 			return nil, fmt.Errorf("nn: image group %d has %d layers, the graph %d", k, len(gg.fwdT), len(g.fwdT))
 		}
+		gg.planLinks()
 		gs.graphs = append(gs.graphs, gg)
 		gs.lo = append(gs.lo, lo)
 	}
@@ -155,4 +156,54 @@ func (g *Graph) gather(t *Tensor, name string) []float32 {
 		copy(buf[g.groups.lo[k]*per:], v)
 	}
 	return buf
+}
+
+// The op.native bits of a fused ConvBNAct.
+const (
+	nativeIn  = 1 << iota // its input is in oneDNN's own layout
+	nativeOut             // it writes its output in oneDNN's own layout
+)
+
+// planLinks lets the inference convolutions of an image group pass an
+// activation on in oneDNN's own layout (no reorder out of it and back in)
+// where a fused ConvBNAct's output is read only by fused ConvBNActs whose
+// primitives take that layout (dnnlLinkable), and nobody can read it back:
+// the group keeps only named tensors (ReuseBuffers), neither it nor the
+// readers' pre-BatchNorm outputs among them, and those are read by their
+// ConvBNAct alone. The values are the same; only the reorders go.
+func (g *Graph) planLinks() {
+	if !useDNNL || g.kept == nil || g.st.ar.colWS.nw != 1 {
+		return
+	}
+	readers := map[*Tensor][]*Tensor{}
+	for _, t := range g.fwdT {
+		for _, in := range t.inputs {
+			readers[in] = append(readers[in], t)
+		}
+	}
+	for _, t := range g.fwdT {
+		if t.fusedFrom == nil || t.op.infer == nil || g.kept[t] || len(readers[t]) == 0 {
+			continue
+		}
+		var cons []*Tensor
+		var geoms []*convGeom
+		var acts []Act
+		for _, c := range readers[t] {
+			rc := readers[c]
+			if !c.op.fused || g.kept[c] || len(rc) != 1 || rc[0].fusedFrom != t || rc[0].op.infer == nil {
+				cons = nil
+				break
+			}
+			cons = append(cons, rc[0])
+			geoms = append(geoms, &c.geom)
+			acts = append(acts, rc[0].fusedAct)
+		}
+		if cons == nil || !dnnlLinkable(&t.inputs[0].geom, t.fusedAct, geoms, acts) {
+			continue
+		}
+		t.op.native |= nativeOut
+		for _, y := range cons {
+			y.op.native |= nativeIn
+		}
+	}
 }

@@ -20,6 +20,13 @@ func groupsGraph(t *testing.T, n int, keep []string) *Graph {
 	bn := b.BNAct("bn", out0, ActLeaky)
 	b.Name("alias", b.Act("act", bn, ActReLU))
 	b.Name("out1.alias", out1)
+	// A chain of convolutions whose activations the groups may pass on in
+	// oneDNN's layout (k1 -> k2 -> k3 and k2 -> k2b: two readers), the
+	// last pre-BN output k3.conv kept (computed on demand from k2).
+	k1 := b.ConvBNAct("k1", out0, ConvSpec{Out: 32, K: 3, Pad: 1}, ActLeaky)
+	k2 := b.ConvBNAct("k2", k1, ConvSpec{Out: 32, K: 3, Pad: 1}, ActReLU)
+	b.ConvBNAct("k3", k2, ConvSpec{Out: 16, K: 1}, ActLeaky)
+	b.ConvBNAct("k2b", k2, ConvSpec{Out: 32, K: 3, Stride: 2, Pad: 1}, ActNone)
 	if keep != nil {
 		b.ReuseBuffers(keep...)
 	}
@@ -64,10 +71,14 @@ func groupsRun(t *testing.T, g *Graph, n int) *trainTrace {
 // gives the same bits as one pass over the batch, for batches that split
 // evenly and unevenly, with and without shared buffers (ReuseBuffers: the
 // same tensors readable, the others nil), whatever the worker count; and the
-// groups really ran.
+// groups really ran. With oneDNN, consecutive convolutions of a group pass
+// activations on in oneDNN's layout (planLinks) where nobody can read them:
+// the same bits again, and a pre-BN output kept (k3.conv, computed on demand
+// from k2) keeps its input plain.
 func TestInferGroups(t *testing.T) {
 	defer func(v bool) { useGroups = v }(useGroups)
-	for _, keep := range [][]string{nil, {"out0", "alias", "c2"}} {
+	links := 0
+	for _, keep := range [][]string{nil, {"out0", "alias", "c2", "k3", "k2b"}, {"out0", "k3.conv", "k2b"}} {
 		for _, n := range []int{3, 5, 8} {
 			t.Run(fmt.Sprintf("batch%d/reuse%v", n, keep != nil), func(t *testing.T) {
 				useGroups = false
@@ -98,8 +109,25 @@ func TestInferGroups(t *testing.T) {
 					if d := ref.firstDiff(tr); d != "" {
 						t.Errorf("GOMAXPROCS=%d in image groups differs from one pass: %s", procs, d)
 					}
+					if g.groups == nil {
+						continue
+					}
+					for _, gg := range g.groups.graphs {
+						for _, o := range gg.fwd {
+							if o.native&nativeOut != 0 {
+								links++
+								if keep == nil {
+									t.Fatalf("%s passes its layout on in a graph whose tensors are all readable", o.label)
+								}
+							}
+						}
+					}
 				}
 			})
 		}
 	}
+	if useDNNL && links == 0 {
+		t.Error("no inference convolution passed its oneDNN layout on")
+	}
+	t.Logf("%d links (oneDNN layouts passed on) over the runs", links)
 }

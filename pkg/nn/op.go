@@ -36,8 +36,12 @@ type kop struct {
 	// is then filled only on demand, by Graph.Tensor).
 	infer func(out []float32) error
 	fused bool
-	guard *tapeGuard // set when the graph shares gradient buffers: Do checks the tape's order
-	diff  func(ins G.Nodes, out, grad *G.Node) (G.Nodes, error)
+	// native (a fused ConvBNAct in an inference image group; groups.go):
+	// nativeIn when its input is in oneDNN's layout, nativeOut when it
+	// writes its output so.
+	native int
+	guard  *tapeGuard // set when the graph shares gradient buffers: Do checks the tape's order
+	diff   func(ins G.Nodes, out, grad *G.Node) (G.Nodes, error)
 }
 
 // newKop makes an op over the given children whose output has shape outShape
