@@ -169,7 +169,7 @@ func (d *Detector) net(n, h, w int, train, lean bool) (*Net, error) {
 	if n < 1 {
 		return nil, fmt.Errorf("model: batch size %d", n)
 	}
-	if err := CheckMemory(d.Spec, n, h, w, train, int64(d.Params.ArenaBytes())); err != nil {
+	if err := CheckMemory(d.Spec, n, h, w, train, int64(d.Params.ReusableBytes(train, n))); err != nil {
 		return nil, fmt.Errorf("model: %w", err)
 	}
 	b := nn.NewBuilder(d.Params, []int{n, d.Spec.InChannels, h, w})

@@ -69,7 +69,7 @@ func (d *Detector) DetectImages(imgs []*dataset.Image, size int) ([][]box.Scored
 	if len(imgs) == 0 {
 		return nil, nil
 	}
-	if err := CheckMemory(d.Spec, len(imgs), size, size, false, int64(d.Params.ArenaBytes())); err != nil {
+	if err := CheckMemory(d.Spec, len(imgs), size, size, false, int64(d.Params.ReusableBytes(false, len(imgs)))); err != nil {
 		return nil, err
 	}
 	aug := EvalAugment(d.Config)
@@ -107,7 +107,7 @@ func DetectSplit(ctx context.Context, d *Detector, sp *dataset.Split, opt EvalOp
 		return nil, nil, fmt.Errorf("eval: split %q of %s has no images", sp.Name, sp.Where)
 	}
 	bs := min(opt.BatchSize, n)
-	if err := CheckMemory(d.Spec, bs, opt.Size, opt.Size, false, int64(d.Params.ArenaBytes())); err != nil {
+	if err := CheckMemory(d.Spec, bs, opt.Size, opt.Size, false, int64(d.Params.ReusableBytes(false, bs))); err != nil {
 		return nil, nil, err
 	}
 	ld, err := augment.NewLoader(augment.LoaderConfig{

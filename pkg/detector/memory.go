@@ -77,7 +77,7 @@ var availableMemory = AvailableMemory
 // CheckMemory returns a *MemoryError when n images of h x w pixels
 // through spec's model (a training graph when train) need more memory than
 // AvailableMemory reports plus held, the bytes of graph buffers already
-// allocated that the new graph reuses (the parameter set's arena); nil when
+// allocated that the new graph reuses (nn.ParamSet.ReusableBytes); nil when
 // they fit, or when the available memory is not known (not Linux). Call it
 // before allocating anything for that size: it reads the model's shapes only.
 func CheckMemory(spec *yolo.Spec, n, h, w int, train bool, held int64) error {

@@ -112,6 +112,7 @@ type Builder struct {
 	// such a group's builder: the whole batch's size.
 	log    []replayStep
 	splitN int
+	bn0    BNConfig // the BatchNorm configuration the builder started with
 }
 
 // ReuseBuffers makes a graph without losses (inference) share layer buffers
@@ -149,7 +150,7 @@ func NewBuilder(ps *ParamSet, inputShape []int) *Builder {
 
 // newBuilder is NewBuilder with the graph's buffers in ar.
 func newBuilder(ps *ParamSet, ar *arena, inputShape []int) *Builder {
-	b := &Builder{ps: ps, g: G.NewGraph(), st: &graphState{ar: ar}, bn: DefaultBN,
+	b := &Builder{ps: ps, g: G.NewGraph(), st: &graphState{ar: ar}, bn: DefaultBN, bn0: DefaultBN,
 		byName: map[string]*Tensor{}, pnodes: map[*Param]*G.Node{}, pvals: map[*Param]G.Value{}}
 	if len(inputShape) != 4 || prod(inputShape) <= 0 {
 		b.err = fmt.Errorf("nn: input shape %v is not a positive [N, C, H, W]", inputShape)
@@ -591,6 +592,7 @@ func (b *Builder) Upsample2x(name string, x *Tensor) (y *Tensor) {
 // Concat adds a channel concatenation in argument order.
 // xs[i]: [N, C_i, H, W] -> [N, sum C_i, H, W].
 func (b *Builder) Concat(name string, xs ...*Tensor) (y *Tensor) {
+	xs = slices.Clone(xs) // kept (inputs, the recorded call): not the caller's slice
 	defer func() { b.record(y, func(r *Builder, m tensorMap) *Tensor { return r.Concat(name, m.all(xs)...) }) }()
 	if b.bad(xs...) {
 		return b.fail(nil)

@@ -434,8 +434,9 @@ func (g *Graph) SetInput(x []float32) error {
 // pass, in less time on several cores.
 func (g *Graph) Forward(train bool) error {
 	if n := g.inferGroups(); !train && n > 1 {
-		g.groupedRun = true
-		return g.forwardGroups(n)
+		err := g.forwardGroups(n)
+		g.groupedRun = err == nil
+		return err
 	}
 	g.groupedRun = false
 	g.prepare()

@@ -66,10 +66,19 @@ type groupSet struct {
 // in: min(workers, images), or 1 when the graph has losses or is itself a
 // group.
 func (g *Graph) inferGroups() int {
-	if !useGroups || g.vm != nil || len(g.losses) > 0 || g.b.splitN > 0 {
+	if g.vm != nil || len(g.losses) > 0 || g.b.splitN > 0 {
 		return 1
 	}
-	return min(numWorkers(), g.b.input.shape[0])
+	return groupsFor(g.b.input.shape[0])
+}
+
+// groupsFor returns the number of image groups an inference forward of n
+// images runs in (1: one pass).
+func groupsFor(n int) int {
+	if !useGroups {
+		return 1
+	}
+	return max(1, min(numWorkers(), n))
 }
 
 // groupGraphs returns the graph's n image groups, building them on first use
@@ -86,6 +95,7 @@ func (g *Graph) groupGraphs(n int) (*groupSet, error) {
 		shape := append([]int{hi - lo}, b.input.shape[1:]...)
 		r := newBuilder(b.ps, b.ps.groupArena(k), shape)
 		r.splitN = N
+		r.bn = b.bn0
 		if b.reuse {
 			r.ReuseBuffers(b.keep...)
 		}
@@ -126,6 +136,11 @@ func (g *Graph) forwardGroups(n int) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() {
+				if r := recover(); r != nil {
+					errs[k] = fmt.Errorf("nn: image group %d: %v", k, r)
+				}
+			}()
 			errs[k] = gg.Forward(false)
 		}()
 	}

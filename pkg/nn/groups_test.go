@@ -131,3 +131,36 @@ func TestInferGroups(t *testing.T) {
 	}
 	t.Logf("%d links (oneDNN layouts passed on) over the runs", links)
 }
+
+// TestReusableBytes: a training graph reuses the set's buffers and an
+// inference graph in image groups those of the groups, not each other's:
+// ReusableBytes reports the kind the new graph would use.
+func TestReusableBytes(t *testing.T) {
+	withProcs(2, func() {
+		ps := NewParamSet(7)
+		tr := workersGraph(t, ps, 4, 20)
+		if _, err := tr.Step(); err != nil {
+			t.Fatal(err)
+		}
+		train := ps.ReusableBytes(true, 4)
+		if train == 0 || ps.ReusableBytes(false, 4) != 0 || ps.ReusableBytes(false, 1) != train {
+			t.Fatalf("after a training step: reusable %d for training, %d for grouped inference, %d for one image",
+				train, ps.ReusableBytes(false, 4), ps.ReusableBytes(false, 1))
+		}
+		b := NewBuilder(ps, []int{4, 3, 20, 20})
+		out0, _ := workersLayers(b)
+		b.ReuseBuffers(out0.Name())
+		g, err := b.Build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Forward(false); err != nil {
+			t.Fatal(err)
+		}
+		infer := ps.ReusableBytes(false, 4)
+		if infer == 0 || ps.ReusableBytes(true, 4) != train || ps.ArenaBytes() != train+infer {
+			t.Fatalf("after a grouped inference: reusable %d for training (was %d), %d for inference, %d in all",
+				ps.ReusableBytes(true, 4), train, infer, ps.ArenaBytes())
+		}
+	})
+}

@@ -89,6 +89,22 @@ func (a *arena) bytes() int {
 	return n
 }
 
+// ReusableBytes returns the bytes of buffers already held that a new graph
+// of n images would reuse (the rest it allocates): those of the set's
+// graphs for a training graph, or an inference graph that runs in one pass;
+// those of the image groups for one that runs in groups (Graph.Forward).
+// The two kinds do not share buffers.
+func (ps *ParamSet) ReusableBytes(train bool, n int) int {
+	if train || groupsFor(n) == 1 {
+		return ps.ar.bytes()
+	}
+	n = 0
+	for _, a := range ps.groups {
+		n += a.bytes()
+	}
+	return n
+}
+
 // groupArena returns the arena of inference image group k: the buffers of
 // every graph's group k (they never run concurrently, as the set's graphs
 // do not), its kernels on one worker each.

@@ -319,16 +319,29 @@ func (d *dumper) writeBatch(w *softtarget.Writer, b *augment.Batch, epoch int) e
 	} else {
 		d.reused += n
 	}
-	outs := net.Outputs()
+	// The teacher's outputs and feature maps: read from the graph only when
+	// it ran (a batch of cached views takes them from the cache).
+	var outs [][]float32
 	feats := make([][]float32, len(d.features))
 	fshape := make([][]int, len(d.features))
+	if !allCached {
+		outs = net.Outputs()
+	}
 	for k, f := range d.features {
-		feats[k], fshape[k] = net.Graph.Tensor(f)
-		if feats[k] == nil || len(fshape[k]) < 2 || fshape[k][0] != n {
+		if allCached { // its shape only
+			for _, info := range net.Graph.Names() {
+				if info.Name == f {
+					fshape[k] = info.Shape
+				}
+			}
+		} else {
+			feats[k], fshape[k] = net.Graph.Tensor(f)
+		}
+		if !allCached && feats[k] == nil || len(fshape[k]) < 2 || fshape[k][0] != n {
 			return fmt.Errorf("teacher feature map %q: no per-image tensor in the graph (shape %v)", f, fshape[k])
 		}
 	}
-	v := softtarget.View{Outputs: make([]softtarget.Tensor, len(outs)), Features: map[string]softtarget.Tensor{}, InputH: s, InputW: s}
+	v := softtarget.View{Outputs: make([]softtarget.Tensor, len(net.Shapes)), Features: map[string]softtarget.Tensor{}, InputH: s, InputW: s}
 	for i, it := range b.Items {
 		sm := &d.split.DS.Samples[it.Index]
 		aug, err := it.Record.MarshalBinary()
