@@ -72,18 +72,31 @@ func (d *Detector) DetectImages(imgs []*dataset.Image, size int) ([][]box.Scored
 	if err := CheckMemory(d.Spec, len(imgs), size, size, false, int64(d.Params.ReusableBytes(false, len(imgs)))); err != nil {
 		return nil, err
 	}
+	input, err := d.EvalInput(imgs, size)
+	if err != nil {
+		return nil, err
+	}
+	pls := make([]decode.Placement, len(imgs))
+	for i, img := range imgs {
+		pls[i] = decode.Stretch(img.W, img.H, size, size)
+	}
+	return d.Detect(input, len(imgs), size, size, pls)
+}
+
+// EvalInput returns the network input ([N, 3, size, size], normalised) of
+// imgs as evaluation sees them: each resized to size x size with the
+// configuration's eval transform (EvalAugment, EvalInterp).
+func (d *Detector) EvalInput(imgs []*dataset.Image, size int) ([]float32, error) {
 	aug := EvalAugment(d.Config)
 	plane := 3 * size * size
-	input := make([]float32, len(imgs)*plane) // [N, 3, size, size]
-	pls := make([]decode.Placement, len(imgs))
+	input := make([]float32, len(imgs)*plane)
 	for i, img := range imgs {
 		rec := augment.EvalRecord(int64(i), size, EvalInterp)
 		if _, err := aug.Apply(&rec, img, nil, nil, nil, input[i*plane:(i+1)*plane]); err != nil {
 			return nil, fmt.Errorf("image %d: %w", i, err)
 		}
-		pls[i] = decode.Stretch(img.W, img.H, size, size)
 	}
-	return d.Detect(input, len(imgs), size, size, pls)
+	return input, nil
 }
 
 // DetectSplit runs the detector over every image of sp (loaded by

@@ -183,11 +183,6 @@ static int nn_conv_pack(nn_conv *c, int i, void *user, void *dst) {
 	return s;
 }
 
-// nn_conv_same_arg reports whether argument i has the same layout in a and b.
-static int nn_conv_same_arg(nn_conv *a, nn_conv *b, int i) {
-	return dnnl_memory_desc_equal(&a->args[i].md, &b->args[i].md);
-}
-
 // nn_conv_same_args reports whether argument i of a has the layout of
 // argument j of b.
 static int nn_conv_same_args(nn_conv *a, int i, nn_conv *b, int j) {
@@ -357,7 +352,7 @@ func (p *dnnlConv) sameLayout(q *dnnlConv, i int) bool {
 	if (p.argSize(i) > 0) != (q.argSize(i) > 0) {
 		return false
 	}
-	return p.argSize(i) < 0 || C.nn_conv_same_arg(&p.c, &q.c, C.int(i)) != 0
+	return p.argSize(i) < 0 || C.nn_conv_same_args(&p.c, C.int(i), &q.c, C.int(i)) != 0
 }
 
 // pack reorders user (argument i, plain layout) into dst (the primitive's).
@@ -417,41 +412,40 @@ func dnnlConvForward(g *convGeom, ws *workspace, x, w, bias, y []float32, key dn
 	if native != 0 && ws.workers() != 1 {
 		panic("nn: oneDNN layouts passed between convolutions outside an image group")
 	}
-	var nat int // the arguments given in the primitive's layout
-	if native&nativeIn != 0 {
-		nat |= 1 << 0
-	}
-	if native&nativeOut != 0 {
-		nat |= 1 << 2
-	}
 	return dnnlImageRuns(g, ws, key, w, func(p *dnnlConv, n0, n1 int, wArg []float32, packed int, work []float32) {
-		p.exec([4][]float32{x[n0*in : n1*in], wArg, y[n0*out : n1*out], bias}, packed|nat, work)
+		p.exec([4][]float32{x[n0*in : n1*in], wArg, y[n0*out : n1*out], bias}, packed|native, work)
 	})
 }
 
-// dnnlLinkable reports whether the inference convolution of geometry prod
-// and activation pAct (its output) can pass it on in its primitive's own
-// layout to the inference convolutions cons (acts: theirs), all of one
-// image group (one primitive call over the group's images): every one has
-// a primitive, the output's layout is its own (not the plain one), each
-// consumer takes that very layout as its input, and it holds exactly the
-// plain tensor's floats (no padding), so that it fits the tensor's buffer.
-func dnnlLinkable(prod *convGeom, pAct Act, cons []*convGeom, acts []Act) bool {
+// dnnlPrimFor returns key's primitive for convolution g over n images.
+func dnnlPrimFor(key dnnlKey, g *convGeom, n int) *dnnlConv {
+	key.g = *g
+	key.g.N, key.g.splitN = n, 0
+	return dnnlPrim(key)
+}
+
+// dnnlLinkable reports whether the fused ConvBNAct prod (its output) can
+// pass its output on in its primitive's own layout to the fused ConvBNActs
+// cons, all of one image group (one inference primitive call over the
+// group's images): every one has a primitive, the output's layout is its
+// own (not the plain one), each consumer takes that very layout as its
+// input, and it holds exactly the plain tensor's floats (no padding), so
+// that it fits the tensor's buffer.
+func dnnlLinkable(prod *Tensor, cons []*Tensor) bool {
 	if !useDNNL {
 		return false
 	}
-	prim := func(g *convGeom, act Act) *dnnlConv {
-		k := dnnlInferKey(act)
-		k.g = *g
-		k.g.splitN = 0
-		return dnnlPrim(k)
+	// A fused ConvBNAct's output reads its convolution (inputs[0]).
+	prim := func(t *Tensor) (*dnnlConv, *convGeom) {
+		g := &t.inputs[0].geom
+		return dnnlPrimFor(dnnlInferKey(t.fusedAct), g, g.N), g
 	}
-	p := prim(prod, pAct)
-	if p == nil || p.argSize(2) != prod.N*prod.Cout*prod.OH*prod.OW {
+	p, pg := prim(prod)
+	if p == nil || p.argSize(2) != pg.N*pg.Cout*pg.OH*pg.OW {
 		return false
 	}
-	for i, g := range cons {
-		q := prim(g, acts[i])
+	for _, t := range cons {
+		q, g := prim(t)
 		if q == nil || q.argSize(0) != g.N*g.C*g.H*g.W || C.nn_conv_same_args(&p.c, 2, &q.c, 0) == 0 {
 			return false
 		}
@@ -468,9 +462,10 @@ func dnnlBackwardData(g *convGeom, ws *workspace, w, dy, dx []float32) bool {
 }
 
 // dnnlImageRuns splits the batch into one run of consecutive images per
-// worker (ws.workers(): one in an inference image group) and calls run for each with its primitive (key with the run's
-// image count), the weights (argument 1) packed once into the primitive's
-// layout where it has its own, and the worker's work area.
+// worker (ws.workers(): one in an inference image group) and calls run for
+// each with its primitive (key with the run's image count), the weights
+// (argument 1) packed once into the primitive's layout where it has its
+// own, and the worker's work area.
 func dnnlImageRuns(g *convGeom, ws *workspace, key dnnlKey, w []float32,
 	run func(p *dnnlConv, n0, n1 int, wArg []float32, packed int, work []float32)) bool {
 	if !useDNNL {
@@ -478,14 +473,9 @@ func dnnlImageRuns(g *convGeom, ws *workspace, key dnnlKey, w []float32,
 	}
 	runs := min(ws.workers(), g.N)
 	short := g.N / runs // runs hold short images, or short+1
-	prim := func(n int) *dnnlConv {
-		key.g = *g
-		key.g.N, key.g.splitN = n, 0
-		return dnnlPrim(key)
-	}
-	p, q := prim(short), (*dnnlConv)(nil)
+	p, q := dnnlPrimFor(key, g, short), (*dnnlConv)(nil)
 	if g.N%runs != 0 {
-		q = prim(short + 1)
+		q = dnnlPrimFor(key, g, short+1)
 	}
 	if p == nil || g.N%runs != 0 && q == nil {
 		return false

@@ -14,7 +14,7 @@ func dnnlForwardAct(*convGeom, *workspace, []float32, []float32, []float32, []fl
 	return false
 }
 
-func dnnlLinkable(*convGeom, Act, []*convGeom, []Act) bool                         { return false }
+func dnnlLinkable(*Tensor, []*Tensor) bool                                         { return false }
 func dnnlBackwardData(*convGeom, *workspace, []float32, []float32, []float32) bool { return false }
 func dnnlBackwardWeight(*convGeom, *workspace, *workspace, []float32, []float32, []float32) bool {
 	return false

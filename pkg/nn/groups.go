@@ -66,11 +66,14 @@ type groupSet struct {
 // in: min(workers, images), or 1 when the graph has losses or is itself a
 // group.
 func (g *Graph) inferGroups() int {
-	if g.vm != nil || len(g.losses) > 0 || g.b.splitN > 0 {
+	if g.vm != nil || len(g.losses) > 0 || g.inGroup() {
 		return 1
 	}
 	return groupsFor(g.b.input.shape[0])
 }
+
+// inGroup reports whether g is an image group's graph.
+func (g *Graph) inGroup() bool { return g.b.splitN > 0 }
 
 // groupsFor returns the number of image groups an inference forward of n
 // images runs in (1: one pass).
@@ -173,10 +176,12 @@ func (g *Graph) gather(t *Tensor, name string) []float32 {
 	return buf
 }
 
-// The op.native bits of a fused ConvBNAct.
+// The op.native bits of a fused ConvBNAct: the arguments of its oneDNN
+// forward primitive (source 0, destination 2) given in the primitive's own
+// layout, as nn_conv_exec's packed mask takes them.
 const (
-	nativeIn  = 1 << iota // its input is in oneDNN's own layout
-	nativeOut             // it writes its output in oneDNN's own layout
+	nativeIn  = 1 << 0 // its input is in oneDNN's own layout
+	nativeOut = 1 << 2 // it writes its output in oneDNN's own layout
 )
 
 // planLinks lets the inference convolutions of an image group pass an
@@ -187,7 +192,7 @@ const (
 // readers' pre-BatchNorm outputs among them, and those are read by their
 // ConvBNAct alone. The values are the same; only the reorders go.
 func (g *Graph) planLinks() {
-	if !useDNNL || g.kept == nil || g.st.ar.colWS.nw != 1 {
+	if !useDNNL || g.kept == nil || !g.inGroup() {
 		return
 	}
 	readers := map[*Tensor][]*Tensor{}
@@ -201,8 +206,6 @@ func (g *Graph) planLinks() {
 			continue
 		}
 		var cons []*Tensor
-		var geoms []*convGeom
-		var acts []Act
 		for _, c := range readers[t] {
 			rc := readers[c]
 			if !c.op.fused || g.kept[c] || len(rc) != 1 || rc[0].fusedFrom != t || rc[0].op.infer == nil {
@@ -210,10 +213,8 @@ func (g *Graph) planLinks() {
 				break
 			}
 			cons = append(cons, rc[0])
-			geoms = append(geoms, &c.geom)
-			acts = append(acts, rc[0].fusedAct)
 		}
-		if cons == nil || !dnnlLinkable(&t.inputs[0].geom, t.fusedAct, geoms, acts) {
+		if cons == nil || !dnnlLinkable(t, cons) {
 			continue
 		}
 		t.op.native |= nativeOut

@@ -59,10 +59,7 @@ func groupsRun(t *testing.T, g *Graph, n int) *trainTrace {
 		if err := g.Forward(false); err != nil {
 			t.Fatal(err)
 		}
-		for _, info := range g.Names() {
-			v, _ := g.Tensor(info.Name)
-			tr.add(fmt.Sprintf("pass %d tensor %s", pass, info.Name), v)
-		}
+		tr.addTensors(fmt.Sprintf("pass %d tensor ", pass), g)
 	}
 	return tr
 }

@@ -73,13 +73,7 @@ func (a *arena) slot(k, n int) []float32 {
 // ArenaBytes returns the bytes of activation and gradient buffers held for
 // the graphs built on the set (shared by all of them), those of inference
 // image groups included.
-func (ps *ParamSet) ArenaBytes() int {
-	n := ps.ar.bytes()
-	for _, a := range ps.groups {
-		n += a.bytes()
-	}
-	return n
-}
+func (ps *ParamSet) ArenaBytes() int { return ps.ar.bytes() + ps.groupBytes() }
 
 func (a *arena) bytes() int {
 	n := 0
@@ -98,7 +92,12 @@ func (ps *ParamSet) ReusableBytes(train bool, n int) int {
 	if train || groupsFor(n) == 1 {
 		return ps.ar.bytes()
 	}
-	n = 0
+	return ps.groupBytes()
+}
+
+// groupBytes returns the bytes held by the image groups' arenas.
+func (ps *ParamSet) groupBytes() int {
+	n := 0
 	for _, a := range ps.groups {
 		n += a.bytes()
 	}

@@ -138,10 +138,7 @@ func traceSteps(t *testing.T, g *Graph, ps *ParamSet) *trainTrace {
 	if err := g.Forward(false); err != nil {
 		t.Fatal(err)
 	}
-	for _, info := range g.Names() {
-		v, _ := g.Tensor(info.Name)
-		tr.add("infer tensor "+info.Name, v)
-	}
+	tr.addTensors("infer tensor ", g)
 	return tr
 }
 

@@ -33,19 +33,25 @@ func (tr *trainTrace) add(name string, v []float32) {
 	tr.vals = append(tr.vals, slices.Clone(v))
 }
 
-// firstDiff names the first value whose bits differ between a and b ("" if none).
 // addStep records a step's losses (each as float32 and its rounding
 // remainder, so that float64 differences show) and every named tensor of g.
 func (tr *trainTrace) addStep(step int, g *Graph, losses []float64) {
 	for i, l := range losses {
 		tr.add(fmt.Sprintf("step %d loss %d", step, i), []float32{float32(l), float32(l - float64(float32(l)))})
 	}
+	tr.addTensors(fmt.Sprintf("step %d tensor ", step), g)
+}
+
+// addTensors records every named tensor of g (nil for those it does not let
+// one read) under prefix+name.
+func (tr *trainTrace) addTensors(prefix string, g *Graph) {
 	for _, info := range g.Names() {
 		v, _ := g.Tensor(info.Name)
-		tr.add(fmt.Sprintf("step %d tensor %s", step, info.Name), v)
+		tr.add(prefix+info.Name, v)
 	}
 }
 
+// firstDiff names the first value whose bits differ between a and b ("" if none).
 func (tr *trainTrace) firstDiff(b *trainTrace) string {
 	if !slices.Equal(tr.names, b.names) {
 		return "different sequence of recorded values"
@@ -142,10 +148,7 @@ func workersRun(t *testing.T, n int) *trainTrace {
 	if err := g.Forward(false); err != nil {
 		t.Fatal(err)
 	}
-	for _, info := range g.Names() {
-		v, _ := g.Tensor(info.Name)
-		tr.add("infer tensor "+info.Name, v)
-	}
+	tr.addTensors("infer tensor ", g)
 	return tr
 }
 

@@ -21,7 +21,6 @@ import (
 	"math"
 	"os"
 
-	"yolodistill/pkg/augment"
 	"yolodistill/pkg/dataset"
 	"yolodistill/pkg/detector"
 )
@@ -80,18 +79,15 @@ func run(size, nimg int, root, split string, weight float64, teacher string, stu
 		return err
 	}
 	nimg = min(nimg, sp.Source.Len())
-	plane := 3 * size * size
-	input := make([]float32, nimg*plane)
-	aug := detector.EvalAugment(t.Config)
-	for i := 0; i < nimg; i++ {
-		img, _, err := sp.Source.Load(i)
-		if err != nil {
+	imgs := make([]*dataset.Image, nimg)
+	for i := range imgs {
+		if imgs[i], _, err = sp.Source.Load(i); err != nil {
 			return err
 		}
-		rec := augment.EvalRecord(int64(i), size, detector.EvalInterp)
-		if _, err := aug.Apply(&rec, img, nil, nil, nil, input[i*plane:(i+1)*plane]); err != nil {
-			return err
-		}
+	}
+	input, err := t.EvalInput(imgs, size)
+	if err != nil {
+		return err
 	}
 	outs, shapes, err := t.Predict(input, nimg, size, size)
 	if err != nil {
