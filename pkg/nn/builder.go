@@ -337,6 +337,7 @@ func (b *Builder) conv(name, pname string, x *Tensor, spec ConvSpec, withBias bo
 		return nil
 	}
 	needX := x.needGrad
+	sh := &dyShare{ar: st.ar}
 	o.wrt = []bool{needX, true}
 	if withBias {
 		o.wrt = append(o.wrt, true)
@@ -346,14 +347,14 @@ func (b *Builder) conv(name, pname string, x *Tensor, spec ConvSpec, withBias bo
 		var err error
 		if needX {
 			res[0], err = b.gradOp("conv dx "+name, x.shape, []*G.Node{ins[1], grad}, func(v []G.Value, dx []float32) {
-				convBackwardData(&geom, &st.ar.colWS, f32s(v[0]), f32s(v[1]), dx)
+				convBackwardData(&geom, &st.ar.colWS, sh, f32s(v[0]), f32s(v[1]), dx)
 			})
 			if err != nil {
 				return nil, err
 			}
 		}
 		res[1], err = b.gradOp("conv dw "+name, wp.Shape, []*G.Node{ins[0], grad}, func(v []G.Value, dw []float32) {
-			convBackwardWeight(&geom, &st.ar.colWS, &st.ar.accWS, f32s(v[0]), f32s(v[1]), dw)
+			convBackwardWeight(&geom, &st.ar.colWS, &st.ar.accWS, sh, f32s(v[0]), f32s(v[1]), dw)
 		})
 		if err != nil {
 			return nil, err

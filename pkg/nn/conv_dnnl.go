@@ -183,6 +183,41 @@ static int nn_conv_pack(nn_conv *c, int i, void *user, void *dst) {
 	return s;
 }
 
+// nn_conv_unpack reorders output argument i from src (the primitive's
+// layout) into user (the caller's plain one).
+static int nn_conv_unpack(nn_conv *c, int i, void *src, void *user) {
+	omp_set_num_threads(1);
+	nn_arg *a = &c->args[i];
+	if (!a->reorder || !a->out) return dnnl_invalid_arguments;
+	dnnl_stream_t strm;
+	dnnl_status_t s = dnnl_stream_create(&strm, nn_engine, dnnl_stream_default_flags);
+	if (s) return s;
+	s = nn_reorder_run(a->reorder, &a->md, src, &a->user, user, strm);
+	dnnl_stream_destroy(strm);
+	return s;
+}
+
+// nn_per_image reports whether md (a blocked activation layout, no offset)
+// holds its images one after the other, each the same size: the batch
+// dimension outermost and not blocked.
+static int nn_per_image(const dnnl_memory_desc_t *md) {
+	if (md->format_kind != dnnl_blocked || md->offset0 != 0 || md->padded_dims[0] != md->dims[0]) return 0;
+	const dnnl_blocking_desc_t *b = &md->format_desc.blocking;
+	for (int k = 0; k < b->inner_nblks; k++) if (b->inner_idxs[k] == 0) return 0;
+	return b->strides[0] * md->dims[0] * 4 == (long)dnnl_memory_desc_get_size(md);
+}
+
+// nn_conv_same_image_args reports whether argument i of a and argument j of
+// b are both in their primitive's own layout (not the user's), hold their
+// images one after the other, and lay out one image alike (their batch
+// sizes may differ): a slice of whole images of one fits the other.
+static int nn_conv_same_image_args(nn_conv *a, int i, nn_conv *b, int j) {
+	dnnl_memory_desc_t x = a->args[i].md, y = b->args[j].md;
+	if (!a->args[i].reorder || !b->args[j].reorder || !nn_per_image(&x) || !nn_per_image(&y)) return 0;
+	x.dims[0] = x.padded_dims[0] = y.dims[0];
+	return dnnl_memory_desc_equal(&x, &y);
+}
+
 // nn_conv_same_args reports whether argument i of a has the layout of
 // argument j of b.
 static int nn_conv_same_args(nn_conv *a, int i, nn_conv *b, int j) {
@@ -234,6 +269,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -362,6 +398,14 @@ func (p *dnnlConv) pack(i int, user, dst []float32) {
 	}
 }
 
+// unpack reorders output argument i from src (the primitive's layout) into
+// user (plain).
+func (p *dnnlConv) unpack(i int, src, user []float32) {
+	if s := C.nn_conv_unpack(&p.c, C.int(i), unsafe.Pointer(&src[0]), unsafe.Pointer(&user[0])); s != 0 {
+		panic(fmt.Sprintf("nn: oneDNN reorder failed (status %d)", s))
+	}
+}
+
 // exec runs the primitive on the calling goroutine's thread.
 func (p *dnnlConv) exec(args [4][]float32, packed int, work []float32) {
 	var ptr [4]unsafe.Pointer
@@ -453,12 +497,65 @@ func dnnlLinkable(prod *Tensor, cons []*Tensor) bool {
 	return true
 }
 
-// dnnlBackwardData computes dx from dy, as convBackwardData.
-func dnnlBackwardData(g *convGeom, ws *workspace, w, dy, dx []float32) bool {
+// dnnlBackwardData computes dx from dy, as convBackwardData. With sh, dy is
+// reordered into oneDNN's layout in the arena's shared buffer (or read from
+// it, when the weight gradient filled it) where the weight gradient's
+// primitives take the same layout per image.
+func dnnlBackwardData(g *convGeom, ws *workspace, sh *dyShare, w, dy, dx []float32) bool {
 	in, out := g.C*g.H*g.W, g.Cout*g.OH*g.OW
-	return dnnlImageRuns(g, ws, dnnlKey{kind: dnnlBwdData}, w, func(p *dnnlConv, n0, n1 int, wArg []float32, packed int, work []float32) {
-		p.exec([4][]float32{dy[n0*out : n1*out], wArg, dx[n0*in : n1*in]}, packed, work)
+	per := dnnlDyPerImage(g, ws, sh)
+	var blk []float32
+	have := false
+	if per > 0 {
+		if blk, have = sh.get(g.N * per); have {
+			dnnlDyReused.Add(1)
+		}
+	}
+	ok := dnnlImageRuns(g, ws, dnnlKey{kind: dnnlBwdData}, w, func(p *dnnlConv, n0, n1 int, wArg []float32, packed int, work []float32) {
+		dyArg := dy[n0*out : n1*out]
+		if per > 0 {
+			dyArg = blk[n0*per : n1*per]
+			if !have {
+				p.pack(0, dy[n0*out:n1*out], dyArg)
+			}
+			packed |= 1 << 0
+		}
+		p.exec([4][]float32{dyArg, wArg, dx[n0*in : n1*in]}, packed, work)
 	})
+	if ok && per > 0 {
+		sh.filled()
+	}
+	return ok
+}
+
+// dnnlDyPerImage returns the floats per image of dy in the layout that the
+// input-gradient primitives of g's image runs (ws.workers() runs) and the
+// weight-gradient primitives of its batch chunks all take, or 0 when sh is
+// nil or they do not take one such layout.
+func dnnlDyPerImage(g *convGeom, ws *workspace, sh *dyShare) int {
+	if sh == nil || !useDNNL || !dnnlDyShared {
+		return 0
+	}
+	runs := min(ws.workers(), g.N)
+	short := g.N / runs
+	var prims []*dnnlConv
+	var args []int
+	for _, n := range []int{short, short + 1} {
+		if n == short || g.N%runs != 0 {
+			prims, args = append(prims, dnnlPrimFor(dnnlKey{kind: dnnlBwdData}, g, n)), append(args, 0)
+		}
+	}
+	chunks := min(g.N, wgradChunks)
+	for c := range chunks {
+		n := (c+1)*g.N/chunks - c*g.N/chunks
+		prims, args = append(prims, dnnlPrimFor(dnnlKey{kind: dnnlBwdWeights}, g, n)), append(args, 1)
+	}
+	for i, p := range prims {
+		if p == nil || C.nn_conv_same_image_args(&prims[0].c, C.int(args[0]), &p.c, C.int(args[i])) == 0 {
+			return 0
+		}
+	}
+	return prims[0].argSize(0) / short
 }
 
 // dnnlImageRuns splits the batch into one run of consecutive images per
@@ -509,11 +606,15 @@ func dnnlImageRuns(g *convGeom, ws *workspace, key dnnlKey, w []float32,
 
 // dnnlBackwardWeight computes dw from x and dy, as convBackwardWeight: one
 // primitive call per batch chunk (into dw or a partial), partials added in
-// chunk order.
-func dnnlBackwardWeight(g *convGeom, ws, acc *workspace, x, dy, dw []float32) bool {
+// chunk order. When the primitives write the weight gradient in their own
+// layout (the same for every chunk), the partials are added in that layout
+// and the sum reordered into dw once: the same additions of the same values
+// (a reorder only moves floats), one reorder instead of one per chunk.
+func dnnlBackwardWeight(g *convGeom, ws, acc *workspace, sh *dyShare, x, dy, dw []float32) bool {
 	if !useDNNL {
 		return false
 	}
+	per := dnnlDyPerImage(g, ws, sh)
 	chunks := min(g.N, wgradChunks)
 	prims := make([]*dnnlConv, chunks)
 	work := 0
@@ -525,23 +626,76 @@ func dnnlBackwardWeight(g *convGeom, ws, acc *workspace, x, dy, dw []float32) bo
 		}
 		work = max(work, prims[c].work)
 	}
+	own := prims[0].argSize(2) // floats of dw in the primitives' layout; -1: plain
+	for _, p := range prims[1:] {
+		if !p.sameLayout(prims[0], 2) {
+			own = -1
+		}
+	}
+	if chunks == 1 || !dnnlWgradOwnSum {
+		own = -1
+	}
 	ws.reserve(min(numWorkers(), chunks), work)
-	acc.reserve(chunks-1, len(dw))
+	if own > 0 {
+		acc.reserve(chunks, own)
+	} else {
+		acc.reserve(chunks-1, len(dw))
+	}
 	in, out := g.C*g.H*g.W, g.Cout*g.OH*g.OW
+	var blk []float32
+	have := false
+	if per > 0 {
+		if blk, have = sh.get(g.N * per); have {
+			dnnlDyReused.Add(1)
+		}
+	}
 	parallelFor(chunks, func(wk, lo, hi int) {
 		for c := lo; c < hi; c++ {
-			dst := dw
-			if c > 0 {
+			dst, packed := dw, 0
+			switch {
+			case own > 0:
+				dst, packed = acc.get(c, own), 1<<2
+			case c > 0:
 				dst = acc.get(c-1, len(dw))
 			}
 			n0, n1 := c*g.N/chunks, (c+1)*g.N/chunks
 			p := prims[c]
-			p.exec([4][]float32{x[n0*in : n1*in], dy[n0*out : n1*out], dst}, 0, ws.get(wk, p.work))
+			dyArg := dy[n0*out : n1*out]
+			if per > 0 {
+				dyArg = blk[n0*per : n1*per]
+				if !have {
+					p.pack(1, dy[n0*out:n1*out], dyArg)
+				}
+				packed |= 1 << 1
+			}
+			p.exec([4][]float32{x[n0*in : n1*in], dyArg, dst}, packed, ws.get(wk, p.work))
 		}
 	})
+	if per > 0 {
+		sh.filled()
+	}
+	if own > 0 {
+		sum := acc.get(0, own)
+		addParts(sum, acc, 1, chunks-1)
+		prims[0].unpack(2, sum, dw)
+		return true
+	}
 	addPartials(dw, acc, chunks)
 	return true
 }
+
+// dnnlWgradOwnSum adds the weight gradient's chunk partials in the
+// primitives' own layout (tests turn it off to compare with the sum of the
+// partials reordered one by one).
+var dnnlWgradOwnSum = true
+
+// dnnlDyShared lets a convolution's gradient ops share dy's reorder
+// (dyShare; tests turn it off to compare); dnnlDyReused counts the ops that
+// read it back.
+var (
+	dnnlDyShared = true
+	dnnlDyReused atomic.Int64
+)
 
 // useDNNL routes convolutions through oneDNN (tests turn it off to compare
 // with our kernels).

@@ -3,9 +3,11 @@
 package nn
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"testing"
 )
 
@@ -60,8 +62,8 @@ func TestDNNLMatchesOwnKernels(t *testing.T) {
 				dx = make([]float32, len(x))
 				dw = make([]float32, len(w))
 				convForward(&g, &ws, x, w, bias, y)
-				convBackwardData(&g, &ws, w, dy, dx)
-				convBackwardWeight(&g, &ws, &acc, x, dy, dw)
+				convBackwardData(&g, &ws, nil, w, dy, dx)
+				convBackwardWeight(&g, &ws, &acc, nil, x, dy, dw)
 				return
 			}
 			y0, dx0, dw0 := run(false)
@@ -127,7 +129,7 @@ func TestDNNLBatchInvariance(t *testing.T) {
 				var ws workspace
 				got := [3][]float32{make([]float32, len(dy)), make([]float32, len(dy)), make([]float32, len(x))}
 				if !dnnlForward(&g, &ws, x, w, nil, got[0]) || !dnnlForwardAct(&g, &ws, x, w, bias, got[1], ActLeaky, 0) ||
-					!dnnlBackwardData(&g, &ws, w, dy, got[2]) {
+					!dnnlBackwardData(&g, &ws, nil, w, dy, got[2]) {
 					t.Skip("oneDNN has no primitive for this shape here")
 				}
 				if workers == 1 {
@@ -143,5 +145,128 @@ func TestDNNLBatchInvariance(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDNNLWeightGradOwnLayoutSum: the weight gradient with the chunk
+// partials added in oneDNN's layout and reordered once gives the same bits
+// as with each partial reordered to the plain layout and added there (the
+// same additions of the same floats), for 3, 4 and 8 images (3 and 4
+// chunks, uneven ones), padded layouts (75 outputs) and depthwise weights,
+// at 1 to 3 workers.
+func TestDNNLWeightGradOwnLayoutSum(t *testing.T) {
+	cases := []struct {
+		name                                    string
+		n, c, h, w, cout, k, stride, pad, group int
+	}{
+		{"resnet stem 7x7 s2", 4, 3, 20, 18, 64, 7, 2, 3, 1},
+		{"3x3 s1 64->64", 8, 64, 9, 9, 64, 3, 1, 1, 1},
+		{"3x3 s2 32->64 uneven chunks", 5, 32, 11, 9, 64, 3, 2, 1, 1},
+		{"1x1 128->75 (head output, padded)", 3, 128, 5, 5, 75, 1, 1, 0, 1},
+		{"1x1 48->40 (not multiples of 16)", 8, 48, 6, 6, 40, 1, 1, 0, 1},
+		{"depthwise 3x3 s1 64", 8, 64, 8, 8, 64, 3, 1, 1, 64},
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	rng := rand.New(rand.NewPCG(9, 9))
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newConvGeom(tc.n, tc.c, tc.h, tc.w, tc.cout, tc.k, tc.stride, tc.pad, tc.group)
+			x := randSlice(rng, g.N*g.C*g.H*g.W)
+			dy := randSlice(rng, g.N*g.Cout*g.OH*g.OW)
+			run := func(own bool) []float32 {
+				dnnlWgradOwnSum = own
+				defer func() { dnnlWgradOwnSum = true }()
+				var ws, acc workspace
+				dw := make([]float32, g.Cout*g.CKK)
+				if !dnnlBackwardWeight(&g, &ws, &acc, nil, x, dy, dw) {
+					t.Skip("oneDNN has no primitive for this shape here")
+				}
+				return dw
+			}
+			runtime.GOMAXPROCS(2)
+			want := run(false)
+			for _, workers := range []int{1, 2, 3} {
+				runtime.GOMAXPROCS(workers)
+				got := run(true)
+				for j := range got {
+					if math.Float32bits(got[j]) != math.Float32bits(want[j]) {
+						t.Fatalf("%d workers: dw[%d] = %v, summed plain %v", workers, j, got[j], want[j])
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestDNNLGradientReordersShared: training steps of workersNet (3x3,
+// strided, depthwise, 1x1 and strided 1x1 convolutions, head convolutions
+// with a bias) give the same bits with the weight gradient's partials added
+// in oneDNN's layout and dy's reorder shared by a convolution's two gradient
+// ops as with neither, at batches 3 and 8 (uneven and even chunks) and 1
+// to 3 workers; and dy was read back from the shared buffer.
+func TestDNNLGradientReordersShared(t *testing.T) {
+	for _, n := range []int{3, 8} {
+		t.Run(fmt.Sprintf("batch%d", n), func(t *testing.T) {
+			dnnlDyShared, dnnlWgradOwnSum = false, false
+			var ref *trainTrace
+			withProcs(2, func() { ref = workersRun(t, n) })
+			dnnlDyShared, dnnlWgradOwnSum = true, true
+			for _, procs := range []int{1, 2, 3} {
+				before := dnnlDyReused.Load()
+				var tr *trainTrace
+				withProcs(procs, func() { tr = workersRun(t, n) })
+				if d := ref.firstDiff(tr); d != "" {
+					t.Errorf("GOMAXPROCS=%d, shared reorders differ from unshared: %s", procs, d)
+				}
+				if dnnlDyReused.Load() == before {
+					t.Errorf("GOMAXPROCS=%d: no gradient op read dy back from the shared buffer", procs)
+				}
+			}
+		})
+	}
+}
+
+// TestDNNLSharedDyNotStale: a convolution whose input gradient is not needed
+// (on the image) and whose output's gradient changes from Step to Step (a
+// squared loss, new inputs) is the only filler of the shared dy buffer: its
+// weight gradient must reorder dy again in every Step, never read the
+// previous Step's back.
+func TestDNNLSharedDyNotStale(t *testing.T) {
+	run := func(shared bool) [][]float32 {
+		dnnlDyShared = shared
+		defer func() { dnnlDyShared = true }()
+		ps := NewParamSet(3)
+		b := NewBuilder(ps, []int{4, 16, 8, 8})
+		y := b.Conv("only", b.Input(), ConvSpec{Out: 32, K: 3, Pad: 1}, false)
+		b.Loss("sq", []*Tensor{y}, func(ins, grads [][]float32) float64 {
+			var s float64
+			for i, v := range ins[0] {
+				s += float64(v) * float64(v) / 2
+				grads[0][i] = v
+			}
+			return s
+		})
+		g, err := b.Build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(4, 4))
+		var grads [][]float32
+		for range 3 {
+			copy(g.Input(), randSlice(rng, len(g.Input())))
+			if _, err := g.Step(); err != nil {
+				t.Fatal(err)
+			}
+			grads = append(grads, slices.Clone(ps.Params()[0].Grad))
+		}
+		return grads
+	}
+	want, got := run(false), run(true)
+	for s := range want {
+		for i := range want[s] {
+			if math.Float32bits(got[s][i]) != math.Float32bits(want[s][i]) {
+				t.Fatalf("step %d: weight gradient [%d] %v with the shared buffer, %v without", s, i, got[s][i], want[s][i])
+			}
+		}
 	}
 }

@@ -243,10 +243,37 @@ func convForward(g *convGeom, ws *workspace, x, w, bias, y []float32) {
 	})
 }
 
+// dyShare lets the input- and weight-gradient ops of one convolution (a
+// backward pass runs them one after the other) reorder dy into oneDNN's
+// layout once: the first fills the arena's buffer ar.dyBlk, the second
+// reads it back when nothing else filled it since, in the same Step.
+type dyShare struct {
+	ar  *arena
+	gen uint64 // ar.bwdGen when this convolution last filled ar.dyBlk
+}
+
+// get returns ar.dyBlk with n floats and whether it already holds this
+// convolution's dy of this Step; when not, the caller fills it and calls
+// filled.
+func (sh *dyShare) get(n int) ([]float32, bool) {
+	if sh.ar.dyOwner == sh && sh.gen == sh.ar.bwdGen && len(sh.ar.dyBlk) >= n {
+		return sh.ar.dyBlk[:n], true
+	}
+	sh.ar.dyOwner = nil
+	if cap(sh.ar.dyBlk) < n {
+		sh.ar.dyBlk = make([]float32, n)
+	}
+	sh.ar.dyBlk = sh.ar.dyBlk[:cap(sh.ar.dyBlk)]
+	return sh.ar.dyBlk[:n], false
+}
+
+func (sh *dyShare) filled() { sh.ar.dyOwner, sh.gen = sh, sh.ar.bwdGen }
+
 // convBackwardData computes dx from dy. w: [Cout, Cg, K, K]; dy: [N, Cout, OH, OW];
-// dx: [N, C, H, W] (fully overwritten). One work item per image.
-func convBackwardData(g *convGeom, ws *workspace, w, dy, dx []float32) {
-	if dnnlBackwardData(g, ws, w, dy, dx) {
+// dx: [N, C, H, W] (fully overwritten). One work item per image. sh (may be
+// nil) shares dy's reorder with the weight gradient.
+func convBackwardData(g *convGeom, ws *workspace, sh *dyShare, w, dy, dx []float32) {
+	if dnnlBackwardData(g, ws, sh, w, dy, dx) {
 		return
 	}
 	if g.depthwise() {
@@ -282,8 +309,8 @@ func convBackwardData(g *convGeom, ws *workspace, w, dy, dx []float32) {
 // (the work items); each chunk accumulates its images in order (sgemm with
 // beta 1) into its own buffer, chunk 0 straight into dw, and the chunks are
 // then added in chunk order. Both depend on the shape only, not on GOMAXPROCS.
-func convBackwardWeight(g *convGeom, ws, acc *workspace, x, dy, dw []float32) {
-	if dnnlBackwardWeight(g, ws, acc, x, dy, dw) {
+func convBackwardWeight(g *convGeom, ws, acc *workspace, sh *dyShare, x, dy, dw []float32) {
+	if dnnlBackwardWeight(g, ws, acc, sh, x, dy, dw) {
 		return
 	}
 	OHW := g.OH * g.OW
@@ -331,15 +358,21 @@ func convBackwardWeight(g *convGeom, ws, acc *workspace, x, dy, dw []float32) {
 // buffers 0..chunks-2) into dw (chunk 0's): dw = ((dw + part1) + part2) + ...
 // element by element, in blocks that stay in cache while the partials are added.
 func addPartials(dw []float32, acc *workspace, chunks int) {
-	if chunks <= 1 {
+	addParts(dw, acc, 0, chunks-1)
+}
+
+// addParts adds acc buffers first..first+n-1 (each len(dw) floats) into dw
+// in that order, element by element.
+func addParts(dw []float32, acc *workspace, first, n int) {
+	if n <= 0 {
 		return
 	}
 	const block = 4096
 	parallelFor((len(dw)+block-1)/block, func(_, lo, hi int) {
 		for b := lo; b < hi; b++ {
 			d := dw[b*block : min((b+1)*block, len(dw))]
-			for c := 1; c < chunks; c++ {
-				part := acc.get(c-1, len(dw))[b*block:]
+			for c := first; c < first+n; c++ {
+				part := acc.get(c, len(dw))[b*block:]
 				part = part[:len(d)]
 				for i, v := range part {
 					d[i] += v

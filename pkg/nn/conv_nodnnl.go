@@ -14,9 +14,11 @@ func dnnlForwardAct(*convGeom, *workspace, []float32, []float32, []float32, []fl
 	return false
 }
 
-func dnnlLinkable(*Tensor, []*Tensor) bool                                         { return false }
-func dnnlBackwardData(*convGeom, *workspace, []float32, []float32, []float32) bool { return false }
-func dnnlBackwardWeight(*convGeom, *workspace, *workspace, []float32, []float32, []float32) bool {
+func dnnlLinkable(*Tensor, []*Tensor) bool { return false }
+func dnnlBackwardData(*convGeom, *workspace, *dyShare, []float32, []float32, []float32) bool {
+	return false
+}
+func dnnlBackwardWeight(*convGeom, *workspace, *workspace, *dyShare, []float32, []float32, []float32) bool {
 	return false
 }
 

@@ -471,6 +471,7 @@ func (g *Graph) Step() ([]float64, error) {
 	g.prepare()
 	g.st.train = true
 	g.fusedRun, g.groupedRun = false, false
+	g.st.ar.bwdGen++
 	if g.guard != nil {
 		g.guard.next = 0
 	}

@@ -56,6 +56,11 @@ type arena struct {
 	gen   int
 	colWS workspace // im2col columns, per worker
 	accWS workspace // partial weight gradients, per batch chunk
+	// A convolution's output gradient in oneDNN's layout, shared by its
+	// input- and weight-gradient ops (dyShare); bwdGen counts Steps.
+	dyBlk   []float32
+	dyOwner *dyShare
+	bwdGen  uint64
 }
 
 // slot returns slot k with exactly n floats, growing it if needed.
