@@ -107,11 +107,13 @@ type BNConfig struct {
 // DefaultBN is PaddleDetection's setting: momentum 0.9, eps 1e-5, biased running variance.
 var DefaultBN = BNConfig{Momentum: 0.9, Eps: 1e-5}
 
-// bnGeom is a BatchNorm over x: [N, C, HW].
+// bnGeom is a BatchNorm over x: [N, C, HW], or in oneDNN's nChw16c layout
+// when blocked (bn_blocked.go; C a multiple of 16).
 type bnGeom struct {
 	N, C, HW int
 	cfg      BNConfig
 	act      Act
+	blocked  bool
 }
 
 // bnSqDev is channel c's sum of squared deviations from mu over the batch,
@@ -133,15 +135,21 @@ func bnSqDev(g *bnGeom, x []float32, c int, mu float32) float64 {
 // mu and squared deviations ss over M values: saves 1/sqrt(var+eps), writes
 // y = act(gamma*(x-mu)*invstd + beta) and updates the running statistics.
 func bnNormalise(g *bnGeom, c int, x, y, gamma, beta []float32, mu float32, ss, M float64, invstd, runMean, runVar []float32) {
-	variance := ss / M
-	is := float32(1 / math.Sqrt(variance+float64(g.cfg.Eps)))
-	invstd[c] = is
-	scale := gamma[c] * is
-	shift := beta[c] - mu*scale
+	scale, shift := bnFinish(g, c, gamma, beta, mu, ss, M, invstd, runMean, runVar)
 	for n := 0; n < g.N; n++ {
 		off := (n*g.C + c) * g.HW
 		applyAct(g.act, x[off:off+g.HW], y[off:off+g.HW], scale, shift)
 	}
+}
+
+// bnFinish is bnNormalise but for writing y: it returns channel c's scale
+// and shift.
+func bnFinish(g *bnGeom, c int, gamma, beta []float32, mu float32, ss, M float64, invstd, runMean, runVar []float32) (scale, shift float32) {
+	variance := ss / M
+	is := float32(1 / math.Sqrt(variance+float64(g.cfg.Eps)))
+	invstd[c] = is
+	scale = gamma[c] * is
+	shift = beta[c] - mu*scale
 	rv := variance
 	if g.cfg.UnbiasedRunningVar && M > 1 {
 		rv = ss / (M - 1)
@@ -149,6 +157,7 @@ func bnNormalise(g *bnGeom, c int, x, y, gamma, beta []float32, mu float32, ss, 
 	m := g.cfg.Momentum
 	runMean[c] = m*runMean[c] + (1-m)*mu
 	runVar[c] = m*runVar[c] + (1-m)*float32(rv)
+	return scale, shift
 }
 
 // bnForwardTrain normalises with batch statistics, applies act, saves the
@@ -156,6 +165,27 @@ func bnNormalise(g *bnGeom, c int, x, y, gamma, beta []float32, mu float32, ss, 
 // x, y: [N, C, HW]; gamma, beta, mean, invstd, runMean, runVar: [C].
 func bnForwardTrain(g *bnGeom, x, gamma, beta, y, mean, invstd, runMean, runVar []float32) {
 	M := g.N * g.HW
+	if g.blocked {
+		parallelFor(g.C/blk, func(_, lo, hi int) {
+			var s, ss [blk]float64
+			var scale, shift [blk]float32
+			for b := lo; b < hi; b++ {
+				c0 := b * blk
+				clear(s[:])
+				clear(ss[:])
+				blkSums(g, x, b, s[:])
+				for j := range blk {
+					mean[c0+j] = float32(s[j] / float64(M))
+				}
+				blkSqDevs(g, x, b, mean[c0:c0+blk], ss[:])
+				for j := range blk {
+					scale[j], shift[j] = bnFinish(g, c0+j, gamma, beta, mean[c0+j], ss[j], float64(M), invstd, runMean, runVar)
+				}
+				blkApply(g, x, y, b, scale[:], shift[:])
+			}
+		})
+		return
+	}
 	parallelFor(g.C, func(_, lo, hi int) {
 		for c := lo; c < hi; c++ {
 			var s float64
@@ -173,6 +203,21 @@ func bnForwardTrain(g *bnGeom, x, gamma, beta, y, mean, invstd, runMean, runVar 
 // bnForwardInfer normalises with the running statistics and applies act.
 // x, y: [N, C, HW]; gamma, beta, runMean, runVar: [C].
 func bnForwardInfer(nw int, g *bnGeom, x, gamma, beta, runMean, runVar, y []float32) {
+	if g.blocked {
+		parallelForW(nw, g.C/blk, func(_, lo, hi int) {
+			var scale, shift [blk]float32
+			for b := lo; b < hi; b++ {
+				for j := range blk {
+					c := b*blk + j
+					is := float32(1 / math.Sqrt(float64(runVar[c])+float64(g.cfg.Eps)))
+					scale[j] = gamma[c] * is
+					shift[j] = beta[c] - runMean[c]*scale[j]
+				}
+				blkApply(g, x, y, b, scale[:], shift[:])
+			}
+		})
+		return
+	}
 	parallelForW(nw, g.N*g.C, func(_, lo, hi int) {
 		for p := lo; p < hi; p++ {
 			c := p % g.C
@@ -191,6 +236,22 @@ func bnForwardInfer(nw int, g *bnGeom, x, gamma, beta, runMean, runVar, y []floa
 // recomputed from y in both passes rather than stored.
 func bnBackward(g *bnGeom, x, y, gamma, mean, invstd, dy, dx, dgamma, dbeta []float32) {
 	M := float64(g.N * g.HW)
+	if g.blocked {
+		parallelFor(g.C/blk, func(_, lo, hi int) {
+			var sdz, sdzx [blk]float64
+			for b := lo; b < hi; b++ {
+				c := b * blk
+				clear(sdz[:])
+				clear(sdzx[:])
+				blkGradSums(g, y, dy, x, b, mean[c:c+blk], sdz[:], sdzx[:])
+				for j := range blk {
+					dgamma[c+j], dbeta[c+j] = float32(sdzx[j])*invstd[c+j], float32(sdz[j])
+				}
+				bnBlkDx(g, y, dy, x, dx, b, gamma, mean, invstd, dgamma[c:c+blk], dbeta[c:c+blk], M)
+			}
+		})
+		return
+	}
 	parallelFor(g.C, func(_, lo, hi int) {
 		for c := lo; c < hi; c++ {
 			mu, is := mean[c], invstd[c]

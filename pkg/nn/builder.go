@@ -26,6 +26,8 @@ type Tensor struct {
 	geom      convGeom // convolutions only
 	fusedFrom *Tensor  // ConvBNAct's output: the convolution's input, read by the fused inference
 	fusedAct  Act      // ConvBNAct's output: its activation
+	bn        *bnGeom  // BatchNorm outputs: the op's geometry (planBlocked sets blocked)
+	blocked   bool     // a training graph keeps it in oneDNN's nChw16c layout (planBlocked)
 }
 
 // value returns the tensor's current value: the input buffer or the op's output.
@@ -333,7 +335,7 @@ func (b *Builder) conv(name, pname string, x *Tensor, spec ConvSpec, withBias bo
 		if withBias {
 			bias = f32s(ins[2])
 		}
-		convForward(&geom, &st.ar.colWS, f32s(ins[0]), f32s(ins[1]), bias, y)
+		convForwardBlk(&geom, &st.ar.colWS, f32s(ins[0]), f32s(ins[1]), bias, y, o.blk)
 		return nil
 	}
 	needX := x.needGrad
@@ -347,14 +349,14 @@ func (b *Builder) conv(name, pname string, x *Tensor, spec ConvSpec, withBias bo
 		var err error
 		if needX {
 			res[0], err = b.gradOp("conv dx "+name, x.shape, []*G.Node{ins[1], grad}, func(v []G.Value, dx []float32) {
-				convBackwardData(&geom, &st.ar.colWS, sh, f32s(v[0]), f32s(v[1]), dx)
+				convBackwardData(&geom, &st.ar.colWS, sh, f32s(v[0]), f32s(v[1]), dx, o.blk)
 			})
 			if err != nil {
 				return nil, err
 			}
 		}
 		res[1], err = b.gradOp("conv dw "+name, wp.Shape, []*G.Node{ins[0], grad}, func(v []G.Value, dw []float32) {
-			convBackwardWeight(&geom, &st.ar.colWS, &st.ar.accWS, sh, f32s(v[0]), f32s(v[1]), dw)
+			convBackwardWeight(&geom, &st.ar.colWS, &st.ar.accWS, sh, f32s(v[0]), f32s(v[1]), dw, o.blk)
 		})
 		if err != nil {
 			return nil, err
@@ -455,7 +457,9 @@ func (b *Builder) bnAct(name, pname string, x *Tensor, act Act) *Tensor {
 		}
 		return res, nil
 	}
-	return b.add(name, "bn+"+act.String(), o, []*Tensor{x}, params, 0)
+	t := b.add(name, "bn+"+act.String(), o, []*Tensor{x}, params, 0)
+	t.bn = &geom
+	return t
 }
 
 // ConvBNAct adds a convolution without bias, BatchNorm and act, the standard
@@ -486,7 +490,17 @@ func (b *Builder) ConvBNAct(name string, x *Tensor, spec ConvSpec, act Act) (out
 	y.fusedAct = act
 	o := y.op
 	y.op.infer = func(out []float32) error {
-		convBNActInfer(&geom, ws, cfg, act, f32s(x.value()), wp.Data, bnp[0].Data, bnp[1].Data, mean.Data, vr.Data, out, o.native)
+		xv, yv := f32s(x.value()), out
+		if x.blocked { // a training graph's (planBlocked)
+			xv = fromNCHW16c(xv, x.shape)
+		}
+		if y.blocked {
+			yv = make([]float32, len(out))
+		}
+		convBNActInfer(&geom, ws, cfg, act, xv, wp.Data, bnp[0].Data, bnp[1].Data, mean.Data, vr.Data, yv, o.native)
+		if y.blocked {
+			toNCHW16c(yv, out, y.shape)
+		}
 		return nil
 	}
 	return y

@@ -218,6 +218,16 @@ static int nn_conv_same_image_args(nn_conv *a, int i, nn_conv *b, int j) {
 	return dnnl_memory_desc_equal(&x, &y);
 }
 
+// nn_conv_arg_nchw16c reports whether argument i of c is in the nChw16c
+// layout (a blocked one, not the user's plain one).
+static int nn_conv_arg_nchw16c(nn_conv *c, int i) {
+	nn_arg *a = &c->args[i];
+	if (!a->reorder || a->md.ndims != 4) return 0;
+	dnnl_memory_desc_t ref;
+	if (dnnl_memory_desc_init_by_tag(&ref, 4, a->md.dims, dnnl_f32, dnnl_nChw16c)) return 0;
+	return dnnl_memory_desc_equal(&a->md, &ref);
+}
+
 // nn_conv_same_args reports whether argument i of a has the layout of
 // argument j of b.
 static int nn_conv_same_args(nn_conv *a, int i, nn_conv *b, int j) {
@@ -398,6 +408,56 @@ func (p *dnnlConv) pack(i int, user, dst []float32) {
 	}
 }
 
+// takesBlocked reports whether the primitive's argument i is in nChw16c.
+func (p *dnnlConv) takesBlocked(i int) bool {
+	return p != nil && C.nn_conv_arg_nchw16c(&p.c, C.int(i)) != 0
+}
+
+// mustTakeBlocked panics unless every argument whose bit is set in packed
+// is in nChw16c (planBlocked checked it for the image runs of the worker
+// count at Build; a primitive for another count could differ).
+func (p *dnnlConv) mustTakeBlocked(packed int) {
+	for i := 0; p != nil && packed>>i != 0; i++ {
+		if packed>>i&1 == 1 && !p.takesBlocked(i) {
+			panic(fmt.Sprintf("nn: oneDNN convolution %s: argument %d is not in the nChw16c layout the graph keeps it in", C.GoString(&p.c.impl[0]), i))
+		}
+	}
+}
+
+// dnnlTakesBlocked reports whether the training primitives of convolution
+// g take its input (in) or output (!in) in nChw16c: the forward, the input
+// gradient (when dx is needed; for in) over the image runs of the current
+// worker count, and the weight gradient over the batch chunks.
+func dnnlTakesBlocked(g *convGeom, in, dx bool) bool {
+	if !useDNNL || !dnnlReady {
+		return false
+	}
+	runs := min(numWorkers(), g.N)
+	fwd, bwd, wgt := 2, 0, 1 // the output's argument in each
+	if in {
+		fwd, bwd, wgt = 0, 2, 0
+	}
+	for _, n := range []int{g.N / runs, g.N/runs + 1} {
+		if n == g.N/runs+1 && g.N%runs == 0 {
+			continue
+		}
+		if !dnnlPrimFor(dnnlKey{kind: dnnlFwdTrain}, g, n).takesBlocked(fwd) {
+			return false
+		}
+		if (dx || !in) && !dnnlPrimFor(dnnlKey{kind: dnnlBwdData}, g, n).takesBlocked(bwd) {
+			return false
+		}
+	}
+	chunks := min(g.N, wgradChunks)
+	for c := range chunks {
+		n := (c+1)*g.N/chunks - c*g.N/chunks
+		if !dnnlPrimFor(dnnlKey{kind: dnnlBwdWeights}, g, n).takesBlocked(wgt) {
+			return false
+		}
+	}
+	return true
+}
+
 // unpack reorders output argument i from src (the primitive's layout) into
 // user (plain).
 func (p *dnnlConv) unpack(i int, src, user []float32) {
@@ -434,9 +494,10 @@ func (p *dnnlConv) exec(args [4][]float32, packed int, work []float32) {
 // chunk (a fixed split, as our kernels'). Each returns false when oneDNN has
 // no primitive for the shape (the caller then runs our kernels).
 
-// dnnlForward computes y = conv(x, w) + bias, as convForward.
-func dnnlForward(g *convGeom, ws *workspace, x, w, bias, y []float32) bool {
-	return dnnlConvForward(g, ws, x, w, bias, y, dnnlKey{kind: dnnlFwdTrain}, 0)
+// dnnlForward computes y = conv(x, w) + bias, as convForward; blk says
+// which of x and y are in the nChw16c layout (blkIn, blkOut).
+func dnnlForward(g *convGeom, ws *workspace, x, w, bias, y []float32, blk int) bool {
+	return dnnlConvForward(g, ws, x, w, bias, y, dnnlKey{kind: dnnlFwdTrain}, blk)
 }
 
 // dnnlForwardAct computes y = act(conv(x, w) + bias) for inference; native
@@ -453,10 +514,10 @@ func dnnlInferKey(act Act) dnnlKey {
 func dnnlConvForward(g *convGeom, ws *workspace, x, w, bias, y []float32, key dnnlKey, native int) bool {
 	key.bias = bias != nil
 	in, out := g.C*g.H*g.W, g.Cout*g.OH*g.OW
-	if native != 0 && ws.workers() != 1 {
+	if native != 0 && key.kind == dnnlFwdInfer && ws.workers() != 1 {
 		panic("nn: oneDNN layouts passed between convolutions outside an image group")
 	}
-	return dnnlImageRuns(g, ws, key, w, func(p *dnnlConv, n0, n1 int, wArg []float32, packed int, work []float32) {
+	return dnnlImageRuns(g, ws, key, native, w, func(p *dnnlConv, n0, n1 int, wArg []float32, packed int, work []float32) {
 		p.exec([4][]float32{x[n0*in : n1*in], wArg, y[n0*out : n1*out], bias}, packed|native, work)
 	})
 }
@@ -501,26 +562,31 @@ func dnnlLinkable(prod *Tensor, cons []*Tensor) bool {
 // reordered into oneDNN's layout in the arena's shared buffer (or read from
 // it, when the weight gradient filled it) where the weight gradient's
 // primitives take the same layout per image.
-func dnnlBackwardData(g *convGeom, ws *workspace, sh *dyShare, w, dy, dx []float32) bool {
+func dnnlBackwardData(g *convGeom, ws *workspace, sh *dyShare, w, dy, dx []float32, blk int) bool {
 	in, out := g.C*g.H*g.W, g.Cout*g.OH*g.OW
-	per := dnnlDyPerImage(g, ws, sh)
-	var blk []float32
+	per := 0
+	if blk&blkOut == 0 {
+		per = dnnlDyPerImage(g, ws, sh)
+	}
+	// dy (argument 0) and dx (argument 2) in nChw16c: blkOut and blkIn.
+	native := blk&blkOut>>2 | blk&blkIn<<2
+	var dyBlk []float32
 	have := false
 	if per > 0 {
-		if blk, have = sh.get(g.N * per); have {
+		if dyBlk, have = sh.get(g.N * per); have {
 			dnnlDyReused.Add(1)
 		}
 	}
-	ok := dnnlImageRuns(g, ws, dnnlKey{kind: dnnlBwdData}, w, func(p *dnnlConv, n0, n1 int, wArg []float32, packed int, work []float32) {
+	ok := dnnlImageRuns(g, ws, dnnlKey{kind: dnnlBwdData}, native, w, func(p *dnnlConv, n0, n1 int, wArg []float32, packed int, work []float32) {
 		dyArg := dy[n0*out : n1*out]
 		if per > 0 {
-			dyArg = blk[n0*per : n1*per]
+			dyArg = dyBlk[n0*per : n1*per]
 			if !have {
 				p.pack(0, dy[n0*out:n1*out], dyArg)
 			}
 			packed |= 1 << 0
 		}
-		p.exec([4][]float32{dyArg, wArg, dx[n0*in : n1*in]}, packed, work)
+		p.exec([4][]float32{dyArg, wArg, dx[n0*in : n1*in]}, packed|native, work)
 	})
 	if ok && per > 0 {
 		sh.filled()
@@ -563,7 +629,7 @@ func dnnlDyPerImage(g *convGeom, ws *workspace, sh *dyShare) int {
 // each with its primitive (key with the run's image count), the weights
 // (argument 1) packed once into the primitive's layout where it has its
 // own, and the worker's work area.
-func dnnlImageRuns(g *convGeom, ws *workspace, key dnnlKey, w []float32,
+func dnnlImageRuns(g *convGeom, ws *workspace, key dnnlKey, native int, w []float32,
 	run func(p *dnnlConv, n0, n1 int, wArg []float32, packed int, work []float32)) bool {
 	if !useDNNL {
 		return false
@@ -576,6 +642,10 @@ func dnnlImageRuns(g *convGeom, ws *workspace, key dnnlKey, w []float32,
 	}
 	if p == nil || g.N%runs != 0 && q == nil {
 		return false
+	}
+	if key.kind != dnnlFwdInfer {
+		p.mustTakeBlocked(native)
+		q.mustTakeBlocked(native)
 	}
 	wArg, packed := w, 0
 	if sz := p.argSize(1); sz > 0 {
@@ -610,11 +680,16 @@ func dnnlImageRuns(g *convGeom, ws *workspace, key dnnlKey, w []float32,
 // layout (the same for every chunk), the partials are added in that layout
 // and the sum reordered into dw once: the same additions of the same values
 // (a reorder only moves floats), one reorder instead of one per chunk.
-func dnnlBackwardWeight(g *convGeom, ws, acc *workspace, sh *dyShare, x, dy, dw []float32) bool {
+func dnnlBackwardWeight(g *convGeom, ws, acc *workspace, sh *dyShare, x, dy, dw []float32, blk int) bool {
 	if !useDNNL {
 		return false
 	}
-	per := dnnlDyPerImage(g, ws, sh)
+	per := 0
+	if blk&blkOut == 0 {
+		per = dnnlDyPerImage(g, ws, sh)
+	}
+	// x (argument 0) and dy (argument 1) in nChw16c: blkIn and blkOut.
+	native := blk&blkIn | blk&blkOut>>1
 	chunks := min(g.N, wgradChunks)
 	prims := make([]*dnnlConv, chunks)
 	work := 0
@@ -625,6 +700,7 @@ func dnnlBackwardWeight(g *convGeom, ws, acc *workspace, sh *dyShare, x, dy, dw 
 			return false
 		}
 		work = max(work, prims[c].work)
+		prims[c].mustTakeBlocked(native)
 	}
 	own := prims[0].argSize(2) // floats of dw in the primitives' layout; -1: plain
 	for _, p := range prims[1:] {
@@ -642,19 +718,19 @@ func dnnlBackwardWeight(g *convGeom, ws, acc *workspace, sh *dyShare, x, dy, dw 
 		acc.reserve(chunks-1, len(dw))
 	}
 	in, out := g.C*g.H*g.W, g.Cout*g.OH*g.OW
-	var blk []float32
+	var dyBlk []float32
 	have := false
 	if per > 0 {
-		if blk, have = sh.get(g.N * per); have {
+		if dyBlk, have = sh.get(g.N * per); have {
 			dnnlDyReused.Add(1)
 		}
 	}
 	parallelFor(chunks, func(wk, lo, hi int) {
 		for c := lo; c < hi; c++ {
-			dst, packed := dw, 0
+			dst, packed := dw, native
 			switch {
 			case own > 0:
-				dst, packed = acc.get(c, own), 1<<2
+				dst, packed = acc.get(c, own), native|1<<2
 			case c > 0:
 				dst = acc.get(c-1, len(dw))
 			}
@@ -662,7 +738,7 @@ func dnnlBackwardWeight(g *convGeom, ws, acc *workspace, sh *dyShare, x, dy, dw 
 			p := prims[c]
 			dyArg := dy[n0*out : n1*out]
 			if per > 0 {
-				dyArg = blk[n0*per : n1*per]
+				dyArg = dyBlk[n0*per : n1*per]
 				if !have {
 					p.pack(1, dy[n0*out:n1*out], dyArg)
 				}

@@ -62,8 +62,8 @@ func TestDNNLMatchesOwnKernels(t *testing.T) {
 				dx = make([]float32, len(x))
 				dw = make([]float32, len(w))
 				convForward(&g, &ws, x, w, bias, y)
-				convBackwardData(&g, &ws, nil, w, dy, dx)
-				convBackwardWeight(&g, &ws, &acc, nil, x, dy, dw)
+				convBackwardData(&g, &ws, nil, w, dy, dx, 0)
+				convBackwardWeight(&g, &ws, &acc, nil, x, dy, dw, 0)
 				return
 			}
 			y0, dx0, dw0 := run(false)
@@ -128,8 +128,8 @@ func TestDNNLBatchInvariance(t *testing.T) {
 				runtime.GOMAXPROCS(workers)
 				var ws workspace
 				got := [3][]float32{make([]float32, len(dy)), make([]float32, len(dy)), make([]float32, len(x))}
-				if !dnnlForward(&g, &ws, x, w, nil, got[0]) || !dnnlForwardAct(&g, &ws, x, w, bias, got[1], ActLeaky, 0) ||
-					!dnnlBackwardData(&g, &ws, nil, w, dy, got[2]) {
+				if !dnnlForward(&g, &ws, x, w, nil, got[0], 0) || !dnnlForwardAct(&g, &ws, x, w, bias, got[1], ActLeaky, 0) ||
+					!dnnlBackwardData(&g, &ws, nil, w, dy, got[2], 0) {
 					t.Skip("oneDNN has no primitive for this shape here")
 				}
 				if workers == 1 {
@@ -178,7 +178,7 @@ func TestDNNLWeightGradOwnLayoutSum(t *testing.T) {
 				defer func() { dnnlWgradOwnSum = true }()
 				var ws, acc workspace
 				dw := make([]float32, g.Cout*g.CKK)
-				if !dnnlBackwardWeight(&g, &ws, &acc, nil, x, dy, dw) {
+				if !dnnlBackwardWeight(&g, &ws, &acc, nil, x, dy, dw, 0) {
 					t.Skip("oneDNN has no primitive for this shape here")
 				}
 				return dw

@@ -196,7 +196,28 @@ func (g *convGeom) blockRows(b, blocks int) (m0, m1 int) {
 // x: [N, C, H, W]; w: [Cout, Cg, K, K]; bias: [Cout] or nil; y: [N, Cout, OH, OW].
 // Work items: (image, band of output rows, block of output channels).
 func convForward(g *convGeom, ws *workspace, x, w, bias, y []float32) {
-	if dnnlForward(g, ws, x, w, bias, y) {
+	convForwardBlk(g, ws, x, w, bias, y, 0)
+}
+
+// The blk bits of a training convolution whose input (blkIn) or output
+// (blkOut) a training graph keeps in oneDNN's nChw16c layout (planBlocked).
+const (
+	blkIn  = 1 << 0
+	blkOut = 1 << 2
+)
+
+// mustDNNL panics for a convolution planned in nChw16c that oneDNN no
+// longer runs (useDNNL turned off after Build).
+func mustDNNL(ok bool, blk int) bool {
+	if !ok && blk != 0 {
+		panic("nn: a convolution planned in oneDNN's layout, without oneDNN")
+	}
+	return ok
+}
+
+// convForwardBlk is convForward with blk's arguments in nChw16c.
+func convForwardBlk(g *convGeom, ws *workspace, x, w, bias, y []float32, blk int) {
+	if mustDNNL(dnnlForward(g, ws, x, w, bias, y, blk), blk) {
 		return
 	}
 	if g.depthwise() {
@@ -272,8 +293,8 @@ func (sh *dyShare) filled() { sh.ar.dyOwner, sh.gen = sh, sh.ar.bwdGen }
 // convBackwardData computes dx from dy. w: [Cout, Cg, K, K]; dy: [N, Cout, OH, OW];
 // dx: [N, C, H, W] (fully overwritten). One work item per image. sh (may be
 // nil) shares dy's reorder with the weight gradient.
-func convBackwardData(g *convGeom, ws *workspace, sh *dyShare, w, dy, dx []float32) {
-	if dnnlBackwardData(g, ws, sh, w, dy, dx) {
+func convBackwardData(g *convGeom, ws *workspace, sh *dyShare, w, dy, dx []float32, blk int) {
+	if mustDNNL(dnnlBackwardData(g, ws, sh, w, dy, dx, blk), blk) {
 		return
 	}
 	if g.depthwise() {
@@ -309,8 +330,8 @@ func convBackwardData(g *convGeom, ws *workspace, sh *dyShare, w, dy, dx []float
 // (the work items); each chunk accumulates its images in order (sgemm with
 // beta 1) into its own buffer, chunk 0 straight into dw, and the chunks are
 // then added in chunk order. Both depend on the shape only, not on GOMAXPROCS.
-func convBackwardWeight(g *convGeom, ws, acc *workspace, sh *dyShare, x, dy, dw []float32) {
-	if dnnlBackwardWeight(g, ws, acc, sh, x, dy, dw) {
+func convBackwardWeight(g *convGeom, ws, acc *workspace, sh *dyShare, x, dy, dw []float32, blk int) {
+	if mustDNNL(dnnlBackwardWeight(g, ws, acc, sh, x, dy, dw, blk), blk) {
 		return
 	}
 	OHW := g.OH * g.OW

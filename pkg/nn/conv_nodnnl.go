@@ -7,7 +7,7 @@ package nn
 const DNNLName = ""
 
 // Without oneDNN every convolution runs our own kernels.
-func dnnlForward(*convGeom, *workspace, []float32, []float32, []float32, []float32) bool {
+func dnnlForward(*convGeom, *workspace, []float32, []float32, []float32, []float32, int) bool {
 	return false
 }
 func dnnlForwardAct(*convGeom, *workspace, []float32, []float32, []float32, []float32, Act, int) bool {
@@ -15,12 +15,14 @@ func dnnlForwardAct(*convGeom, *workspace, []float32, []float32, []float32, []fl
 }
 
 func dnnlLinkable(*Tensor, []*Tensor) bool { return false }
-func dnnlBackwardData(*convGeom, *workspace, *dyShare, []float32, []float32, []float32) bool {
+func dnnlBackwardData(*convGeom, *workspace, *dyShare, []float32, []float32, []float32, int) bool {
 	return false
 }
-func dnnlBackwardWeight(*convGeom, *workspace, *workspace, *dyShare, []float32, []float32, []float32) bool {
+func dnnlBackwardWeight(*convGeom, *workspace, *workspace, *dyShare, []float32, []float32, []float32, int) bool {
 	return false
 }
+
+func dnnlTakesBlocked(*convGeom, bool, bool) bool { return false }
 
 var useDNNL = false
 

@@ -341,6 +341,7 @@ func (b *Builder) Build() (g *Graph, err error) {
 	if len(wrtNodes) == 0 {
 		return nil, fmt.Errorf("nn: no trainable parameter reaches the attached losses")
 	}
+	b.planBlocked()
 	cost := b.losses[0].node
 	for _, l := range b.losses[1:] {
 		if cost, err = G.Add(cost, l.node); err != nil {
@@ -556,6 +557,9 @@ func (g *Graph) Tensor(name string) ([]float32, []int) {
 			}
 		}
 	}
+	if t.blocked {
+		return fromNCHW16c(f32s(t.value()), t.shape), slices.Clone(t.shape)
+	}
 	return f32s(t.value()), slices.Clone(t.shape)
 }
 
@@ -574,6 +578,9 @@ func (g *Graph) TensorGrad(name string) []float32 {
 	v := t.node.Deriv().Value()
 	if v == nil {
 		return nil
+	}
+	if t.blocked {
+		return fromNCHW16c(f32s(v), t.shape)
 	}
 	return f32s(v)
 }

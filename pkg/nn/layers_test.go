@@ -136,8 +136,8 @@ func TestConvKernels(t *testing.T) {
 			dy := randSlice(rng, len(y))
 			dx := randSlice(rng, len(x)) // garbage: must be overwritten
 			dw := randSlice(rng, len(w))
-			convBackwardData(&g, &ws, nil, w, dy, dx)
-			convBackwardWeight(&g, &ws, &acc, nil, x, dy, dw)
+			convBackwardData(&g, &ws, nil, w, dy, dx, 0)
+			convBackwardWeight(&g, &ws, &acc, nil, x, dy, dw, 0)
 			wdx, wdw := naiveConvGrads(&g, x, w, dy)
 			if e := maxRelErr(dx, wdx); e > tol {
 				t.Errorf("dx: max rel err %.3g > %g", e, tol)

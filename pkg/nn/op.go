@@ -40,8 +40,11 @@ type kop struct {
 	// nativeIn when its input is in oneDNN's layout, nativeOut when it
 	// writes its output so.
 	native int
-	guard  *tapeGuard // set when the graph shares gradient buffers: Do checks the tape's order
-	diff   func(ins G.Nodes, out, grad *G.Node) (G.Nodes, error)
+	// blk (a training convolution; planBlocked): blkIn when its input is
+	// in oneDNN's nChw16c layout, blkOut when its output is.
+	blk   int
+	guard *tapeGuard // set when the graph shares gradient buffers: Do checks the tape's order
+	diff  func(ins G.Nodes, out, grad *G.Node) (G.Nodes, error)
 }
 
 // newKop makes an op over the given children whose output has shape outShape

@@ -59,15 +59,24 @@ func (s *bnSyncScratch) get(n int) []float64 {
 func bnForwardTrainSync(g *bnGeom, sync BatchSync, sc *bnSyncScratch, x, gamma, beta, y, mean, invstd, runMean, runVar []float32) error {
 	C := g.C
 	buf := sc.get(C + 1)
-	parallelFor(C, func(_, lo, hi int) {
-		for c := lo; c < hi; c++ {
-			var s float64
-			for n := 0; n < g.N; n++ {
-				s += sum64(x[(n*g.C+c)*g.HW : (n*g.C+c+1)*g.HW])
+	if g.blocked {
+		parallelFor(C/blk, func(_, lo, hi int) {
+			for b := lo; b < hi; b++ {
+				clear(buf[b*blk : b*blk+blk])
+				blkSums(g, x, b, buf[b*blk:b*blk+blk])
 			}
-			buf[c] = s
-		}
-	})
+		})
+	} else {
+		parallelFor(C, func(_, lo, hi int) {
+			for c := lo; c < hi; c++ {
+				var s float64
+				for n := 0; n < g.N; n++ {
+					s += sum64(x[(n*g.C+c)*g.HW : (n*g.C+c+1)*g.HW])
+				}
+				buf[c] = s
+			}
+		})
+	}
 	buf[C] = float64(g.N * g.HW)
 	if err := sync.SumFloat64(sc.what[0], buf); err != nil {
 		return err
@@ -77,15 +86,40 @@ func bnForwardTrainSync(g *bnGeom, sync BatchSync, sc *bnSyncScratch, x, gamma, 
 		return fmt.Errorf("BatchNorm over a global batch of %v values", M)
 	}
 	sc.count = M
-	parallelFor(C, func(_, lo, hi int) {
-		for c := lo; c < hi; c++ {
-			mu := float32(buf[c] / M)
-			mean[c] = mu
-			buf[c] = bnSqDev(g, x, c, mu)
-		}
-	})
+	if g.blocked {
+		parallelFor(C/blk, func(_, lo, hi int) {
+			for b := lo; b < hi; b++ {
+				for c := b * blk; c < b*blk+blk; c++ {
+					mean[c] = float32(buf[c] / M)
+					buf[c] = 0
+				}
+				blkSqDevs(g, x, b, mean[b*blk:b*blk+blk], buf[b*blk:b*blk+blk])
+			}
+		})
+	} else {
+		parallelFor(C, func(_, lo, hi int) {
+			for c := lo; c < hi; c++ {
+				mu := float32(buf[c] / M)
+				mean[c] = mu
+				buf[c] = bnSqDev(g, x, c, mu)
+			}
+		})
+	}
 	if err := sync.SumFloat64(sc.what[1], buf[:C]); err != nil {
 		return err
+	}
+	if g.blocked {
+		parallelFor(C/blk, func(_, lo, hi int) {
+			var scale, shift [blk]float32
+			for b := lo; b < hi; b++ {
+				for j := range blk {
+					c := b*blk + j
+					scale[j], shift[j] = bnFinish(g, c, gamma, beta, mean[c], buf[c], M, invstd, runMean, runVar)
+				}
+				blkApply(g, x, y, b, scale[:], shift[:])
+			}
+		})
+		return nil
 	}
 	parallelFor(C, func(_, lo, hi int) {
 		for c := lo; c < hi; c++ {
@@ -102,6 +136,9 @@ func bnForwardTrainSync(g *bnGeom, sync BatchSync, sc *bnSyncScratch, x, gamma, 
 func bnBackwardSync(g *bnGeom, sync BatchSync, sc *bnSyncScratch, x, y, gamma, mean, invstd, dy, dx, dgamma, dbeta []float32) error {
 	C := g.C
 	buf := sc.get(2 * C)
+	if g.blocked {
+		return bnBackwardSyncBlk(g, sync, sc, buf, x, y, gamma, mean, invstd, dy, dx, dgamma, dbeta)
+	}
 	parallelFor(C, func(_, lo, hi int) {
 		for c := lo; c < hi; c++ {
 			mu := mean[c]
@@ -135,6 +172,39 @@ func bnBackwardSync(g *bnGeom, sync BatchSync, sc *bnSyncScratch, x, y, gamma, m
 				off := (n*g.C + c) * g.HW
 				bnRowDx(g.act, y[off:off+g.HW], dy[off:off+g.HW], x[off:off+g.HW], dx[off:off+g.HW], mu, k, c0, c1)
 			}
+		}
+	})
+	return nil
+}
+
+// bnBackwardSyncBlk is bnBackwardSync in the nChw16c layout.
+func bnBackwardSyncBlk(g *bnGeom, sync BatchSync, sc *bnSyncScratch, buf []float64, x, y, gamma, mean, invstd, dy, dx, dgamma, dbeta []float32) error {
+	parallelFor(g.C/blk, func(_, lo, hi int) {
+		var sdz, sdzx [blk]float64
+		for b := lo; b < hi; b++ {
+			clear(sdz[:])
+			clear(sdzx[:])
+			blkGradSums(g, y, dy, x, b, mean[b*blk:b*blk+blk], sdz[:], sdzx[:])
+			for j := range blk {
+				c := b*blk + j
+				buf[2*c], buf[2*c+1] = sdz[j], sdzx[j]
+				dgamma[c], dbeta[c] = float32(sdzx[j])*invstd[c], float32(sdz[j])
+			}
+		}
+	})
+	if err := sync.SumFloat64(sc.what[2], buf); err != nil {
+		return err
+	}
+	M := sc.count
+	parallelFor(g.C/blk, func(_, lo, hi int) {
+		var dg, db [blk]float32
+		for b := lo; b < hi; b++ {
+			for j := range blk {
+				c := b*blk + j
+				db[j] = float32(buf[2*c])
+				dg[j] = float32(buf[2*c+1]) * invstd[c]
+			}
+			bnBlkDx(g, y, dy, x, dx, b, gamma, mean, invstd, dg[:], db[:], M)
 		}
 	})
 	return nil

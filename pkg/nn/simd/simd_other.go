@@ -13,3 +13,12 @@ func AffineAct4(x, y []float32, scale, shift, slope float32, relu bool)     {}
 func BnDx4(y, dy, x, dx []float32, mu, k, c0, c1, slope float32, relu bool) {}
 
 func BnSums2(y, dy, x []float32, mu, slope float32, relu bool) (s [4]float32) { return }
+
+func BlkSum4([]float32, int) (s [16]float32)                                      { return }
+func BlkSqDev4([]float32, int, [4]float32) (s [16]float32)                        { return }
+func BlkAffineAct4(x, y []float32, n int, sc, sh [4]float32, sl float32, act int) {}
+func BlkBnDx4(y, dy, x, dx []float32, n int, mu, k, c0, c1 [4]float32, sl float32, act int) {
+}
+func BlkBnSums2(y, dy, x []float32, n int, mu [4]float32, sl float32, act int) (s [16]float32) {
+	return
+}

@@ -1,0 +1,103 @@
+package nn
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// blockedNet is a training graph of ConvBNAct chains as MobileNetV1 and the
+// YOLOv3 head build them (3x3, strided 3x3, depthwise and 1x1 convolutions,
+// ReLU, leaky and no activation, a tensor read by two convolutions, one by
+// a convolution and a concatenation), with two losses.
+func blockedNet(t *testing.T, n int) (*Graph, *ParamSet) {
+	t.Helper()
+	ps := NewParamSet(5)
+	b := NewBuilder(ps, []int{n, 3, 16, 16})
+	b.KeepGrads()
+	x := b.ConvBNAct("stem", b.Input(), ConvSpec{Out: 16, K: 3, Stride: 2, Pad: 1}, ActReLU) // 8x8
+	d1 := b.ConvBNAct("d1", x, ConvSpec{Out: 16, K: 3, Pad: 1, Groups: 16}, ActReLU)
+	p1 := b.ConvBNAct("p1", d1, ConvSpec{Out: 32, K: 1}, ActReLU)
+	d2 := b.ConvBNAct("d2", p1, ConvSpec{Out: 32, K: 3, Stride: 2, Pad: 1, Groups: 32}, ActReLU) // 4x4
+	p2 := b.ConvBNAct("p2", d2, ConvSpec{Out: 48, K: 1}, ActLeaky)
+	h1 := b.ConvBNAct("h1", p2, ConvSpec{Out: 32, K: 3, Pad: 1}, ActNone)
+	h2 := b.ConvBNAct("h2", p2, ConvSpec{Out: 32, K: 1}, ActLeaky) // p2 has two convolution readers
+	tip := b.ConvBNAct("tip", b.Concat("cat", h1, h2), ConvSpec{Out: 16, K: 1}, ActLeaky)
+	out0 := b.Conv("out0", tip, ConvSpec{Out: 6, K: 1}, true)
+	up := b.Upsample2x("up", tip) // tip: read by a convolution and an upsample: plain
+	out1 := b.Conv("out1", b.Concat("cat2", up, p1), ConvSpec{Out: 6, K: 3, Pad: 1}, true)
+	projLoss(b, "l0", out0, 1)
+	projLoss(b, "l1", out1, 2)
+	g, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(g.Input(), randSlice(rand.New(rand.NewPCG(uint64(n), 6)), len(g.Input())))
+	return g, ps
+}
+
+// TestBlockedTrainingMatchesPlain: training steps (every tensor, every
+// tensor's gradient, every parameter's gradient and value after SGD) and
+// an inference pass of a graph that keeps ConvBNAct tensors in oneDNN's
+// nChw16c layout give the same bits as with every tensor plain, at batches
+// 3 and 8 and 1 to 3 workers; and tensors were kept in nChw16c.
+func TestBlockedTrainingMatchesPlain(t *testing.T) {
+	if !useDNNL || !dnnlReady {
+		t.Skip("no oneDNN in this build")
+	}
+	defer func() { blockedTraining = true }()
+	run := func(n int) (*trainTrace, int) {
+		g, ps := blockedNet(t, n)
+		blocked := 0
+		for _, tn := range g.b.tensors {
+			if tn.blocked {
+				blocked++
+			}
+		}
+		sgd := NewSGD(ps, 0.9, 5e-4)
+		tr := &trainTrace{}
+		for step := range 3 {
+			losses, err := g.Step()
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr.addStep(step, g, losses)
+			for _, info := range g.Names() {
+				tr.add(fmt.Sprintf("step %d tensor grad %s", step, info.Name), g.TensorGrad(info.Name))
+			}
+			for _, p := range ps.Params() {
+				if p.Trainable {
+					tr.add(fmt.Sprintf("step %d grad %s", step, p.Name), p.Grad)
+				}
+			}
+			sgd.Step(0.01)
+			for _, p := range ps.Params() {
+				tr.add(fmt.Sprintf("step %d param %s", step, p.Name), p.Data)
+			}
+		}
+		if err := g.Forward(false); err != nil {
+			t.Fatal(err)
+		}
+		tr.addTensors("infer tensor ", g)
+		return tr, blocked
+	}
+	for _, n := range []int{3, 8} {
+		t.Run(fmt.Sprintf("batch%d", n), func(t *testing.T) {
+			blockedTraining = false
+			var ref *trainTrace
+			withProcs(2, func() { ref, _ = run(n) })
+			blockedTraining = true
+			for _, procs := range []int{1, 2, 3} {
+				var tr *trainTrace
+				var blocked int
+				withProcs(procs, func() { tr, blocked = run(n) })
+				if blocked < 8 {
+					t.Errorf("GOMAXPROCS=%d: %d tensors kept in nChw16c, want at least 8", procs, blocked)
+				}
+				if d := ref.firstDiff(tr); d != "" {
+					t.Errorf("GOMAXPROCS=%d: nChw16c differs from plain: %s", procs, d)
+				}
+			}
+		})
+	}
+}
