@@ -43,13 +43,13 @@ func BenchmarkKernelDepthwiseBackwardWeight(b *testing.B) {
 	b.ReportMetric(dwFlops(&g)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }
 
-func BenchmarkKernelBNLeakyTrain(b *testing.B) { benchBNTrain(b, false) }
+func BenchmarkKernelBNLeakyTrain(b *testing.B) { benchBNTrain(b, 0) }
 
 // BenchmarkKernelBNLeakyTrainBlocked: the same in nChw16c (bn_blocked.go).
-func BenchmarkKernelBNLeakyTrainBlocked(b *testing.B) { benchBNTrain(b, true) }
+func BenchmarkKernelBNLeakyTrainBlocked(b *testing.B) { benchBNTrain(b, 16) }
 
-func benchBNTrain(b *testing.B, blocked bool) {
-	geom := bnGeom{N: 8, C: 256, HW: 1600, cfg: DefaultBN, act: ActLeaky, blocked: blocked}
+func benchBNTrain(b *testing.B, blk int) {
+	geom := bnGeom{N: 8, C: 256, HW: 1600, cfg: DefaultBN, act: ActLeaky, blk: blk}
 	rng := rand.New(rand.NewPCG(1, 1))
 	x := randSlice(rng, 8*256*1600)
 	y := make([]float32, len(x))
@@ -61,13 +61,13 @@ func benchBNTrain(b *testing.B, blocked bool) {
 	b.ReportMetric(float64(len(x)*4*2)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s(x+y)")
 }
 
-func BenchmarkKernelBNLeakyBackward(b *testing.B) { benchBNBackward(b, false) }
+func BenchmarkKernelBNLeakyBackward(b *testing.B) { benchBNBackward(b, 0) }
 
 // BenchmarkKernelBNLeakyBackwardBlocked: the same in nChw16c.
-func BenchmarkKernelBNLeakyBackwardBlocked(b *testing.B) { benchBNBackward(b, true) }
+func BenchmarkKernelBNLeakyBackwardBlocked(b *testing.B) { benchBNBackward(b, 16) }
 
-func benchBNBackward(b *testing.B, blocked bool) {
-	geom := bnGeom{N: 8, C: 256, HW: 1600, cfg: DefaultBN, act: ActLeaky, blocked: blocked}
+func benchBNBackward(b *testing.B, blk int) {
+	geom := bnGeom{N: 8, C: 256, HW: 1600, cfg: DefaultBN, act: ActLeaky, blk: blk}
 	rng := rand.New(rand.NewPCG(1, 1))
 	x := randSlice(rng, 8*256*1600)
 	y, dy, dx := randSlice(rng, len(x)), randSlice(rng, len(x)), make([]float32, len(x))

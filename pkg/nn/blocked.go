@@ -2,14 +2,14 @@ package nn
 
 import "os"
 
-// Training in oneDNN's nChw16c layout. oneDNN's training convolutions work
-// in nChw16c: with plain NCHW activations every convolution reorders its
+// Training in oneDNN's blocked layouts. oneDNN's training convolutions work
+// in nChw16c (AVX-512) or nChw8c (AVX2): with plain NCHW activations every convolution reorders its
 // input and output in (and the gradients back), about a sixth of oneDNN's
 // time in the MobileNetV1-YOLOv3 step. A training graph therefore keeps the
 // tensors of a ConvBNAct (the convolution's output and the BatchNorm's) in
-// nChw16c when every convolution on either side takes that layout for all
-// its training primitives: the convolutions then read and write them as
-// they are, and the BatchNorm runs its nChw16c kernels (bn_blocked.go,
+// that layout when every convolution on either side takes it for all its
+// training primitives: the convolutions then read and write them as they
+// are, and the BatchNorm runs its blocked kernels (bn_blocked.go,
 // the same bits as over plain rows). Tensors read by anything else (losses,
 // concatenation, upsampling, pooling, residual adds) stay plain, and
 // Graph.Tensor and TensorGrad return plain copies, so nothing outside the
@@ -18,8 +18,8 @@ import "os"
 // the plain kernel: the same bits as a plain graph's, more time (a rare use:
 // the tools infer with graphs of their own). YOLODISTILL_NO_BLOCKED=1 keeps every tensor plain.
 
-// planBlocked marks the ConvBNAct pairs of a training graph to keep in
-// nChw16c (Tensor.blocked, the convolutions' blk bits, the BatchNorm's
+// planBlocked marks the ConvBNAct pairs of a training graph to keep in a
+// blocked layout (Tensor.blk, the convolutions' blk, the BatchNorm's
 // geometry). Called by Build before differentiating.
 func (b *Builder) planBlocked() {
 	if !useDNNL || !dnnlReady || !blockedTraining {
@@ -42,40 +42,42 @@ func (b *Builder) planBlocked() {
 			continue
 		}
 		c := y.inputs[0]
-		if c.kind != "conv" || len(c.params) != 1 || len(readers[c]) != 1 || lossIn[c] ||
-			len(c.shape) != 4 || c.shape[1]%blk != 0 || !dnnlTakesBlocked(&c.geom, false, true) {
+		if c.kind != "conv" || len(c.params) != 1 || len(readers[c]) != 1 || lossIn[c] || len(c.shape) != 4 {
 			continue
 		}
-		ok := true
+		bs := dnnlTakesBlocked(&c.geom, false, true)
+		ok := bs > 0 && c.shape[1]%bs == 0 && (c.op.blk == 0 || c.op.blk>>blkShift == bs)
 		for _, r := range readers[y] {
-			ok = ok && r.kind == "conv" && dnnlTakesBlocked(&r.geom, true, y.needGrad)
+			ok = ok && r.kind == "conv" && dnnlTakesBlocked(&r.geom, true, y.needGrad) == bs &&
+				(r.op.blk == 0 || r.op.blk>>blkShift == bs)
 		}
 		if !ok {
 			continue
 		}
-		c.blocked, y.blocked, y.bn.blocked = true, true, true
-		c.op.blk |= blkOut
+		c.blk, y.blk, y.bn.blk = bs, bs, bs
+		c.op.blk |= blkOut | bs<<blkShift
 		for _, r := range readers[y] {
-			r.op.blk |= blkIn
+			r.op.blk |= blkIn | bs<<blkShift
 		}
 	}
 }
 
-// blockedTraining lets planBlocked keep tensors in nChw16c (tests turn it
-// off to compare).
+// blockedTraining lets planBlocked keep tensors in blocked layouts (tests
+// turn it off to compare).
 var blockedTraining = os.Getenv("YOLODISTILL_NO_BLOCKED") == ""
 
-// fromNCHW16c returns a plain copy of v, a [N, C, H, W] tensor in nChw16c.
-func fromNCHW16c(v []float32, shape []int) []float32 {
+// fromBlocked returns a plain copy of v, a [N, C, H, W] tensor in the
+// blocked layout of bs channels per block.
+func fromBlocked(v []float32, shape []int, bs int) []float32 {
 	n, c, hw := shape[0], shape[1], prod(shape[2:])
 	out := make([]float32, len(v))
 	for i := range n {
-		for b := range c / blk {
-			src := v[(i*(c/blk)+b)*hw*blk:]
-			for j := range blk {
-				dst := out[(i*c+b*blk+j)*hw:]
+		for b := range c / bs {
+			src := v[(i*(c/bs)+b)*hw*bs:]
+			for j := range bs {
+				dst := out[(i*c+b*bs+j)*hw:]
 				for p := range hw {
-					dst[p] = src[p*blk+j]
+					dst[p] = src[p*bs+j]
 				}
 			}
 		}
@@ -83,16 +85,17 @@ func fromNCHW16c(v []float32, shape []int) []float32 {
 	return out
 }
 
-// toNCHW16c writes plain v ([N, C, H, W]) into out in nChw16c.
-func toNCHW16c(v, out []float32, shape []int) {
+// toBlocked writes plain v ([N, C, H, W]) into out in the blocked layout of
+// bs channels per block.
+func toBlocked(v, out []float32, shape []int, bs int) {
 	n, c, hw := shape[0], shape[1], prod(shape[2:])
 	for i := range n {
-		for b := range c / blk {
-			dst := out[(i*(c/blk)+b)*hw*blk:]
-			for j := range blk {
-				src := v[(i*c+b*blk+j)*hw:]
+		for b := range c / bs {
+			dst := out[(i*(c/bs)+b)*hw*bs:]
+			for j := range bs {
+				src := v[(i*c+b*bs+j)*hw:]
 				for p := range hw {
-					dst[p*blk+j] = src[p]
+					dst[p*bs+j] = src[p]
 				}
 			}
 		}

@@ -3,6 +3,7 @@ package nn
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -39,8 +40,9 @@ func blockedNet(t *testing.T, n int) (*Graph, *ParamSet) {
 // TestBlockedTrainingMatchesPlain: training steps (every tensor, every
 // tensor's gradient, every parameter's gradient and value after SGD) and
 // an inference pass of a graph that keeps ConvBNAct tensors in oneDNN's
-// nChw16c layout give the same bits as with every tensor plain, at batches
-// 3 and 8 and 1 to 3 workers; and tensors were kept in nChw16c.
+// blocked layout (nChw16c with AVX-512, nChw8c with AVX2) give the same bits
+// as with every tensor plain, at batches 3 and 8 and 1 to 3 workers; and
+// tensors were kept blocked.
 func TestBlockedTrainingMatchesPlain(t *testing.T) {
 	if !useDNNL || !dnnlReady {
 		t.Skip("no oneDNN in this build")
@@ -50,7 +52,7 @@ func TestBlockedTrainingMatchesPlain(t *testing.T) {
 		g, ps := blockedNet(t, n)
 		blocked := 0
 		for _, tn := range g.b.tensors {
-			if tn.blocked {
+			if tn.blk > 0 {
 				blocked++
 			}
 		}
@@ -91,11 +93,13 @@ func TestBlockedTrainingMatchesPlain(t *testing.T) {
 				var tr *trainTrace
 				var blocked int
 				withProcs(procs, func() { tr, blocked = run(n) })
-				if blocked < 8 {
-					t.Errorf("GOMAXPROCS=%d: %d tensors kept in nChw16c, want at least 8", procs, blocked)
+				// oneDNN's training kernels block by 16 (AVX-512) or 8 (AVX2)
+				// channels; below AVX2 (ONEDNN_MAX_CPU_ISA=SSE41) they need not.
+				if isa := dnnlISA(); blocked < 8 && (isa == "avx2" || strings.HasPrefix(isa, "avx512")) {
+					t.Errorf("GOMAXPROCS=%d: %d tensors kept in a blocked layout (oneDNN %s), want at least 8", procs, blocked, isa)
 				}
 				if d := ref.firstDiff(tr); d != "" {
-					t.Errorf("GOMAXPROCS=%d: nChw16c differs from plain: %s", procs, d)
+					t.Errorf("GOMAXPROCS=%d: blocked layouts differ from plain: %s", procs, d)
 				}
 			}
 		})

@@ -10,26 +10,15 @@ import (
 	"yolodistill/pkg/nn/simd"
 )
 
-// toBlocked returns plain [N, C, HW] in the nChw16c layout (C a multiple of 16).
-func toBlocked(v []float32, n, c, hw int) []float32 {
+// plainToBlk returns plain [N, C, HW] in the blocked layout of bs channels
+// per block, element by element (an implementation of its own, not
+// toBlocked's).
+func plainToBlk(v []float32, n, c, hw, bs int) []float32 {
 	out := make([]float32, len(v))
 	for i := range n {
 		for ch := range c {
 			for p := range hw {
-				out[((i*(c/blk)+ch/blk)*hw+p)*blk+ch%blk] = v[(i*c+ch)*hw+p]
-			}
-		}
-	}
-	return out
-}
-
-// fromBlocked is toBlocked's inverse.
-func fromBlocked(v []float32, n, c, hw int) []float32 {
-	out := make([]float32, len(v))
-	for i := range n {
-		for ch := range c {
-			for p := range hw {
-				out[(i*c+ch)*hw+p] = v[((i*(c/blk)+ch/blk)*hw+p)*blk+ch%blk]
+				out[((i*(c/bs)+ch/bs)*hw+p)*bs+ch%bs] = v[(i*c+ch)*hw+p]
 			}
 		}
 	}
@@ -38,7 +27,7 @@ func fromBlocked(v []float32, n, c, hw int) []float32 {
 
 // TestBlockedBNMatchesPlain: BatchNorm forward (training, inference),
 // backward and their synchronised forms give the same bits in the nChw16c
-// layout as over plain rows, with and without the vector kernels, for every
+// and nChw8c layouts as over plain rows, with and without the vector kernels, for every
 // activation, spatial sizes around the runs of 256 and 512 and the chains of
 // four and two (1, 3, 25, 257, 515), with signed zeros and a NaN among the
 // values (a NaN output must be NaN in both).
@@ -59,9 +48,13 @@ func TestBlockedBNMatchesPlain(t *testing.T) {
 	for _, hw := range []int{1, 3, 25, 257, 515} {
 		for _, n := range []int{1, 3} {
 			for _, act := range []Act{ActNone, ActReLU, ActLeaky} {
-				for _, vectors := range []bool{true, false} {
+				for _, vb := range []struct {
+					vectors bool
+					bs      int
+				}{{true, 16}, {false, 16}, {true, 8}, {false, 8}} {
 					const C = 32
-					name := fmt.Sprintf("hw%d n%d %s simd %v", hw, n, act, vectors)
+					vectors, bs := vb.vectors, vb.bs
+					name := fmt.Sprintf("hw%d n%d %s simd %v block %d", hw, n, act, vectors, bs)
 					useSIMD = vectors && simd.Available
 					sz := n * C * hw
 					x, dyv := vec(sz, hw > 1), vec(sz, false)
@@ -75,16 +68,19 @@ func TestBlockedBNMatchesPlain(t *testing.T) {
 					}
 					type res struct{ y, yi, dx, mean, is, rm, rv, dg, db []float32 }
 					run := func(blocked, synced bool) res {
-						g := bnGeom{N: n, C: C, HW: hw, cfg: DefaultBN, act: act, blocked: blocked}
+						g := bnGeom{N: n, C: C, HW: hw, cfg: DefaultBN, act: act}
+						if blocked {
+							g.blk = bs
+						}
 						conv := func(v []float32) []float32 {
 							if blocked {
-								return toBlocked(v, n, C, hw)
+								return plainToBlk(v, n, C, hw, bs)
 							}
 							return slices.Clone(v)
 						}
 						back := func(v []float32) []float32 {
 							if blocked {
-								return fromBlocked(v, n, C, hw)
+								return fromBlocked(v, []int{n, C, hw}, bs)
 							}
 							return v
 						}

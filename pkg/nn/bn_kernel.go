@@ -108,12 +108,12 @@ type BNConfig struct {
 var DefaultBN = BNConfig{Momentum: 0.9, Eps: 1e-5}
 
 // bnGeom is a BatchNorm over x: [N, C, HW], or in oneDNN's nChw16c layout
-// when blocked (bn_blocked.go; C a multiple of 16).
+// when blk > 0 (bn_blocked.go; C a multiple of blk).
 type bnGeom struct {
 	N, C, HW int
 	cfg      BNConfig
 	act      Act
-	blocked  bool
+	blk      int // oneDNN block of channels (16: nChw16c, 8: nChw8c); 0: plain
 }
 
 // bnSqDev is channel c's sum of squared deviations from mu over the batch,
@@ -165,23 +165,23 @@ func bnFinish(g *bnGeom, c int, gamma, beta []float32, mu float32, ss, M float64
 // x, y: [N, C, HW]; gamma, beta, mean, invstd, runMean, runVar: [C].
 func bnForwardTrain(g *bnGeom, x, gamma, beta, y, mean, invstd, runMean, runVar []float32) {
 	M := g.N * g.HW
-	if g.blocked {
-		parallelFor(g.C/blk, func(_, lo, hi int) {
-			var s, ss [blk]float64
-			var scale, shift [blk]float32
+	if g.blk > 0 {
+		parallelFor(g.C/g.blk, func(_, lo, hi int) {
+			var s, ss [16]float64
+			var scale, shift [16]float32
 			for b := lo; b < hi; b++ {
-				c0 := b * blk
-				clear(s[:])
-				clear(ss[:])
-				blkSums(g, x, b, s[:])
-				for j := range blk {
+				c0 := b * g.blk
+				clear(s[:g.blk])
+				clear(ss[:g.blk])
+				blkSums(g, x, b, s[:g.blk])
+				for j := range g.blk {
 					mean[c0+j] = float32(s[j] / float64(M))
 				}
-				blkSqDevs(g, x, b, mean[c0:c0+blk], ss[:])
-				for j := range blk {
+				blkSqDevs(g, x, b, mean[c0:c0+g.blk], ss[:g.blk])
+				for j := range g.blk {
 					scale[j], shift[j] = bnFinish(g, c0+j, gamma, beta, mean[c0+j], ss[j], float64(M), invstd, runMean, runVar)
 				}
-				blkApply(g, x, y, b, scale[:], shift[:])
+				blkApply(g, x, y, b, scale[:g.blk], shift[:g.blk])
 			}
 		})
 		return
@@ -203,17 +203,17 @@ func bnForwardTrain(g *bnGeom, x, gamma, beta, y, mean, invstd, runMean, runVar 
 // bnForwardInfer normalises with the running statistics and applies act.
 // x, y: [N, C, HW]; gamma, beta, runMean, runVar: [C].
 func bnForwardInfer(nw int, g *bnGeom, x, gamma, beta, runMean, runVar, y []float32) {
-	if g.blocked {
-		parallelForW(nw, g.C/blk, func(_, lo, hi int) {
-			var scale, shift [blk]float32
+	if g.blk > 0 {
+		parallelForW(nw, g.C/g.blk, func(_, lo, hi int) {
+			var scale, shift [16]float32
 			for b := lo; b < hi; b++ {
-				for j := range blk {
-					c := b*blk + j
+				for j := range g.blk {
+					c := b*g.blk + j
 					is := float32(1 / math.Sqrt(float64(runVar[c])+float64(g.cfg.Eps)))
 					scale[j] = gamma[c] * is
 					shift[j] = beta[c] - runMean[c]*scale[j]
 				}
-				blkApply(g, x, y, b, scale[:], shift[:])
+				blkApply(g, x, y, b, scale[:g.blk], shift[:g.blk])
 			}
 		})
 		return
@@ -236,18 +236,18 @@ func bnForwardInfer(nw int, g *bnGeom, x, gamma, beta, runMean, runVar, y []floa
 // recomputed from y in both passes rather than stored.
 func bnBackward(g *bnGeom, x, y, gamma, mean, invstd, dy, dx, dgamma, dbeta []float32) {
 	M := float64(g.N * g.HW)
-	if g.blocked {
-		parallelFor(g.C/blk, func(_, lo, hi int) {
-			var sdz, sdzx [blk]float64
+	if g.blk > 0 {
+		parallelFor(g.C/g.blk, func(_, lo, hi int) {
+			var sdz, sdzx [16]float64
 			for b := lo; b < hi; b++ {
-				c := b * blk
+				c := b * g.blk
 				clear(sdz[:])
 				clear(sdzx[:])
-				blkGradSums(g, y, dy, x, b, mean[c:c+blk], sdz[:], sdzx[:])
-				for j := range blk {
+				blkGradSums(g, y, dy, x, b, mean[c:c+g.blk], sdz[:g.blk], sdzx[:g.blk])
+				for j := range g.blk {
 					dgamma[c+j], dbeta[c+j] = float32(sdzx[j])*invstd[c+j], float32(sdz[j])
 				}
-				bnBlkDx(g, y, dy, x, dx, b, gamma, mean, invstd, dgamma[c:c+blk], dbeta[c:c+blk], M)
+				bnBlkDx(g, y, dy, x, dx, b, gamma, mean, invstd, dgamma[c:c+g.blk], dbeta[c:c+g.blk], M)
 			}
 		})
 		return

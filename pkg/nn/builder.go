@@ -26,8 +26,8 @@ type Tensor struct {
 	geom      convGeom // convolutions only
 	fusedFrom *Tensor  // ConvBNAct's output: the convolution's input, read by the fused inference
 	fusedAct  Act      // ConvBNAct's output: its activation
-	bn        *bnGeom  // BatchNorm outputs: the op's geometry (planBlocked sets blocked)
-	blocked   bool     // a training graph keeps it in oneDNN's nChw16c layout (planBlocked)
+	bn        *bnGeom  // BatchNorm outputs: the op's geometry (planBlocked sets its blk)
+	blk       int      // > 0: a training graph keeps it in oneDNN's blocked layout of blk channels per block (planBlocked)
 }
 
 // value returns the tensor's current value: the input buffer or the op's output.
@@ -491,15 +491,15 @@ func (b *Builder) ConvBNAct(name string, x *Tensor, spec ConvSpec, act Act) (out
 	o := y.op
 	y.op.infer = func(out []float32) error {
 		xv, yv := f32s(x.value()), out
-		if x.blocked { // a training graph's (planBlocked)
-			xv = fromNCHW16c(xv, x.shape)
+		if x.blk > 0 { // a training graph's (planBlocked)
+			xv = fromBlocked(xv, x.shape, x.blk)
 		}
-		if y.blocked {
+		if y.blk > 0 {
 			yv = make([]float32, len(out))
 		}
 		convBNActInfer(&geom, ws, cfg, act, xv, wp.Data, bnp[0].Data, bnp[1].Data, mean.Data, vr.Data, yv, o.native)
-		if y.blocked {
-			toNCHW16c(yv, out, y.shape)
+		if y.blk > 0 {
+			toBlocked(yv, out, y.shape, y.blk)
 		}
 		return nil
 	}

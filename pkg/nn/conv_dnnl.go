@@ -218,14 +218,15 @@ static int nn_conv_same_image_args(nn_conv *a, int i, nn_conv *b, int j) {
 	return dnnl_memory_desc_equal(&x, &y);
 }
 
-// nn_conv_arg_nchw16c reports whether argument i of c is in the nChw16c
-// layout (a blocked one, not the user's plain one).
-static int nn_conv_arg_nchw16c(nn_conv *c, int i) {
+// nn_conv_arg_block returns 16 when argument i of c is in the nChw16c
+// layout, 8 when in nChw8c, else 0.
+static int nn_conv_arg_block(nn_conv *c, int i) {
 	nn_arg *a = &c->args[i];
 	if (!a->reorder || a->md.ndims != 4) return 0;
 	dnnl_memory_desc_t ref;
-	if (dnnl_memory_desc_init_by_tag(&ref, 4, a->md.dims, dnnl_f32, dnnl_nChw16c)) return 0;
-	return dnnl_memory_desc_equal(&a->md, &ref);
+	if (!dnnl_memory_desc_init_by_tag(&ref, 4, a->md.dims, dnnl_f32, dnnl_nChw16c) && dnnl_memory_desc_equal(&a->md, &ref)) return 16;
+	if (!dnnl_memory_desc_init_by_tag(&ref, 4, a->md.dims, dnnl_f32, dnnl_nChw8c) && dnnl_memory_desc_equal(&a->md, &ref)) return 8;
+	return 0;
 }
 
 // nn_conv_same_args reports whether argument i of a has the layout of
@@ -329,6 +330,7 @@ type dnnlKey struct {
 	bias      bool
 	act       Act
 	leakSlope float32
+	blkSize   int // the blocked layout's channels per block (training, planBlocked); not part of the primitive
 }
 
 // dnnlConv is a created primitive; nil when oneDNN has none for the shape.
@@ -408,29 +410,43 @@ func (p *dnnlConv) pack(i int, user, dst []float32) {
 	}
 }
 
-// takesBlocked reports whether the primitive's argument i is in nChw16c.
-func (p *dnnlConv) takesBlocked(i int) bool {
-	return p != nil && C.nn_conv_arg_nchw16c(&p.c, C.int(i)) != 0
+// argBlock returns the channels per block of the primitive's argument i:
+// 16 in nChw16c, 8 in nChw8c, 0 in any other layout (or no primitive).
+func (p *dnnlConv) argBlock(i int) int {
+	if p == nil {
+		return 0
+	}
+	return int(C.nn_conv_arg_block(&p.c, C.int(i)))
 }
 
 // mustTakeBlocked panics unless every argument whose bit is set in packed
-// is in nChw16c (planBlocked checked it for the image runs of the worker
-// count at Build; a primitive for another count could differ).
-func (p *dnnlConv) mustTakeBlocked(packed int) {
+// is in the blocked layout of bs channels per block (planBlocked checked it
+// for the image runs of the worker count at Build; a primitive for another
+// count could differ).
+func (p *dnnlConv) mustTakeBlocked(packed, bs int) {
 	for i := 0; p != nil && packed>>i != 0; i++ {
-		if packed>>i&1 == 1 && !p.takesBlocked(i) {
-			panic(fmt.Sprintf("nn: oneDNN convolution %s: argument %d is not in the nChw16c layout the graph keeps it in", C.GoString(&p.c.impl[0]), i))
+		if packed>>i&1 == 1 && p.argBlock(i) != bs {
+			panic(fmt.Sprintf("nn: oneDNN convolution %s: argument %d is not in the nChw%dc layout the graph keeps it in", C.GoString(&p.c.impl[0]), i, bs))
 		}
 	}
 }
 
-// dnnlTakesBlocked reports whether the training primitives of convolution
-// g take its input (in) or output (!in) in nChw16c: the forward, the input
-// gradient (when dx is needed; for in) over the image runs of the current
-// worker count, and the weight gradient over the batch chunks.
-func dnnlTakesBlocked(g *convGeom, in, dx bool) bool {
+// dnnlTakesBlocked returns the channels per block (16 or 8) of the blocked
+// layout in which all the training primitives of convolution g take its
+// input (in) or output (!in): the forward, the input gradient (when dx is
+// needed; for in) over the image runs of the current worker count, and the
+// weight gradient over the batch chunks; 0 when they do not all take one.
+func dnnlTakesBlocked(g *convGeom, in, dx bool) int {
 	if !useDNNL || !dnnlReady {
-		return false
+		return 0
+	}
+	bs := -1
+	same := func(p *dnnlConv, i int) bool {
+		b := p.argBlock(i)
+		if bs < 0 {
+			bs = b
+		}
+		return b != 0 && b == bs
 	}
 	runs := min(numWorkers(), g.N)
 	fwd, bwd, wgt := 2, 0, 1 // the output's argument in each
@@ -441,21 +457,21 @@ func dnnlTakesBlocked(g *convGeom, in, dx bool) bool {
 		if n == g.N/runs+1 && g.N%runs == 0 {
 			continue
 		}
-		if !dnnlPrimFor(dnnlKey{kind: dnnlFwdTrain}, g, n).takesBlocked(fwd) {
-			return false
+		if !same(dnnlPrimFor(dnnlKey{kind: dnnlFwdTrain}, g, n), fwd) {
+			return 0
 		}
-		if (dx || !in) && !dnnlPrimFor(dnnlKey{kind: dnnlBwdData}, g, n).takesBlocked(bwd) {
-			return false
+		if (dx || !in) && !same(dnnlPrimFor(dnnlKey{kind: dnnlBwdData}, g, n), bwd) {
+			return 0
 		}
 	}
 	chunks := min(g.N, wgradChunks)
 	for c := range chunks {
 		n := (c+1)*g.N/chunks - c*g.N/chunks
-		if !dnnlPrimFor(dnnlKey{kind: dnnlBwdWeights}, g, n).takesBlocked(wgt) {
-			return false
+		if !same(dnnlPrimFor(dnnlKey{kind: dnnlBwdWeights}, g, n), wgt) {
+			return 0
 		}
 	}
-	return true
+	return bs
 }
 
 // unpack reorders output argument i from src (the primitive's layout) into
@@ -495,9 +511,9 @@ func (p *dnnlConv) exec(args [4][]float32, packed int, work []float32) {
 // no primitive for the shape (the caller then runs our kernels).
 
 // dnnlForward computes y = conv(x, w) + bias, as convForward; blk says
-// which of x and y are in the nChw16c layout (blkIn, blkOut).
+// which of x and y are in a blocked layout (blkIn, blkOut) and its size.
 func dnnlForward(g *convGeom, ws *workspace, x, w, bias, y []float32, blk int) bool {
-	return dnnlConvForward(g, ws, x, w, bias, y, dnnlKey{kind: dnnlFwdTrain}, blk)
+	return dnnlConvForward(g, ws, x, w, bias, y, dnnlKey{kind: dnnlFwdTrain, blkSize: blk >> blkShift}, blk&blkBits)
 }
 
 // dnnlForwardAct computes y = act(conv(x, w) + bias) for inference; native
@@ -525,7 +541,7 @@ func dnnlConvForward(g *convGeom, ws *workspace, x, w, bias, y []float32, key dn
 // dnnlPrimFor returns key's primitive for convolution g over n images.
 func dnnlPrimFor(key dnnlKey, g *convGeom, n int) *dnnlConv {
 	key.g = *g
-	key.g.N, key.g.splitN = n, 0
+	key.g.N, key.g.splitN, key.blkSize = n, 0, 0
 	return dnnlPrim(key)
 }
 
@@ -568,7 +584,7 @@ func dnnlBackwardData(g *convGeom, ws *workspace, sh *dyShare, w, dy, dx []float
 	if blk&blkOut == 0 {
 		per = dnnlDyPerImage(g, ws, sh)
 	}
-	// dy (argument 0) and dx (argument 2) in nChw16c: blkOut and blkIn.
+	// dy (argument 0) and dx (argument 2) blocked: blkOut and blkIn.
 	native := blk&blkOut>>2 | blk&blkIn<<2
 	var dyBlk []float32
 	have := false
@@ -577,7 +593,7 @@ func dnnlBackwardData(g *convGeom, ws *workspace, sh *dyShare, w, dy, dx []float
 			dnnlDyReused.Add(1)
 		}
 	}
-	ok := dnnlImageRuns(g, ws, dnnlKey{kind: dnnlBwdData}, native, w, func(p *dnnlConv, n0, n1 int, wArg []float32, packed int, work []float32) {
+	ok := dnnlImageRuns(g, ws, dnnlKey{kind: dnnlBwdData, blkSize: blk >> blkShift}, native, w, func(p *dnnlConv, n0, n1 int, wArg []float32, packed int, work []float32) {
 		dyArg := dy[n0*out : n1*out]
 		if per > 0 {
 			dyArg = dyBlk[n0*per : n1*per]
@@ -644,8 +660,8 @@ func dnnlImageRuns(g *convGeom, ws *workspace, key dnnlKey, native int, w []floa
 		return false
 	}
 	if key.kind != dnnlFwdInfer {
-		p.mustTakeBlocked(native)
-		q.mustTakeBlocked(native)
+		p.mustTakeBlocked(native, key.blkSize)
+		q.mustTakeBlocked(native, key.blkSize)
 	}
 	wArg, packed := w, 0
 	if sz := p.argSize(1); sz > 0 {
@@ -688,7 +704,7 @@ func dnnlBackwardWeight(g *convGeom, ws, acc *workspace, sh *dyShare, x, dy, dw 
 	if blk&blkOut == 0 {
 		per = dnnlDyPerImage(g, ws, sh)
 	}
-	// x (argument 0) and dy (argument 1) in nChw16c: blkIn and blkOut.
+	// x (argument 0) and dy (argument 1) blocked: blkIn and blkOut.
 	native := blk&blkIn | blk&blkOut>>1
 	chunks := min(g.N, wgradChunks)
 	prims := make([]*dnnlConv, chunks)
@@ -700,7 +716,7 @@ func dnnlBackwardWeight(g *convGeom, ws, acc *workspace, sh *dyShare, x, dy, dw 
 			return false
 		}
 		work = max(work, prims[c].work)
-		prims[c].mustTakeBlocked(native)
+		prims[c].mustTakeBlocked(native, blk>>blkShift)
 	}
 	own := prims[0].argSize(2) // floats of dw in the primitives' layout; -1: plain
 	for _, p := range prims[1:] {

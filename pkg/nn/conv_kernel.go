@@ -199,11 +199,15 @@ func convForward(g *convGeom, ws *workspace, x, w, bias, y []float32) {
 	convForwardBlk(g, ws, x, w, bias, y, 0)
 }
 
-// The blk bits of a training convolution whose input (blkIn) or output
-// (blkOut) a training graph keeps in oneDNN's nChw16c layout (planBlocked).
+// The blk of a training convolution whose input (blkIn) or output (blkOut)
+// a training graph keeps in oneDNN's blocked layout (planBlocked): those
+// bits, and the layout's channels per block (16: nChw16c, 8: nChw8c)
+// shifted by blkShift.
 const (
-	blkIn  = 1 << 0
-	blkOut = 1 << 2
+	blkIn    = 1 << 0
+	blkOut   = 1 << 2
+	blkBits  = 0xff
+	blkShift = 8
 )
 
 // mustDNNL panics for a convolution planned in nChw16c that oneDNN no

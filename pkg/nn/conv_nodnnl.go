@@ -22,7 +22,7 @@ func dnnlBackwardWeight(*convGeom, *workspace, *workspace, *dyShare, []float32, 
 	return false
 }
 
-func dnnlTakesBlocked(*convGeom, bool, bool) bool { return false }
+func dnnlTakesBlocked(*convGeom, bool, bool) int { return 0 }
 
 var useDNNL = false
 

@@ -557,8 +557,8 @@ func (g *Graph) Tensor(name string) ([]float32, []int) {
 			}
 		}
 	}
-	if t.blocked {
-		return fromNCHW16c(f32s(t.value()), t.shape), slices.Clone(t.shape)
+	if t.blk > 0 {
+		return fromBlocked(f32s(t.value()), t.shape, t.blk), slices.Clone(t.shape)
 	}
 	return f32s(t.value()), slices.Clone(t.shape)
 }
@@ -579,8 +579,8 @@ func (g *Graph) TensorGrad(name string) []float32 {
 	if v == nil {
 		return nil
 	}
-	if t.blocked {
-		return fromNCHW16c(f32s(v), t.shape)
+	if t.blk > 0 {
+		return fromBlocked(f32s(v), t.shape, t.blk)
 	}
 	return f32s(v)
 }

@@ -59,11 +59,11 @@ func (s *bnSyncScratch) get(n int) []float64 {
 func bnForwardTrainSync(g *bnGeom, sync BatchSync, sc *bnSyncScratch, x, gamma, beta, y, mean, invstd, runMean, runVar []float32) error {
 	C := g.C
 	buf := sc.get(C + 1)
-	if g.blocked {
-		parallelFor(C/blk, func(_, lo, hi int) {
+	if g.blk > 0 {
+		parallelFor(C/g.blk, func(_, lo, hi int) {
 			for b := lo; b < hi; b++ {
-				clear(buf[b*blk : b*blk+blk])
-				blkSums(g, x, b, buf[b*blk:b*blk+blk])
+				clear(buf[b*g.blk : b*g.blk+g.blk])
+				blkSums(g, x, b, buf[b*g.blk:b*g.blk+g.blk])
 			}
 		})
 	} else {
@@ -86,14 +86,14 @@ func bnForwardTrainSync(g *bnGeom, sync BatchSync, sc *bnSyncScratch, x, gamma, 
 		return fmt.Errorf("BatchNorm over a global batch of %v values", M)
 	}
 	sc.count = M
-	if g.blocked {
-		parallelFor(C/blk, func(_, lo, hi int) {
+	if g.blk > 0 {
+		parallelFor(C/g.blk, func(_, lo, hi int) {
 			for b := lo; b < hi; b++ {
-				for c := b * blk; c < b*blk+blk; c++ {
+				for c := b * g.blk; c < b*g.blk+g.blk; c++ {
 					mean[c] = float32(buf[c] / M)
 					buf[c] = 0
 				}
-				blkSqDevs(g, x, b, mean[b*blk:b*blk+blk], buf[b*blk:b*blk+blk])
+				blkSqDevs(g, x, b, mean[b*g.blk:b*g.blk+g.blk], buf[b*g.blk:b*g.blk+g.blk])
 			}
 		})
 	} else {
@@ -108,15 +108,15 @@ func bnForwardTrainSync(g *bnGeom, sync BatchSync, sc *bnSyncScratch, x, gamma, 
 	if err := sync.SumFloat64(sc.what[1], buf[:C]); err != nil {
 		return err
 	}
-	if g.blocked {
-		parallelFor(C/blk, func(_, lo, hi int) {
-			var scale, shift [blk]float32
+	if g.blk > 0 {
+		parallelFor(C/g.blk, func(_, lo, hi int) {
+			var scale, shift [16]float32
 			for b := lo; b < hi; b++ {
-				for j := range blk {
-					c := b*blk + j
+				for j := range g.blk {
+					c := b*g.blk + j
 					scale[j], shift[j] = bnFinish(g, c, gamma, beta, mean[c], buf[c], M, invstd, runMean, runVar)
 				}
-				blkApply(g, x, y, b, scale[:], shift[:])
+				blkApply(g, x, y, b, scale[:g.blk], shift[:g.blk])
 			}
 		})
 		return nil
@@ -136,7 +136,7 @@ func bnForwardTrainSync(g *bnGeom, sync BatchSync, sc *bnSyncScratch, x, gamma, 
 func bnBackwardSync(g *bnGeom, sync BatchSync, sc *bnSyncScratch, x, y, gamma, mean, invstd, dy, dx, dgamma, dbeta []float32) error {
 	C := g.C
 	buf := sc.get(2 * C)
-	if g.blocked {
+	if g.blk > 0 {
 		return bnBackwardSyncBlk(g, sync, sc, buf, x, y, gamma, mean, invstd, dy, dx, dgamma, dbeta)
 	}
 	parallelFor(C, func(_, lo, hi int) {
@@ -179,14 +179,14 @@ func bnBackwardSync(g *bnGeom, sync BatchSync, sc *bnSyncScratch, x, y, gamma, m
 
 // bnBackwardSyncBlk is bnBackwardSync in the nChw16c layout.
 func bnBackwardSyncBlk(g *bnGeom, sync BatchSync, sc *bnSyncScratch, buf []float64, x, y, gamma, mean, invstd, dy, dx, dgamma, dbeta []float32) error {
-	parallelFor(g.C/blk, func(_, lo, hi int) {
-		var sdz, sdzx [blk]float64
+	parallelFor(g.C/g.blk, func(_, lo, hi int) {
+		var sdz, sdzx [16]float64
 		for b := lo; b < hi; b++ {
 			clear(sdz[:])
 			clear(sdzx[:])
-			blkGradSums(g, y, dy, x, b, mean[b*blk:b*blk+blk], sdz[:], sdzx[:])
-			for j := range blk {
-				c := b*blk + j
+			blkGradSums(g, y, dy, x, b, mean[b*g.blk:b*g.blk+g.blk], sdz[:g.blk], sdzx[:g.blk])
+			for j := range g.blk {
+				c := b*g.blk + j
 				buf[2*c], buf[2*c+1] = sdz[j], sdzx[j]
 				dgamma[c], dbeta[c] = float32(sdzx[j])*invstd[c], float32(sdz[j])
 			}
@@ -196,15 +196,15 @@ func bnBackwardSyncBlk(g *bnGeom, sync BatchSync, sc *bnSyncScratch, buf []float
 		return err
 	}
 	M := sc.count
-	parallelFor(g.C/blk, func(_, lo, hi int) {
-		var dg, db [blk]float32
+	parallelFor(g.C/g.blk, func(_, lo, hi int) {
+		var dg, db [16]float32
 		for b := lo; b < hi; b++ {
-			for j := range blk {
-				c := b*blk + j
+			for j := range g.blk {
+				c := b*g.blk + j
 				db[j] = float32(buf[2*c])
 				dg[j] = float32(buf[2*c+1]) * invstd[c]
 			}
-			bnBlkDx(g, y, dy, x, dx, b, gamma, mean, invstd, dg[:], db[:], M)
+			bnBlkDx(g, y, dy, x, dx, b, gamma, mean, invstd, dg[:g.blk], db[:g.blk], M)
 		}
 	})
 	return nil

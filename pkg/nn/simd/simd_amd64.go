@@ -34,37 +34,37 @@ func BnDx4(y, dy, x, dx []float32, mu, k, c0, c1, slope float32, relu bool)
 //go:noescape
 func BnSums2(y, dy, x []float32, mu, slope float32, relu bool) (s [4]float32)
 
-// The nChw16c kernels: x holds a BatchNorm block in oneDNN's layout from a
-// group of four channel lanes on (element e of lane j at x[16*e+j]); lane j
-// does what the row kernels above do for one channel. act: 0 none, 1 ReLU,
-// 2 leaky.
+// The blocked kernels: x holds a BatchNorm block in oneDNN's nChw16c or
+// nChw8c layout from a group of four channel lanes on (element e of lane j
+// at x[e*stride/4+j], stride in bytes: 64 or 32); lane j does what the row
+// kernels above do for one channel. act: 0 none, 1 ReLU, 2 leaky.
 
 // BlkSum4 returns, over the first n&^3 elements, s[4k+j] = the sum of lane
 // j's elements 4i+k.
 //
 //go:noescape
-func BlkSum4(x []float32, n int) (s [16]float32)
+func BlkSum4(x []float32, n, stride int) (s [16]float32)
 
 // BlkSqDev4 is BlkSum4 of (x-mu[j])^2.
 //
 //go:noescape
-func BlkSqDev4(x []float32, n int, mu [4]float32) (s [16]float32)
+func BlkSqDev4(x []float32, n, stride int, mu [4]float32) (s [16]float32)
 
 // BlkAffineAct4 writes the n elements of y = act(x*scale[j]+shift[j]) as
 // AffineAct4 (act 0: no activation).
 //
 //go:noescape
-func BlkAffineAct4(x, y []float32, n int, scale, shift [4]float32, slope float32, act int)
+func BlkAffineAct4(x, y []float32, n, stride int, scale, shift [4]float32, slope float32, act int)
 
 // BlkBnDx4 writes the n elements of dx as BnDx4 with per-lane mu, k, c0, c1
 // (act 0: m = 1).
 //
 //go:noescape
-func BlkBnDx4(y, dy, x, dx []float32, n int, mu, k, c0, c1 [4]float32, slope float32, act int)
+func BlkBnDx4(y, dy, x, dx []float32, n, stride int, mu, k, c0, c1 [4]float32, slope float32, act int)
 
 // BlkBnSums2 returns BnSums2's sums over the first n&^1 elements per lane:
 // s[j] and s[4+j] sum d over the even and odd elements, s[8+j] and s[12+j]
 // d*(x-mu[j]) (act 0: m = 1).
 //
 //go:noescape
-func BlkBnSums2(y, dy, x []float32, n int, mu [4]float32, slope float32, act int) (s [16]float32)
+func BlkBnSums2(y, dy, x []float32, n, stride int, mu [4]float32, slope float32, act int) (s [16]float32)

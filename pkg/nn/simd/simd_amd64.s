@@ -198,32 +198,34 @@ sums_done:
 	MOVUPS X2, s+88(FP)
 	RET
 
-// Kernels over a BatchNorm block in oneDNN's nChw16c layout: element hw of
-// channel lane j of a group of four channels lies at x[16*hw + j] (the
-// caller passes the slice from the group's first lane); consecutive
-// elements of one channel are 64 bytes apart. Lane j does exactly what the
-// row kernels above (and the Go loops) do for one channel's row; act: 0
-// none (m = 1), 1 ReLU, 2 leaky.
+// Kernels over a BatchNorm block in oneDNN's nChw16c or nChw8c layout:
+// element e of channel lane j of a group of four channels lies at
+// x[e*stride/4 + j] (the caller passes the slice from the group's first
+// lane; stride, in bytes, is 64 or 32). Lane j does exactly what the row
+// kernels above (and the Go loops) do for one channel's row; act: 0 none
+// (m = 1), 1 ReLU, 2 leaky.
 
 // BLK_DX_STEP: BN_DX_STEP for one element of four lanes (m in X5; the
-// next element 64 bytes on).
+// next element R8 bytes on).
 #define BLK_DX_STEP \
 	MOVUPS (BX), X0; MULPS X5, X0; SUBPS X10, X0; \
 	MOVUPS (SI), X1; SUBPS X8, X1; MULPS X11, X1; \
 	SUBPS X1, X0; MULPS X9, X0; MOVUPS X0, (DI); \
-	ADDQ $64, AX; ADDQ $64, BX; ADDQ $64, SI; ADDQ $64, DI
+	ADDQ R8, AX; ADDQ R8, BX; ADDQ R8, SI; ADDQ R8, DI
 
-// BLK_SUMS_STEP(off, a, b): with m in X5, d = dy*m of the element at off
-// is added to a, d*(x-mu) to b (X8 mu).
-#define BLK_SUMS_STEP(off, a, b) \
-	MOVUPS off(BX), X4; MULPS X5, X4; ADDPS X4, a; \
-	MOVUPS off(SI), X7; SUBPS X8, X7; MULPS X7, X4; ADDPS X4, b
+// BLK_SUMS_STEP(a, b): with m in X5, d = dy*m of the element at (BX) is
+// added to a, d*(x-mu) (x at (SI), X8 mu) to b; the pointers advance by R8.
+#define BLK_SUMS_STEP(a, b) \
+	MOVUPS (BX), X4; MULPS X5, X4; ADDPS X4, a; \
+	MOVUPS (SI), X7; SUBPS X8, X7; MULPS X7, X4; ADDPS X4, b; \
+	ADDQ R8, AX; ADDQ R8, BX; ADDQ R8, SI
 
-// func BlkSum4(x []float32, n int) (s [16]float32)
+// func BlkSum4(x []float32, n, stride int) (s [16]float32)
 // Over the first n&^3 elements: chain k (elements 4i+k) of lane j in s[4k+j].
-TEXT ·BlkSum4(SB), NOSPLIT, $0-96
+TEXT ·BlkSum4(SB), NOSPLIT, $0-104
 	MOVQ x_base+0(FP), SI
 	MOVQ n+24(FP), CX
+	MOVQ stride+32(FP), R8
 	SHRQ $2, CX
 	XORPS X0, X0
 	XORPS X1, X1
@@ -232,32 +234,39 @@ TEXT ·BlkSum4(SB), NOSPLIT, $0-96
 	TESTQ CX, CX
 	JZ bsum_done
 bsum_loop:
-	MOVUPS 0(SI), X4
+	MOVUPS (SI), X4
 	ADDPS X4, X0
-	MOVUPS 64(SI), X5
+	ADDQ R8, SI
+	MOVUPS (SI), X5
 	ADDPS X5, X1
-	MOVUPS 128(SI), X6
+	ADDQ R8, SI
+	MOVUPS (SI), X6
 	ADDPS X6, X2
-	MOVUPS 192(SI), X7
+	ADDQ R8, SI
+	MOVUPS (SI), X7
 	ADDPS X7, X3
-	ADDQ $256, SI
+	ADDQ R8, SI
 	DECQ CX
 	JNZ bsum_loop
 bsum_done:
-	LEAQ s+32(FP), DI
+	LEAQ s+40(FP), DI
 	MOVUPS X0, 0(DI)
 	MOVUPS X1, 16(DI)
 	MOVUPS X2, 32(DI)
 	MOVUPS X3, 48(DI)
 	RET
 
-// func BlkSqDev4(x []float32, n int, mu [4]float32) (s [16]float32)
+// BLK_SQ(reg): reg = (x-mu)^2 of the element at (SI), added to acc; SI advances.
+#define BLK_SQ(reg, acc) MOVUPS (SI), reg; SUBPS X8, reg; MULPS reg, reg; ADDPS reg, acc; ADDQ R8, SI
+
+// func BlkSqDev4(x []float32, n, stride int, mu [4]float32) (s [16]float32)
 // As BlkSum4 for (x-mu)^2, mu per lane.
-TEXT ·BlkSqDev4(SB), NOSPLIT, $0-112
+TEXT ·BlkSqDev4(SB), NOSPLIT, $0-120
 	MOVQ x_base+0(FP), SI
 	MOVQ n+24(FP), CX
+	MOVQ stride+32(FP), R8
 	SHRQ $2, CX
-	MOVUPS mu+32(FP), X8
+	MOVUPS mu+40(FP), X8
 	XORPS X0, X0
 	XORPS X1, X1
 	XORPS X2, X2
@@ -265,44 +274,32 @@ TEXT ·BlkSqDev4(SB), NOSPLIT, $0-112
 	TESTQ CX, CX
 	JZ bsq_done
 bsq_loop:
-	MOVUPS 0(SI), X4
-	SUBPS X8, X4
-	MULPS X4, X4
-	ADDPS X4, X0
-	MOVUPS 64(SI), X5
-	SUBPS X8, X5
-	MULPS X5, X5
-	ADDPS X5, X1
-	MOVUPS 128(SI), X6
-	SUBPS X8, X6
-	MULPS X6, X6
-	ADDPS X6, X2
-	MOVUPS 192(SI), X7
-	SUBPS X8, X7
-	MULPS X7, X7
-	ADDPS X7, X3
-	ADDQ $256, SI
+	BLK_SQ(X4, X0)
+	BLK_SQ(X5, X1)
+	BLK_SQ(X6, X2)
+	BLK_SQ(X7, X3)
 	DECQ CX
 	JNZ bsq_loop
 bsq_done:
-	LEAQ s+48(FP), DI
+	LEAQ s+56(FP), DI
 	MOVUPS X0, 0(DI)
 	MOVUPS X1, 16(DI)
 	MOVUPS X2, 32(DI)
 	MOVUPS X3, 48(DI)
 	RET
 
-// func BlkAffineAct4(x, y []float32, n int, scale, shift [4]float32, slope float32, act int)
+// func BlkAffineAct4(x, y []float32, n, stride int, scale, shift [4]float32, slope float32, act int)
 // All n elements: z = x*scale+shift (per lane); y = z (none), max(z, 0)
 // (ReLU, Go's max) or max(z, slope*z) (leaky), as AffineAct4.
-TEXT ·BlkAffineAct4(SB), NOSPLIT, $0-104
+TEXT ·BlkAffineAct4(SB), NOSPLIT, $0-112
 	MOVQ x_base+0(FP), SI
 	MOVQ y_base+24(FP), DI
 	MOVQ n+48(FP), CX
-	MOVUPS scale+56(FP), X2
-	MOVUPS shift+72(FP), X3
-	BCAST4(slope+88(FP), X5)
-	MOVQ act+96(FP), DX
+	MOVQ stride+56(FP), R8
+	MOVUPS scale+64(FP), X2
+	MOVUPS shift+80(FP), X3
+	BCAST4(slope+96(FP), X5)
+	MOVQ act+104(FP), DX
 	XORPS X4, X4
 	TESTQ CX, CX
 	JZ baff_done
@@ -314,8 +311,8 @@ baff_none:
 	MULPS X2, X0
 	ADDPS X3, X0
 	MOVUPS X0, (DI)
-	ADDQ $64, SI
-	ADDQ $64, DI
+	ADDQ R8, SI
+	ADDQ R8, DI
 	DECQ CX
 	JNZ baff_none
 	RET
@@ -327,8 +324,8 @@ baff_relu:
 	CMPPS X4, X1, $6
 	ANDPS X1, X0
 	MOVUPS X0, (DI)
-	ADDQ $64, SI
-	ADDQ $64, DI
+	ADDQ R8, SI
+	ADDQ R8, DI
 	DECQ CX
 	JNZ baff_relu
 	RET
@@ -340,29 +337,30 @@ baff_leaky:
 	MULPS X0, X1
 	MAXPS X0, X1
 	MOVUPS X1, (DI)
-	ADDQ $64, SI
-	ADDQ $64, DI
+	ADDQ R8, SI
+	ADDQ R8, DI
 	DECQ CX
 	JNZ baff_leaky
 baff_done:
 	RET
 
-// func BlkBnDx4(y, dy, x, dx []float32, n int, mu, k, c0, c1 [4]float32, slope float32, act int)
+// func BlkBnDx4(y, dy, x, dx []float32, n, stride int, mu, k, c0, c1 [4]float32, slope float32, act int)
 // All n elements: dx = k*(dy*m - c0 - (x-mu)*c1), per-lane mu, k, c0, c1.
-TEXT ·BlkBnDx4(SB), NOSPLIT, $0-184
+TEXT ·BlkBnDx4(SB), NOSPLIT, $0-192
 	MOVQ y_base+0(FP), AX
 	MOVQ dy_base+24(FP), BX
 	MOVQ x_base+48(FP), SI
 	MOVQ dx_base+72(FP), DI
 	MOVQ n+96(FP), CX
-	MOVUPS mu+104(FP), X8
-	MOVUPS k+120(FP), X9
-	MOVUPS c0+136(FP), X10
-	MOVUPS c1+152(FP), X11
-	BCAST4(slope+168(FP), X14)
+	MOVQ stride+104(FP), R8
+	MOVUPS mu+112(FP), X8
+	MOVUPS k+128(FP), X9
+	MOVUPS c0+144(FP), X10
+	MOVUPS c1+160(FP), X11
+	BCAST4(slope+176(FP), X14)
 	ONES4(X12) // through DX
 	PXOR X13, X13
-	MOVQ act+176(FP), DX
+	MOVQ act+184(FP), DX
 	TESTQ CX, CX
 	JZ bdx_done
 	CMPQ DX, $1
@@ -390,20 +388,21 @@ bdx_leaky:
 bdx_done:
 	RET
 
-// func BlkBnSums2(y, dy, x []float32, n int, mu [4]float32, slope float32, act int) (s [16]float32)
+// func BlkBnSums2(y, dy, x []float32, n, stride int, mu [4]float32, slope float32, act int) (s [16]float32)
 // Over the first n&^1 elements, d = dy*m: s[j] sums d over the even
 // elements, s[4+j] over the odd ones, s[8+j] and s[12+j] d*(x-mu) alike.
-TEXT ·BlkBnSums2(SB), NOSPLIT, $0-176
+TEXT ·BlkBnSums2(SB), NOSPLIT, $0-184
 	MOVQ y_base+0(FP), AX
 	MOVQ dy_base+24(FP), BX
 	MOVQ x_base+48(FP), SI
 	MOVQ n+72(FP), CX
+	MOVQ stride+80(FP), R8
 	SHRQ $1, CX
-	MOVUPS mu+80(FP), X8
-	BCAST4(slope+96(FP), X14)
+	MOVUPS mu+88(FP), X8
+	BCAST4(slope+104(FP), X14)
 	ONES4(X12)
 	PXOR X13, X13
-	MOVQ act+104(FP), DX
+	MOVQ act+112(FP), DX
 	XORPS X0, X0
 	XORPS X1, X1
 	XORPS X2, X2
@@ -415,35 +414,32 @@ TEXT ·BlkBnSums2(SB), NOSPLIT, $0-176
 	JGT bsums_leaky
 bsums_none:
 	MOVAPS X12, X5
-	BLK_SUMS_STEP(0, X0, X2)
-	BLK_SUMS_STEP(64, X1, X3)
-	ADDQ $128, AX; ADDQ $128, BX; ADDQ $128, SI
+	BLK_SUMS_STEP(X0, X2)
+	BLK_SUMS_STEP(X1, X3)
 	DECQ CX
 	JNZ bsums_none
 	JMP bsums_done
 bsums_relu:
 	MOVUPS (AX), X5
 	RELU_M(X5)
-	BLK_SUMS_STEP(0, X0, X2)
-	MOVUPS 64(AX), X5
+	BLK_SUMS_STEP(X0, X2)
+	MOVUPS (AX), X5
 	RELU_M(X5)
-	BLK_SUMS_STEP(64, X1, X3)
-	ADDQ $128, AX; ADDQ $128, BX; ADDQ $128, SI
+	BLK_SUMS_STEP(X1, X3)
 	DECQ CX
 	JNZ bsums_relu
 	JMP bsums_done
 bsums_leaky:
 	MOVUPS (AX), X5
 	LEAKY_M(X5)
-	BLK_SUMS_STEP(0, X0, X2)
-	MOVUPS 64(AX), X5
+	BLK_SUMS_STEP(X0, X2)
+	MOVUPS (AX), X5
 	LEAKY_M(X5)
-	BLK_SUMS_STEP(64, X1, X3)
-	ADDQ $128, AX; ADDQ $128, BX; ADDQ $128, SI
+	BLK_SUMS_STEP(X1, X3)
 	DECQ CX
 	JNZ bsums_leaky
 bsums_done:
-	LEAQ s+112(FP), DI
+	LEAQ s+120(FP), DI
 	MOVUPS X0, 0(DI)
 	MOVUPS X1, 16(DI)
 	MOVUPS X2, 32(DI)
