@@ -1,6 +1,9 @@
 package nn
 
-import "os"
+import (
+	"os"
+	"strings"
+)
 
 // Training in oneDNN's blocked layouts. oneDNN's training convolutions work
 // in nChw16c (AVX-512) or nChw8c (AVX2): with plain NCHW activations every convolution reorders its
@@ -18,9 +21,15 @@ import "os"
 // the plain kernel: the same bits as a plain graph's, more time (a rare use:
 // the tools infer with graphs of their own). YOLODISTILL_NO_BLOCKED=1 keeps every tensor plain.
 
-// planBlocked marks the ConvBNAct pairs of a training graph to keep in a
-// blocked layout (Tensor.blk, the convolutions' blk, the BatchNorm's
-// geometry). Called by Build before differentiating.
+// planBlocked picks the tensors of a training graph to keep in a blocked
+// layout (Tensor.blk, the convolutions' blk bits, the BatchNorms'
+// geometry). Tensors that element-wise ops join (BatchNorm's input and
+// output, a residual add's inputs and output, an activation's) must share a
+// layout: each such set goes blocked when every tensor in it has whole
+// blocks of channels, comes from a convolution without bias or from one of
+// those ops, and is read only by those ops or by convolutions, where every
+// convolution takes the same blocked layout in all its training primitives;
+// nothing a loss reads. Called by Build before differentiating.
 func (b *Builder) planBlocked() {
 	if !useDNNL || !dnnlReady || !blockedTraining {
 		return
@@ -37,27 +46,88 @@ func (b *Builder) planBlocked() {
 			lossIn[t] = true
 		}
 	}
-	for _, y := range b.tensors {
-		if y.bn == nil || len(y.inputs) != 1 || len(readers[y]) == 0 || lossIn[y] {
+	joins := func(t *Tensor) bool { // an element-wise op over its inputs' layout
+		return t.bn != nil || strings.HasPrefix(t.kind, "add+") || strings.HasPrefix(t.kind, "act ")
+	}
+	// Sets of tensors that must share a layout (union-find, roots by index).
+	idx := map[*Tensor]int{}
+	for i, t := range b.tensors {
+		idx[t] = i
+	}
+	parent := make([]int, len(b.tensors))
+	for i := range parent {
+		parent[i] = i
+	}
+	var find func(i int) int
+	find = func(i int) int {
+		for parent[i] != i {
+			parent[i] = parent[parent[i]]
+			i = parent[i]
+		}
+		return i
+	}
+	for _, t := range b.tensors {
+		if joins(t) {
+			for _, in := range t.inputs {
+				parent[find(idx[in])] = find(idx[t])
+			}
+		}
+	}
+	sets := map[int][]*Tensor{}
+	for i, t := range b.tensors {
+		sets[find(i)] = append(sets[find(i)], t)
+	}
+	for i := range b.tensors { // in graph order, so that results do not depend on map order
+		set, ok := sets[i]
+		if !ok || find(i) != i {
 			continue
 		}
-		c := y.inputs[0]
-		if c.kind != "conv" || len(c.params) != 1 || len(readers[c]) != 1 || lossIn[c] || len(c.shape) != 4 {
+		bs, fits := 0, true
+		agree := func(n int) { // every convolution on the set's border takes blocks of bs channels
+			if n == 0 || bs != 0 && n != bs {
+				fits = false
+			}
+			bs = n
+		}
+		for _, t := range set {
+			switch {
+			case lossIn[t] || len(t.shape) != 4:
+				fits = false
+			case joins(t):
+			case t.kind == "conv" && len(t.params) == 1:
+				agree(dnnlTakesBlocked(&t.geom, false, true))
+			default: // the input, or a layer that needs plain input or output
+				fits = false
+			}
+			for _, r := range readers[t] {
+				switch {
+				case joins(r):
+				case r.kind == "conv":
+					agree(dnnlTakesBlocked(&r.geom, true, t.needGrad))
+				default:
+					fits = false
+				}
+			}
+		}
+		for _, t := range set {
+			fits = fits && bs > 0 && t.shape[1]%bs == 0
+		}
+		if !fits {
 			continue
 		}
-		bs := dnnlTakesBlocked(&c.geom, false, true)
-		ok := bs > 0 && c.shape[1]%bs == 0 && (c.op.blk == 0 || c.op.blk>>blkShift == bs)
-		for _, r := range readers[y] {
-			ok = ok && r.kind == "conv" && dnnlTakesBlocked(&r.geom, true, y.needGrad) == bs &&
-				(r.op.blk == 0 || r.op.blk>>blkShift == bs)
-		}
-		if !ok {
-			continue
-		}
-		c.blk, y.blk, y.bn.blk = bs, bs, bs
-		c.op.blk |= blkOut | bs<<blkShift
-		for _, r := range readers[y] {
-			r.op.blk |= blkIn | bs<<blkShift
+		for _, t := range set {
+			t.blk = bs
+			if t.bn != nil {
+				t.bn.blk = bs
+			}
+			if !joins(t) {
+				t.op.blk |= blkOut | bs<<blkShift
+			}
+			for _, r := range readers[t] {
+				if !joins(r) {
+					r.op.blk |= blkIn | bs<<blkShift
+				}
+			}
 		}
 	}
 }

@@ -117,6 +117,17 @@
 // reordered into oneDNN's blocked layouts and back around each call. Our
 // kernels stay the fallback (shapes oneDNN declines, YOLODISTILL_NO_DNNL=1,
 // builds without the tag) and the tests compare both. ConvName says which run.
+// The weight gradient's chunk partials are added in oneDNN's layout and
+// reordered once; a convolution's two gradient ops share dy's reorder.
+//
+// A training graph keeps a ConvBNAct's convolution and BatchNorm outputs in
+// oneDNN's blocked layout (nChw16c with AVX-512, nChw8c with AVX2) when the
+// convolutions on both sides take it in all their training primitives
+// (planBlocked, blocked.go): no reorders between them, and BatchNorm kernels
+// over that layout doing each channel's operations of the plain kernels, so
+// the bits are those of plain tensors (TestBlockedTrainingMatchesPlain).
+// Graph.Tensor and TensorGrad return plain copies. YOLODISTILL_NO_BLOCKED=1
+// keeps every tensor plain.
 //
 // Forward(false) folds each ConvBNAct's BatchNorm into its convolution
 // (weights scaled per output channel plus a bias, the activation applied as

@@ -24,6 +24,12 @@ func BenchmarkTrainStepMobileNetV1YOLOv3(b *testing.B) {
 	benchNetwork(b, BackboneMobileNetV1, "train", 320, 8)
 }
 
+// BenchmarkTrainStepResNet34YOLOv3: the teacher's training step (the
+// same measurement as the MobileNetV1 one).
+func BenchmarkTrainStepResNet34YOLOv3(b *testing.B) {
+	benchNetwork(b, BackboneResNet34, "train", 320, 8)
+}
+
 func BenchmarkInferResNet34YOLOv3(b *testing.B) {
 	benchNetwork(b, BackboneResNet34, "infer", 320, 8)
 }
