@@ -3,6 +3,7 @@ package nn
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -47,58 +48,39 @@ func blockedNet(t *testing.T, n int) (*Graph, *ParamSet) {
 // tensor's gradient, every parameter's gradient and value after SGD) and
 // an inference pass of a graph that keeps ConvBNAct tensors in oneDNN's
 // blocked layout (nChw16c with AVX-512, nChw8c with AVX2) give the same bits
-// as with every tensor plain, at batches 3 and 8 and 1 to 3 workers; and
-// tensors were kept blocked.
+// as with every tensor plain, at batches 3 and 8 and 1 to 3 workers (also
+// with another worker count than the graph was built with); and tensors
+// were kept blocked.
 func TestBlockedTrainingMatchesPlain(t *testing.T) {
 	if !useDNNL || !dnnlReady {
 		t.Skip("no oneDNN in this build")
 	}
 	defer func() { blockedTraining = true }()
-	run := func(n int) (*trainTrace, int) {
+	// run builds the graph, then trains and infers with stepProcs workers
+	// (0: those it was built with).
+	run := func(n, stepProcs int) (*trainTrace, int) {
 		g, ps := blockedNet(t, n)
+		if stepProcs > 0 {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(stepProcs))
+		}
 		blocked := 0
 		for _, tn := range g.b.tensors {
 			if tn.blk > 0 {
 				blocked++
 			}
 		}
-		sgd := NewSGD(ps, 0.9, 5e-4)
-		tr := &trainTrace{}
-		for step := range 3 {
-			losses, err := g.Step()
-			if err != nil {
-				t.Fatal(err)
-			}
-			tr.addStep(step, g, losses)
-			for _, info := range g.Names() {
-				tr.add(fmt.Sprintf("step %d tensor grad %s", step, info.Name), g.TensorGrad(info.Name))
-			}
-			for _, p := range ps.Params() {
-				if p.Trainable {
-					tr.add(fmt.Sprintf("step %d grad %s", step, p.Name), p.Grad)
-				}
-			}
-			sgd.Step(0.01)
-			for _, p := range ps.Params() {
-				tr.add(fmt.Sprintf("step %d param %s", step, p.Name), p.Data)
-			}
-		}
-		if err := g.Forward(false); err != nil {
-			t.Fatal(err)
-		}
-		tr.addTensors("infer tensor ", g)
-		return tr, blocked
+		return trainRun(t, g, ps, true), blocked
 	}
 	for _, n := range []int{3, 8} {
 		t.Run(fmt.Sprintf("batch%d", n), func(t *testing.T) {
 			blockedTraining = false
 			var ref *trainTrace
-			withProcs(2, func() { ref, _ = run(n) })
+			withProcs(2, func() { ref, _ = run(n, 0) })
 			blockedTraining = true
 			for _, procs := range []int{1, 2, 3} {
 				var tr *trainTrace
 				var blocked int
-				withProcs(procs, func() { tr, blocked = run(n) })
+				withProcs(procs, func() { tr, blocked = run(n, 0) })
 				// oneDNN's training kernels block by 16 (AVX-512) or 8 (AVX2)
 				// channels; below AVX2 (ONEDNN_MAX_CPU_ISA=SSE41) they need not.
 				if isa := dnnlISA(); blocked < 14 && (isa == "avx2" || strings.HasPrefix(isa, "avx512")) {
@@ -106,6 +88,12 @@ func TestBlockedTrainingMatchesPlain(t *testing.T) {
 				}
 				if d := ref.firstDiff(tr); d != "" {
 					t.Errorf("GOMAXPROCS=%d: blocked layouts differ from plain: %s", procs, d)
+				}
+				// planned for procs workers, run with another count (other
+				// image runs: primitives for other batch sizes)
+				withProcs(procs, func() { tr, _ = run(n, procs%3+1) })
+				if d := ref.firstDiff(tr); d != "" {
+					t.Errorf("built at GOMAXPROCS=%d, run at %d: blocked layouts differ from plain: %s", procs, procs%3+1, d)
 				}
 			}
 		})

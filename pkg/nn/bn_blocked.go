@@ -166,24 +166,32 @@ func blkRowDx(act Act, y, dy, x, dx []float32, L, bs int, mu, k, c0, c1 [4]float
 // lanes4 returns v[4q : 4q+4] as an array.
 func lanes4(v []float32, q int) [4]float32 { return [4]float32(v[4*q : 4*q+4]) }
 
+// tiles calls f for image n's block b, per tile of up to run elements per
+// channel (run is the plain kernels' run length where it matters) and per
+// group q of four lanes, with the group's offset o and the tile's length L.
+func (g *bnGeom) tiles(n, b, run int, f func(o, L, q int)) {
+	bs, base := g.blk, g.blkBase(n, b)
+	for h0 := 0; h0 < g.HW; h0 += run {
+		L := min(run, g.HW-h0)
+		for q := range bs / 4 {
+			f(base+h0*bs+4*q, L, q)
+		}
+	}
+}
+
 // blkSums adds, for the channels of block b, sum64 of each image's row into
 // s[0:bs] (a float64 per image, then the total, as bnForwardTrain).
 func blkSums(g *bnGeom, x []float32, b int, s []float64) {
 	var row [16]float64
-	bs := g.blk
 	for n := range g.N {
 		clear(row[:])
-		base := g.blkBase(n, b)
-		for h0 := 0; h0 < g.HW; h0 += 256 {
-			L := min(256, g.HW-h0)
-			for q := range bs / 4 {
-				r := blkSum32(x[base+h0*bs+4*q:], L, bs)
-				for j := range 4 {
-					row[4*q+j] += float64(r[j])
-				}
+		g.tiles(n, b, 256, func(o, L, q int) {
+			r := blkSum32(x[o:], L, g.blk)
+			for j := range 4 {
+				row[4*q+j] += float64(r[j])
 			}
-		}
-		for j := range bs {
+		})
+		for j := range g.blk {
 			s[j] += row[j]
 		}
 	}
@@ -191,69 +199,46 @@ func blkSums(g *bnGeom, x []float32, b int, s []float64) {
 
 // blkSqDevs adds bnSqDev's sums for block b's channels (means mu) into ss.
 func blkSqDevs(g *bnGeom, x []float32, b int, mu []float32, ss []float64) {
-	bs := g.blk
 	for n := range g.N {
-		base := g.blkBase(n, b)
-		for h0 := 0; h0 < g.HW; h0 += 256 {
-			L := min(256, g.HW-h0)
-			for q := range bs / 4 {
-				r := blkSqDev32(x[base+h0*bs+4*q:], L, bs, lanes4(mu, q))
-				for j := range 4 {
-					ss[4*q+j] += float64(r[j])
-				}
+		g.tiles(n, b, 256, func(o, L, q int) {
+			r := blkSqDev32(x[o:], L, g.blk, lanes4(mu, q))
+			for j := range 4 {
+				ss[4*q+j] += float64(r[j])
 			}
-		}
+		})
 	}
 }
 
 // blkApply writes y = act(x*scale+shift) over block b (scale, shift: its
 // channels'), in tiles that stay in cache across the lane groups.
 func blkApply(g *bnGeom, x, y []float32, b int, scale, shift []float32) {
-	bs := g.blk
 	for n := range g.N {
-		base := g.blkBase(n, b)
-		for h0 := 0; h0 < g.HW; h0 += 256 {
-			L := min(256, g.HW-h0)
-			for q := range bs / 4 {
-				o := base + h0*bs + 4*q
-				blkAffineAct(g.act, x[o:], y[o:], L, bs, lanes4(scale, q), lanes4(shift, q))
-			}
-		}
+		g.tiles(n, b, 256, func(o, L, q int) {
+			blkAffineAct(g.act, x[o:], y[o:], L, g.blk, lanes4(scale, q), lanes4(shift, q))
+		})
 	}
 }
 
 // blkGradSums adds bnBackward's gradient sums for block b's channels into
 // sdz and sdzx (float64 per run of 512, as there).
 func blkGradSums(g *bnGeom, y, dy, x []float32, b int, mu []float32, sdz, sdzx []float64) {
-	bs := g.blk
 	for n := range g.N {
-		base := g.blkBase(n, b)
-		for h0 := 0; h0 < g.HW; h0 += 512 {
-			L := min(512, g.HW-h0)
-			for q := range bs / 4 {
-				o := base + h0*bs + 4*q
-				a, c := blkRowSums(g.act, y[o:], dy[o:], x[o:], L, bs, lanes4(mu, q))
-				for j := range 4 {
-					sdz[4*q+j] += float64(a[j])
-					sdzx[4*q+j] += float64(c[j])
-				}
+		g.tiles(n, b, 512, func(o, L, q int) {
+			a, c := blkRowSums(g.act, y[o:], dy[o:], x[o:], L, g.blk, lanes4(mu, q))
+			for j := range 4 {
+				sdz[4*q+j] += float64(a[j])
+				sdzx[4*q+j] += float64(c[j])
 			}
-		}
+		})
 	}
 }
 
 // blkDx writes bnRowDx's dx over block b (per-channel mu, k, c0, c1).
 func blkDx(g *bnGeom, y, dy, x, dx []float32, b int, mu, k, c0, c1 []float32) {
-	bs := g.blk
 	for n := range g.N {
-		base := g.blkBase(n, b)
-		for h0 := 0; h0 < g.HW; h0 += 256 {
-			L := min(256, g.HW-h0)
-			for q := range bs / 4 {
-				o := base + h0*bs + 4*q
-				blkRowDx(g.act, y[o:], dy[o:], x[o:], dx[o:], L, bs, lanes4(mu, q), lanes4(k, q), lanes4(c0, q), lanes4(c1, q))
-			}
-		}
+		g.tiles(n, b, 256, func(o, L, q int) {
+			blkRowDx(g.act, y[o:], dy[o:], x[o:], dx[o:], L, g.blk, lanes4(mu, q), lanes4(k, q), lanes4(c0, q), lanes4(c1, q))
+		})
 	}
 }
 

@@ -169,30 +169,22 @@ static dnnl_status_t nn_reorder_run(dnnl_primitive_t r, const dnnl_memory_desc_t
 	return s;
 }
 
-// nn_conv_pack reorders argument i from the user's layout into dst (the
-// primitive's layout, args[i].size bytes), for nn_conv_exec's packed mask.
-static int nn_conv_pack(nn_conv *c, int i, void *user, void *dst) {
+// nn_conv_move reorders argument i between the caller's layout (user) and
+// the primitive's (prim, args[i].size bytes): an input from user into prim
+// (for nn_conv_exec's packed mask), an output from prim into user.
+static int nn_conv_move(nn_conv *c, int i, void *user, void *prim) {
 	omp_set_num_threads(1);
 	nn_arg *a = &c->args[i];
-	if (!a->reorder) { memcpy(dst, user, dnnl_memory_desc_get_size(&a->user)); return 0; }
+	if (!a->reorder) {
+		if (a->out) memcpy(user, prim, dnnl_memory_desc_get_size(&a->user));
+		else memcpy(prim, user, dnnl_memory_desc_get_size(&a->user));
+		return 0;
+	}
 	dnnl_stream_t strm;
 	dnnl_status_t s = dnnl_stream_create(&strm, nn_engine, dnnl_stream_default_flags);
 	if (s) return s;
-	s = nn_reorder_run(a->reorder, &a->user, user, &a->md, dst, strm);
-	dnnl_stream_destroy(strm);
-	return s;
-}
-
-// nn_conv_unpack reorders output argument i from src (the primitive's
-// layout) into user (the caller's plain one).
-static int nn_conv_unpack(nn_conv *c, int i, void *src, void *user) {
-	omp_set_num_threads(1);
-	nn_arg *a = &c->args[i];
-	if (!a->reorder || !a->out) return dnnl_invalid_arguments;
-	dnnl_stream_t strm;
-	dnnl_status_t s = dnnl_stream_create(&strm, nn_engine, dnnl_stream_default_flags);
-	if (s) return s;
-	s = nn_reorder_run(a->reorder, &a->md, src, &a->user, user, strm);
+	if (a->out) s = nn_reorder_run(a->reorder, &a->md, prim, &a->user, user, strm);
+	else s = nn_reorder_run(a->reorder, &a->user, user, &a->md, prim, strm);
 	dnnl_stream_destroy(strm);
 	return s;
 }
@@ -403,9 +395,11 @@ func (p *dnnlConv) sameLayout(q *dnnlConv, i int) bool {
 	return p.argSize(i) < 0 || C.nn_conv_same_args(&p.c, C.int(i), &q.c, C.int(i)) != 0
 }
 
-// pack reorders user (argument i, plain layout) into dst (the primitive's).
-func (p *dnnlConv) pack(i int, user, dst []float32) {
-	if s := C.nn_conv_pack(&p.c, C.int(i), unsafe.Pointer(&user[0]), unsafe.Pointer(&dst[0])); s != 0 {
+// move reorders argument i between user (plain) and prim (the primitive's
+// layout): an input from user into prim (pack), an output from prim into
+// user.
+func (p *dnnlConv) move(i int, user, prim []float32) {
+	if s := C.nn_conv_move(&p.c, C.int(i), unsafe.Pointer(&user[0]), unsafe.Pointer(&prim[0])); s != 0 {
 		panic(fmt.Sprintf("nn: oneDNN reorder failed (status %d)", s))
 	}
 }
@@ -472,14 +466,6 @@ func dnnlTakesBlocked(g *convGeom, in, dx bool) int {
 		}
 	}
 	return bs
-}
-
-// unpack reorders output argument i from src (the primitive's layout) into
-// user (plain).
-func (p *dnnlConv) unpack(i int, src, user []float32) {
-	if s := C.nn_conv_unpack(&p.c, C.int(i), unsafe.Pointer(&src[0]), unsafe.Pointer(&user[0])); s != 0 {
-		panic(fmt.Sprintf("nn: oneDNN reorder failed (status %d)", s))
-	}
 }
 
 // exec runs the primitive on the calling goroutine's thread.
@@ -586,28 +572,51 @@ func dnnlBackwardData(g *convGeom, ws *workspace, sh *dyShare, w, dy, dx []float
 	}
 	// dy (argument 0) and dx (argument 2) blocked: blkOut and blkIn.
 	native := blk&blkOut>>2 | blk&blkIn<<2
-	var dyBlk []float32
-	have := false
-	if per > 0 {
-		if dyBlk, have = sh.get(g.N * per); have {
-			dnnlDyReused.Add(1)
-		}
-	}
+	d := dyArgs{dy: dy, out: out, per: per}
+	d.blk, d.have = sh.dnnlBuffer(g.N * per)
 	ok := dnnlImageRuns(g, ws, dnnlKey{kind: dnnlBwdData, blkSize: blk >> blkShift}, native, w, func(p *dnnlConv, n0, n1 int, wArg []float32, packed int, work []float32) {
-		dyArg := dy[n0*out : n1*out]
-		if per > 0 {
-			dyArg = dyBlk[n0*per : n1*per]
-			if !have {
-				p.pack(0, dy[n0*out:n1*out], dyArg)
-			}
-			packed |= 1 << 0
-		}
-		p.exec([4][]float32{dyArg, wArg, dx[n0*in : n1*in]}, packed|native, work)
+		dyArg, dyPacked := d.images(p, 0, n0, n1)
+		p.exec([4][]float32{dyArg, wArg, dx[n0*in : n1*in]}, packed|native|dyPacked, work)
 	})
 	if ok && per > 0 {
 		sh.filled()
 	}
 	return ok
+}
+
+// dnnlBuffer is get for n > 0 floats (counting reuses in dnnlDyReused);
+// nothing for n == 0.
+func (sh *dyShare) dnnlBuffer(n int) ([]float32, bool) {
+	if n == 0 {
+		return nil, false
+	}
+	buf, have := sh.get(n)
+	if have {
+		dnnlDyReused.Add(1)
+	}
+	return buf, have
+}
+
+// dyArgs hands a gradient primitive its images of dy: plain (per == 0), or
+// from the shared buffer blk in oneDNN's layout (per floats per image),
+// reordered into it first unless have says it holds them already.
+type dyArgs struct {
+	dy, blk  []float32
+	out, per int
+	have     bool
+}
+
+// images returns dy's images n0..n1-1 for argument arg of p and the packed
+// bit to pass for it.
+func (d *dyArgs) images(p *dnnlConv, arg, n0, n1 int) ([]float32, int) {
+	if d.per == 0 {
+		return d.dy[n0*d.out : n1*d.out], 0
+	}
+	b := d.blk[n0*d.per : n1*d.per]
+	if !d.have {
+		p.move(arg, d.dy[n0*d.out:n1*d.out], b)
+	}
+	return b, 1 << arg
 }
 
 // dnnlDyPerImage returns the floats per image of dy in the layout that the
@@ -666,7 +675,7 @@ func dnnlImageRuns(g *convGeom, ws *workspace, key dnnlKey, native int, w []floa
 	wArg, packed := w, 0
 	if sz := p.argSize(1); sz > 0 {
 		wArg = ws.packBuf(sz)
-		p.pack(1, w, wArg)
+		p.move(1, w, wArg)
 		packed = 1 << 1
 	}
 	wArgQ, packedQ := wArg, packed
@@ -734,13 +743,8 @@ func dnnlBackwardWeight(g *convGeom, ws, acc *workspace, sh *dyShare, x, dy, dw 
 		acc.reserve(chunks-1, len(dw))
 	}
 	in, out := g.C*g.H*g.W, g.Cout*g.OH*g.OW
-	var dyBlk []float32
-	have := false
-	if per > 0 {
-		if dyBlk, have = sh.get(g.N * per); have {
-			dnnlDyReused.Add(1)
-		}
-	}
+	d := dyArgs{dy: dy, out: out, per: per}
+	d.blk, d.have = sh.dnnlBuffer(g.N * per)
 	parallelFor(chunks, func(wk, lo, hi int) {
 		for c := lo; c < hi; c++ {
 			dst, packed := dw, native
@@ -752,15 +756,8 @@ func dnnlBackwardWeight(g *convGeom, ws, acc *workspace, sh *dyShare, x, dy, dw 
 			}
 			n0, n1 := c*g.N/chunks, (c+1)*g.N/chunks
 			p := prims[c]
-			dyArg := dy[n0*out : n1*out]
-			if per > 0 {
-				dyArg = dyBlk[n0*per : n1*per]
-				if !have {
-					p.pack(1, dy[n0*out:n1*out], dyArg)
-				}
-				packed |= 1 << 1
-			}
-			p.exec([4][]float32{x[n0*in : n1*in], dyArg, dst}, packed, ws.get(wk, p.work))
+			dyArg, dyPacked := d.images(p, 1, n0, n1)
+			p.exec([4][]float32{x[n0*in : n1*in], dyArg, dst}, packed|dyPacked, ws.get(wk, p.work))
 		}
 	})
 	if per > 0 {
@@ -769,7 +766,7 @@ func dnnlBackwardWeight(g *convGeom, ws, acc *workspace, sh *dyShare, x, dy, dw 
 	if own > 0 {
 		sum := acc.get(0, own)
 		addParts(sum, acc, 1, chunks-1)
-		prims[0].unpack(2, sum, dw)
+		prims[0].move(2, dw, sum)
 		return true
 	}
 	addPartials(dw, acc, chunks)

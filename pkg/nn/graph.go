@@ -527,8 +527,9 @@ func (g *Graph) LossNames() []string {
 // of the named tensor after Forward or Step, or nil, nil for an unknown name.
 // The slice is an arena buffer (after an inference forward in image groups,
 // a buffer of the graph's own that the groups' values are copied into at
-// each call): read it before the next Forward or Step of any graph on the
-// same ParamSet.
+// each call; for a tensor a training graph keeps in oneDNN's blocked layout,
+// a plain copy made at each call): read it before the next Forward or Step
+// of any graph on the same ParamSet.
 func (g *Graph) Tensor(name string) ([]float32, []int) {
 	t, ok := g.byName[name]
 	if !ok || g.kept != nil && !g.kept[t] {
@@ -566,7 +567,8 @@ func (g *Graph) Tensor(name string) ([]float32, []int) {
 // TensorGrad returns dLoss/dTensor of the named tensor after Step, or nil
 // when the tensor gets no gradient (the input, or a tensor the losses do not
 // depend on) or when its gradient shared its buffer with others and was not
-// kept (Builder.KeepGrads).
+// kept (Builder.KeepGrads). Like Tensor's, the values are plain NCHW (a
+// copy for a tensor kept in a blocked layout).
 func (g *Graph) TensorGrad(name string) []float32 {
 	t, ok := g.byName[name]
 	if !ok || t.node == nil || t.node.Deriv() == nil || g.vm == nil {

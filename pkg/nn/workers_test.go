@@ -127,6 +127,13 @@ func workersLayers(b *Builder) (out0, out1 *Tensor) {
 // SGD and an inference pass.
 func workersRun(t *testing.T, n int) *trainTrace {
 	g, ps := workersNet(t, n)
+	return trainRun(t, g, ps, false)
+}
+
+// trainRun records three training steps of g with SGD (with tensorGrads,
+// every tensor's gradient too) and an inference pass.
+func trainRun(t *testing.T, g *Graph, ps *ParamSet, tensorGrads bool) *trainTrace {
+	t.Helper()
 	sgd := NewSGD(ps, 0.9, 5e-4)
 	tr := &trainTrace{}
 	for step := 0; step < 3; step++ {
@@ -135,6 +142,11 @@ func workersRun(t *testing.T, n int) *trainTrace {
 			t.Fatal(err)
 		}
 		tr.addStep(step, g, losses)
+		for _, info := range g.Names() {
+			if tensorGrads {
+				tr.add(fmt.Sprintf("step %d tensor grad %s", step, info.Name), g.TensorGrad(info.Name))
+			}
+		}
 		for _, p := range ps.Params() {
 			if p.Trainable {
 				tr.add(fmt.Sprintf("step %d grad %s", step, p.Name), p.Grad)
