@@ -30,6 +30,7 @@ typedef struct {
 	dnnl_memory_desc_t scratch_md;
 	size_t scratch_off;
 	size_t work;  // bytes of the work area: reorder buffers and scratchpad
+	int threads;  // OpenMP threads the primitive was made for and runs on
 	char impl[64];
 } nn_conv;
 
@@ -56,10 +57,12 @@ static dnnl_status_t nn_reorder_pd(const dnnl_memory_desc_t *from, const dnnl_me
 // nn_conv_create builds the primitive. kind: 0 forward training, 1 forward
 // inference, 2 backward data, 3 backward weights. act (forward only): 0 none,
 // 1 relu, 2 leaky relu with slope alpha, applied after the bias.
-// dims: N C H W O K stride pad groups; bias: a bias argument (forward only).
-static int nn_conv_create(nn_conv *c, int kind, const long *d, int bias, int act, float alpha) {
+// dims: N C H W O K stride pad groups; bias: a bias argument (forward only);
+// threads: the OpenMP threads it splits its work over.
+static int nn_conv_create(nn_conv *c, int kind, const long *d, int bias, int act, float alpha, int threads) {
 	memset(c, 0, sizeof *c);
-	omp_set_num_threads(1);
+	c->threads = threads;
+	omp_set_num_threads(threads);
 	long N = d[0], C = d[1], H = d[2], W = d[3], O = d[4], K = d[5], S = d[6], P = d[7], G = d[8];
 	long OH = (H + 2 * P - K) / S + 1, OW = (W + 2 * P - K) / S + 1;
 	dnnl_memory_desc_t src, wei, dst, bia, src_any, wei_any, dst_any;
@@ -227,11 +230,12 @@ static int nn_conv_same_args(nn_conv *a, int i, nn_conv *b, int j) {
 	return dnnl_memory_desc_equal(&a->args[i].md, &b->args[j].md);
 }
 
-// nn_conv_exec runs the primitive on the calling thread. p0..p3 are the
-// arguments in args order; an argument whose bit is set in packed is already
-// in the primitive's layout. work holds c->work bytes.
+// nn_conv_exec runs the primitive on the calling thread (and c->threads-1
+// OpenMP threads). p0..p3 are the arguments in args order; an argument
+// whose bit is set in packed is already in the primitive's layout. work
+// holds c->work bytes.
 static int nn_conv_exec(nn_conv *c, void *p0, void *p1, void *p2, void *p3, int packed, void *work) {
-	omp_set_num_threads(1);
+	omp_set_num_threads(c->threads);
 	void *ptr[NN_MAXARGS] = {p0, p1, p2, p3};
 	dnnl_memory_t user[NN_MAXARGS] = {0}, prim[NN_MAXARGS] = {0}, scratch = NULL;
 	dnnl_exec_arg_t args[NN_MAXARGS + 1];
@@ -323,6 +327,7 @@ type dnnlKey struct {
 	act       Act
 	leakSlope float32
 	blkSize   int // the blocked layout's channels per block (training, planBlocked); not part of the primitive
+	threads   int // OpenMP threads of one call (0 means 1)
 }
 
 // dnnlConv is a created primitive; nil when oneDNN has none for the shape.
@@ -363,7 +368,7 @@ func dnnlPrim(k dnnlKey) *dnnlConv {
 	if k.bias {
 		bias = 1
 	}
-	if s := C.nn_conv_create(&p.c, C.int(k.kind), &dims[0], C.int(bias), C.int(act), C.float(k.leakSlope)); s != 0 {
+	if s := C.nn_conv_create(&p.c, C.int(k.kind), &dims[0], C.int(bias), C.int(act), C.float(k.leakSlope), C.int(max(1, k.threads))); s != 0 {
 		if os.Getenv("YOLODISTILL_DNNL_VERBOSE") != "" {
 			fmt.Fprintf(os.Stderr, "nn: oneDNN has no convolution %d for %+v (status %d); using our kernels\n", k.kind, g, s)
 		}
@@ -404,6 +409,9 @@ func (p *dnnlConv) move(i int, user, prim []float32) {
 	}
 }
 
+// images returns the batch size the primitive was made for.
+func (p *dnnlConv) images() int { return int(p.c.args[0].md.dims[0]) }
+
 // argBlock returns the channels per block of the primitive's argument i:
 // 16 in nChw16c, 8 in nChw8c, 0 in any other layout (or no primitive).
 func (p *dnnlConv) argBlock(i int) int {
@@ -442,19 +450,17 @@ func dnnlTakesBlocked(g *convGeom, in, dx bool) int {
 		}
 		return b != 0 && b == bs
 	}
-	runs := min(numWorkers(), g.N)
 	fwd, bwd, wgt := 2, 0, 1 // the output's argument in each
 	if in {
 		fwd, bwd, wgt = 0, 2, 0
 	}
-	for _, n := range []int{g.N / runs, g.N/runs + 1} {
-		if n == g.N/runs+1 && g.N%runs == 0 {
-			continue
-		}
-		if !same(dnnlPrimFor(dnnlKey{kind: dnnlFwdTrain}, g, n), fwd) {
+	for _, p := range dnnlCallPrims(dnnlKey{kind: dnnlFwdTrain}, g, numWorkers()) {
+		if !same(p, fwd) {
 			return 0
 		}
-		if (dx || !in) && !same(dnnlPrimFor(dnnlKey{kind: dnnlBwdData}, g, n), bwd) {
+	}
+	for _, p := range dnnlCallPrims(dnnlKey{kind: dnnlBwdData}, g, numWorkers()) {
+		if (dx || !in) && !same(p, bwd) {
 			return 0
 		}
 	}
@@ -485,16 +491,20 @@ func (p *dnnlConv) exec(args [4][]float32, packed int, work []float32) {
 	}
 }
 
-// The convolution kernels through oneDNN. The forward and input-gradient
-// convolutions run one single-threaded primitive call per worker on a run of
-// consecutive images (the batch split as parallelFor splits it): one call
-// over several images keeps the small deep layers' matrix products large,
-// and oneDNN computes each image's result the same way whatever the number of
-// images in the call (TestDNNLBatchInvariance checks it on the running
-// machine for every kind of layer of the two detectors), so results are the
-// same bits for every GOMAXPROCS. The weight gradient runs one call per batch
-// chunk (a fixed split, as our kernels'). Each returns false when oneDNN has
-// no primitive for the shape (the caller then runs our kernels).
+// The convolution kernels through oneDNN. The training forward and
+// input-gradient convolutions run one call over the whole batch on as many
+// OpenMP threads as workers (dnnlTeam; oneDNN splits the work within images
+// too, so more workers than images still help); the inference forward runs
+// one single-threaded call per worker on a run of consecutive images (the
+// batch split as parallelFor splits it; in an image group, one call). Both
+// keep the bits for every GOMAXPROCS: oneDNN computes each image's result
+// the same way whatever the number of images in the call and the number of
+// threads (no reduction is split between threads in these kinds;
+// TestDNNLBatchInvariance checks it on the running machine for every kind
+// of layer of the two detectors, 1, 2, 3 and 8 workers). The weight gradient,
+// whose reductions oneDNN would split, runs one single-threaded call per
+// batch chunk (a fixed split, as our kernels'). Each returns false when
+// oneDNN has no primitive for the shape (the caller then runs our kernels).
 
 // dnnlForward computes y = conv(x, w) + bias, as convForward; blk says
 // which of x and y are in a blocked layout (blkIn, blkOut) and its size.
@@ -627,15 +637,8 @@ func dnnlDyPerImage(g *convGeom, ws *workspace, sh *dyShare) int {
 	if sh == nil || !useDNNL || !dnnlDyShared {
 		return 0
 	}
-	runs := min(ws.workers(), g.N)
-	short := g.N / runs
-	var prims []*dnnlConv
-	var args []int
-	for _, n := range []int{short, short + 1} {
-		if n == short || g.N%runs != 0 {
-			prims, args = append(prims, dnnlPrimFor(dnnlKey{kind: dnnlBwdData}, g, n)), append(args, 0)
-		}
-	}
+	prims := dnnlCallPrims(dnnlKey{kind: dnnlBwdData}, g, ws.workers())
+	args := make([]int, len(prims)) // diff_dst is argument 0 of the input gradient
 	chunks := min(g.N, wgradChunks)
 	for c := range chunks {
 		n := (c+1)*g.N/chunks - c*g.N/chunks
@@ -646,7 +649,7 @@ func dnnlDyPerImage(g *convGeom, ws *workspace, sh *dyShare) int {
 			return 0
 		}
 	}
-	return prims[0].argSize(0) / short
+	return prims[0].argSize(0) / prims[0].images()
 }
 
 // dnnlImageRuns splits the batch into one run of consecutive images per
@@ -660,6 +663,20 @@ func dnnlImageRuns(g *convGeom, ws *workspace, key dnnlKey, native int, w []floa
 		return false
 	}
 	runs := min(ws.workers(), g.N)
+	if p := dnnlTeamPrim(key, g, runs); p != nil {
+		if key.kind != dnnlFwdInfer {
+			p.mustTakeBlocked(native, key.blkSize)
+		}
+		wArg, packed := w, 0
+		if sz := p.argSize(1); sz > 0 {
+			wArg = ws.packBuf(sz)
+			p.move(1, w, wArg)
+			packed = 1 << 1
+		}
+		ws.reserve(1, p.work)
+		run(p, 0, g.N, wArg, packed, ws.get(0, p.work))
+		return true
+	}
 	short := g.N / runs // runs hold short images, or short+1
 	p, q := dnnlPrimFor(key, g, short), (*dnnlConv)(nil)
 	if g.N%runs != 0 {
@@ -697,6 +714,38 @@ func dnnlImageRuns(g *convGeom, ws *workspace, key dnnlKey, native int, w []floa
 		}
 	})
 	return true
+}
+
+// dnnlTeam makes the training forward and input-gradient convolutions one
+// oneDNN call over the whole batch on as many OpenMP threads as workers,
+// instead of one single-threaded call per worker's run of images (tests
+// and YOLODISTILL_DNNL_RUNS=1 turn it off).
+var dnnlTeam = os.Getenv("YOLODISTILL_DNNL_RUNS") == ""
+
+// dnnlTeamPrim returns the primitive of one call over g's whole batch on
+// workers OpenMP threads, for the training forward and input gradient with
+// more than one worker (dnnlTeam); nil otherwise, or when oneDNN has none.
+func dnnlTeamPrim(key dnnlKey, g *convGeom, workers int) *dnnlConv {
+	if !dnnlTeam || workers < 2 || key.kind != dnnlFwdTrain && key.kind != dnnlBwdData {
+		return nil
+	}
+	key.threads = workers
+	return dnnlPrimFor(key, g, g.N)
+}
+
+// dnnlCallPrims returns the primitives that the training forward or input
+// gradient (key) of g runs with workers workers: the whole batch's team
+// primitive, or those of the image runs; a nil entry when oneDNN has none.
+func dnnlCallPrims(key dnnlKey, g *convGeom, workers int) []*dnnlConv {
+	runs := min(workers, g.N)
+	if p := dnnlTeamPrim(key, g, runs); p != nil {
+		return []*dnnlConv{p}
+	}
+	prims := []*dnnlConv{dnnlPrimFor(key, g, g.N/runs)}
+	if g.N%runs != 0 {
+		prims = append(prims, dnnlPrimFor(key, g, g.N/runs+1))
+	}
+	return prims
 }
 
 // dnnlBackwardWeight computes dw from x and dy, as convBackwardWeight: one

@@ -94,8 +94,10 @@ func TestDNNLMatchesOwnKernels(t *testing.T) {
 // TestDNNLBatchInvariance: the forward (training; inference with bias and
 // activation) and input-gradient convolutions through oneDNN give the same
 // bits for 1, 2, 3 and 8 workers, i.e. whatever the number of images per
-// primitive call (dnnlImageRuns), at every kind of layer of the two
-// detectors: the property that keeps results independent of GOMAXPROCS.
+// primitive call (dnnlImageRuns) and the number of OpenMP threads of the
+// training kinds' one call (dnnlTeam, and without it), at every kind of
+// layer of the two detectors: the property that keeps results independent
+// of GOMAXPROCS.
 // It runs on whatever CPU (and oneDNN instruction set) runs the tests.
 func TestDNNLBatchInvariance(t *testing.T) {
 	cases := []struct {
@@ -124,8 +126,14 @@ func TestDNNLBatchInvariance(t *testing.T) {
 			bias := randSlice(rng, g.Cout)
 			dy := randSlice(rng, g.N*g.Cout*g.OH*g.OW)
 			var want [3][]float32
-			for _, workers := range []int{1, 2, 3, 8} {
+			defer func() { dnnlTeam = true }()
+			for _, run := range []struct {
+				workers int
+				team    bool
+			}{{1, true}, {2, true}, {3, true}, {8, true}, {2, false}, {3, false}, {8, false}} {
+				workers := run.workers
 				runtime.GOMAXPROCS(workers)
+				dnnlTeam = run.team
 				var ws workspace
 				got := [3][]float32{make([]float32, len(dy)), make([]float32, len(dy)), make([]float32, len(x))}
 				if !dnnlForward(&g, &ws, x, w, nil, got[0], 0) || !dnnlForwardAct(&g, &ws, x, w, bias, got[1], ActLeaky, 0) ||
@@ -139,7 +147,7 @@ func TestDNNLBatchInvariance(t *testing.T) {
 				for i, what := range []string{"forward", "forward inference (bias, leaky)", "input gradient"} {
 					for j := range got[i] {
 						if math.Float32bits(got[i][j]) != math.Float32bits(want[i][j]) {
-							t.Fatalf("%s: %d workers differ from 1 at %d: %v vs %v", what, workers, j, got[i][j], want[i][j])
+							t.Fatalf("%s: %d workers (one call on OpenMP threads: %v) differ from 1 at %d: %v vs %v", what, workers, run.team, j, got[i][j], want[i][j])
 						}
 					}
 				}

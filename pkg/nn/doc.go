@@ -109,11 +109,13 @@
 // kernel sets.
 //
 // Under the build tag dnnl (make adds it when libdnnl-dev is installed),
-// convolutions run oneDNN 2.6, PyTorch's CPU engine: one single-threaded
-// primitive call per worker over its run of images (forward and input
-// gradient: oneDNN computes each image alike whatever shares the call, which
-// TestDNNLBatchInvariance checks) or per weight-gradient chunk, so the
-// worker-count independence above holds; activations and weights are
+// convolutions run oneDNN 2.6, PyTorch's CPU engine: the training forward
+// and input gradient as one call over the batch on as many OpenMP threads as
+// workers, the inference forward as one single-threaded call per worker over
+// its run of images (oneDNN computes each image alike whatever shares the
+// call and however many threads run it, which TestDNNLBatchInvariance
+// checks), the weight gradient as one single-threaded call per fixed batch
+// chunk, so the worker-count independence above holds; activations and weights are
 // reordered into oneDNN's blocked layouts and back around each call. Our
 // kernels stay the fallback (shapes oneDNN declines, YOLODISTILL_NO_DNNL=1,
 // builds without the tag) and the tests compare both. ConvName says which run.

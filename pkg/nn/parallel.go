@@ -17,9 +17,10 @@ func numWorkers() int { return runtime.GOMAXPROCS(0) }
 // worker count. Per-worker scratch (indexed by w) is fine when every item
 // rewrites what it reads; sums across items go into per-item (or fixed
 // per-group-of-items) partials, reduced in item order afterwards. (The
-// oneDNN convolutions run a worker's whole chunk of images in one call:
-// allowed because oneDNN computes each image the same way whatever images
-// share the call, which TestDNNLBatchInvariance checks.)
+// oneDNN inference convolutions run a worker's whole chunk of images in one
+// call, the training ones the whole batch on OpenMP threads: allowed because
+// oneDNN computes each image the same way whatever images share the call and
+// however many threads run it, which TestDNNLBatchInvariance checks.)
 func parallelFor(n int, fn func(w, lo, hi int)) {
 	parallelForW(numWorkers(), n, fn)
 }
