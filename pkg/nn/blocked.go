@@ -5,21 +5,24 @@ import (
 	"strings"
 )
 
-// Training in oneDNN's blocked layouts. oneDNN's training convolutions work
-// in nChw16c (AVX-512) or nChw8c (AVX2): with plain NCHW activations every convolution reorders its
-// input and output in (and the gradients back), about a sixth of oneDNN's
-// time in the MobileNetV1-YOLOv3 step. A training graph therefore keeps the
-// tensors of a ConvBNAct (the convolution's output and the BatchNorm's) in
-// that layout when every convolution on either side takes it for all its
-// training primitives: the convolutions then read and write them as they
-// are, and the BatchNorm runs its blocked kernels (bn_blocked.go,
-// the same bits as over plain rows). Tensors read by anything else (losses,
-// concatenation, upsampling, pooling, residual adds) stay plain, and
-// Graph.Tensor and TensorGrad return plain copies, so nothing outside the
-// package sees the layout. Forward(false) of such a graph (inference with
-// the BatchNorm folded) converts a fused ConvBNAct's input and output around
-// the plain kernel: the same bits as a plain graph's, more time (a rare use:
-// the tools infer with graphs of their own). YOLODISTILL_NO_BLOCKED=1 keeps every tensor plain.
+// Training in oneDNN's blocked layouts. oneDNN's training convolutions
+// work in nChw16c (AVX-512) or nChw8c (AVX2): with plain NCHW activations
+// every convolution reorders its input and output in (and the gradients
+// back), about a sixth of oneDNN's time in the MobileNetV1-YOLOv3 step. A
+// training graph therefore keeps the tensors between convolutions in that
+// layout where every convolution on their border takes it in all its
+// training primitives: a ConvBNAct's convolution and BatchNorm outputs and
+// the tensors residual adds and activations join to them. The convolutions
+// read and write them as they are; BatchNorm runs its blocked kernels
+// (bn_blocked.go, the same bits as over plain rows); adds and activations
+// are element-wise. Tensors read by anything else (losses, concatenation,
+// upsampling, pooling) stay plain, and Graph.Tensor and TensorGrad return
+// plain copies, so nothing outside the package sees the layout.
+// Forward(false) of such a graph (inference with the BatchNorm folded)
+// converts a fused ConvBNAct's input and output around the plain kernel:
+// the same bits as a plain graph's, more time (a rare use: the tools infer
+// with graphs of their own). YOLODISTILL_NO_BLOCKED=1 keeps every tensor
+// plain.
 
 // planBlocked picks the tensors of a training graph to keep in a blocked
 // layout (Tensor.blk, the convolutions' blk bits, the BatchNorms'
@@ -139,33 +142,30 @@ var blockedTraining = os.Getenv("YOLODISTILL_NO_BLOCKED") == ""
 // fromBlocked returns a plain copy of v, a [N, C, H, W] tensor in the
 // blocked layout of bs channels per block.
 func fromBlocked(v []float32, shape []int, bs int) []float32 {
-	n, c, hw := shape[0], shape[1], prod(shape[2:])
 	out := make([]float32, len(v))
-	for i := range n {
-		for b := range c / bs {
-			src := v[(i*(c/bs)+b)*hw*bs:]
-			for j := range bs {
-				dst := out[(i*c+b*bs+j)*hw:]
-				for p := range hw {
-					dst[p] = src[p*bs+j]
-				}
-			}
-		}
-	}
+	reblock(out, v, shape, bs, false)
 	return out
 }
 
 // toBlocked writes plain v ([N, C, H, W]) into out in the blocked layout of
 // bs channels per block.
-func toBlocked(v, out []float32, shape []int, bs int) {
+func toBlocked(v, out []float32, shape []int, bs int) { reblock(out, v, shape, bs, true) }
+
+// reblock copies src into dst between the plain layout of shape and the
+// blocked one of bs channels per block: into the blocked one when blocked.
+func reblock(dst, src []float32, shape []int, bs int, blocked bool) {
 	n, c, hw := shape[0], shape[1], prod(shape[2:])
 	for i := range n {
 		for b := range c / bs {
-			dst := out[(i*(c/bs)+b)*hw*bs:]
+			blk := (i*(c/bs) + b) * hw * bs
 			for j := range bs {
-				src := v[(i*c+b*bs+j)*hw:]
+				row := (i*c + b*bs + j) * hw
 				for p := range hw {
-					dst[p*bs+j] = src[p]
+					if blocked {
+						dst[blk+p*bs+j] = src[row+p]
+					} else {
+						dst[row+p] = src[blk+p*bs+j]
+					}
 				}
 			}
 		}

@@ -242,6 +242,17 @@ func blkDx(g *bnGeom, y, dy, x, dx []float32, b int, mu, k, c0, c1 []float32) {
 	}
 }
 
+// bnBlkNormalise is bnNormalise for block b's channels (ss: their squared
+// deviations).
+func bnBlkNormalise(g *bnGeom, b int, x, y, gamma, beta, mean []float32, ss []float64, M float64, invstd, runMean, runVar []float32) {
+	var scale, shift [16]float32
+	for j := range g.blk {
+		c := b*g.blk + j
+		scale[j], shift[j] = bnFinish(g, c, gamma, beta, mean[c], ss[j], M, invstd, runMean, runVar)
+	}
+	blkApply(g, x, y, b, scale[:g.blk], shift[:g.blk])
+}
+
 // bnBlkDx writes dx over block b from its channels' dbeta (db) and dgamma
 // (dg) over M values, as bnBackward does per channel.
 func bnBlkDx(g *bnGeom, y, dy, x, dx []float32, b int, gamma, mean, invstd, dg, db []float32, M float64) {

@@ -107,8 +107,8 @@ type BNConfig struct {
 // DefaultBN is PaddleDetection's setting: momentum 0.9, eps 1e-5, biased running variance.
 var DefaultBN = BNConfig{Momentum: 0.9, Eps: 1e-5}
 
-// bnGeom is a BatchNorm over x: [N, C, HW], or in oneDNN's nChw16c layout
-// when blk > 0 (bn_blocked.go; C a multiple of blk).
+// bnGeom is a BatchNorm over x: [N, C, HW], or in oneDNN's blocked layout
+// of blk channels per block when blk > 0 (bn_blocked.go; C a multiple of blk).
 type bnGeom struct {
 	N, C, HW int
 	cfg      BNConfig
@@ -168,7 +168,6 @@ func bnForwardTrain(g *bnGeom, x, gamma, beta, y, mean, invstd, runMean, runVar 
 	if g.blk > 0 {
 		parallelFor(g.C/g.blk, func(_, lo, hi int) {
 			var s, ss [16]float64
-			var scale, shift [16]float32
 			for b := lo; b < hi; b++ {
 				c0 := b * g.blk
 				clear(s[:g.blk])
@@ -178,10 +177,7 @@ func bnForwardTrain(g *bnGeom, x, gamma, beta, y, mean, invstd, runMean, runVar 
 					mean[c0+j] = float32(s[j] / float64(M))
 				}
 				blkSqDevs(g, x, b, mean[c0:c0+g.blk], ss[:g.blk])
-				for j := range g.blk {
-					scale[j], shift[j] = bnFinish(g, c0+j, gamma, beta, mean[c0+j], ss[j], float64(M), invstd, runMean, runVar)
-				}
-				blkApply(g, x, y, b, scale[:g.blk], shift[:g.blk])
+				bnBlkNormalise(g, b, x, y, gamma, beta, mean, ss[:g.blk], float64(M), invstd, runMean, runVar)
 			}
 		})
 		return
@@ -208,10 +204,7 @@ func bnForwardInfer(nw int, g *bnGeom, x, gamma, beta, runMean, runVar, y []floa
 			var scale, shift [16]float32
 			for b := lo; b < hi; b++ {
 				for j := range g.blk {
-					c := b*g.blk + j
-					is := float32(1 / math.Sqrt(float64(runVar[c])+float64(g.cfg.Eps)))
-					scale[j] = gamma[c] * is
-					shift[j] = beta[c] - runMean[c]*scale[j]
+					scale[j], shift[j] = bnInferAffine(g, b*g.blk+j, gamma, beta, runMean, runVar)
 				}
 				blkApply(g, x, y, b, scale[:g.blk], shift[:g.blk])
 			}
@@ -220,13 +213,18 @@ func bnForwardInfer(nw int, g *bnGeom, x, gamma, beta, runMean, runVar, y []floa
 	}
 	parallelForW(nw, g.N*g.C, func(_, lo, hi int) {
 		for p := lo; p < hi; p++ {
-			c := p % g.C
-			is := float32(1 / math.Sqrt(float64(runVar[c])+float64(g.cfg.Eps)))
-			scale := gamma[c] * is
-			shift := beta[c] - runMean[c]*scale
+			scale, shift := bnInferAffine(g, p%g.C, gamma, beta, runMean, runVar)
 			applyAct(g.act, x[p*g.HW:(p+1)*g.HW], y[p*g.HW:(p+1)*g.HW], scale, shift)
 		}
 	})
+}
+
+// bnInferAffine returns channel c's inference scale and shift from the
+// running statistics: y = act(x*scale + shift).
+func bnInferAffine(g *bnGeom, c int, gamma, beta, runMean, runVar []float32) (scale, shift float32) {
+	is := float32(1 / math.Sqrt(float64(runVar[c])+float64(g.cfg.Eps)))
+	scale = gamma[c] * is
+	return scale, beta[c] - runMean[c]*scale
 }
 
 // bnBackward computes dx, dgamma and dbeta of training-mode BN+act from the

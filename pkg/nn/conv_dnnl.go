@@ -454,20 +454,20 @@ func dnnlTakesBlocked(g *convGeom, in, dx bool) int {
 	if in {
 		fwd, bwd, wgt = 0, 2, 0
 	}
-	for _, p := range dnnlCallPrims(dnnlKey{kind: dnnlFwdTrain}, g, numWorkers()) {
-		if !same(p, fwd) {
+	for _, k := range []struct {
+		kind dnnlKind
+		arg  int
+	}{{dnnlFwdTrain, fwd}, {dnnlBwdData, bwd}} {
+		if k.kind == dnnlBwdData && in && !dx {
+			continue
+		}
+		p, q, calls := dnnlCallPrims(dnnlKey{kind: k.kind}, g, numWorkers())
+		if !same(p, k.arg) || g.N%calls != 0 && !same(q, k.arg) {
 			return 0
 		}
 	}
-	for _, p := range dnnlCallPrims(dnnlKey{kind: dnnlBwdData}, g, numWorkers()) {
-		if (dx || !in) && !same(p, bwd) {
-			return 0
-		}
-	}
-	chunks := min(g.N, wgradChunks)
-	for c := range chunks {
-		n := (c+1)*g.N/chunks - c*g.N/chunks
-		if !same(dnnlPrimFor(dnnlKey{kind: dnnlBwdWeights}, g, n), wgt) {
+	for _, p := range dnnlChunkPrims(g) {
+		if !same(p, wgt) {
 			return 0
 		}
 	}
@@ -637,19 +637,23 @@ func dnnlDyPerImage(g *convGeom, ws *workspace, sh *dyShare) int {
 	if sh == nil || !useDNNL || !dnnlDyShared {
 		return 0
 	}
-	prims := dnnlCallPrims(dnnlKey{kind: dnnlBwdData}, g, ws.workers())
-	args := make([]int, len(prims)) // diff_dst is argument 0 of the input gradient
-	chunks := min(g.N, wgradChunks)
-	for c := range chunks {
-		n := (c+1)*g.N/chunks - c*g.N/chunks
-		prims, args = append(prims, dnnlPrimFor(dnnlKey{kind: dnnlBwdWeights}, g, n)), append(args, 1)
+	if sh.perWorkers == ws.workers() { // computed by the conv's other gradient op
+		return sh.per
 	}
-	for i, p := range prims {
-		if p == nil || C.nn_conv_same_image_args(&prims[0].c, C.int(args[0]), &p.c, C.int(args[i])) == 0 {
-			return 0
-		}
+	// diff_dst: argument 0 of the input gradient, 1 of the weight gradient
+	p, q, calls := dnnlCallPrims(dnnlKey{kind: dnnlBwdData}, g, ws.workers())
+	same := func(r *dnnlConv, arg int) bool {
+		return p != nil && r != nil && C.nn_conv_same_image_args(&p.c, 0, &r.c, C.int(arg)) != 0
 	}
-	return prims[0].argSize(0) / prims[0].images()
+	ok := same(p, 0) && (g.N%calls == 0 || same(q, 0))
+	for _, r := range dnnlChunkPrims(g) {
+		ok = ok && same(r, 1)
+	}
+	sh.per, sh.perWorkers = 0, ws.workers()
+	if ok {
+		sh.per = p.argSize(0) / p.images()
+	}
+	return sh.per
 }
 
 // dnnlImageRuns splits the batch into one run of consecutive images per
@@ -662,27 +666,9 @@ func dnnlImageRuns(g *convGeom, ws *workspace, key dnnlKey, native int, w []floa
 	if !useDNNL {
 		return false
 	}
-	runs := min(ws.workers(), g.N)
-	if p := dnnlTeamPrim(key, g, runs); p != nil {
-		if key.kind != dnnlFwdInfer {
-			p.mustTakeBlocked(native, key.blkSize)
-		}
-		wArg, packed := w, 0
-		if sz := p.argSize(1); sz > 0 {
-			wArg = ws.packBuf(sz)
-			p.move(1, w, wArg)
-			packed = 1 << 1
-		}
-		ws.reserve(1, p.work)
-		run(p, 0, g.N, wArg, packed, ws.get(0, p.work))
-		return true
-	}
-	short := g.N / runs // runs hold short images, or short+1
-	p, q := dnnlPrimFor(key, g, short), (*dnnlConv)(nil)
-	if g.N%runs != 0 {
-		q = dnnlPrimFor(key, g, short+1)
-	}
-	if p == nil || g.N%runs != 0 && q == nil {
+	p, q, calls := dnnlCallPrims(key, g, ws.workers())
+	short := g.N / calls // calls take short images, or short+1 (q)
+	if p == nil || g.N%calls != 0 && q == nil {
 		return false
 	}
 	if key.kind != dnnlFwdInfer {
@@ -705,8 +691,8 @@ func dnnlImageRuns(g *convGeom, ws *workspace, key dnnlKey, native int, w []floa
 	if q != nil {
 		work = max(work, q.work)
 	}
-	ws.reserve(runs, work)
-	parallelForW(runs, g.N, func(wk, lo, hi int) {
+	ws.reserve(calls, work)
+	parallelForW(calls, g.N, func(wk, lo, hi int) {
 		if hi-lo == short {
 			run(p, lo, hi, wArg, packed, ws.get(wk, p.work))
 		} else {
@@ -733,17 +719,30 @@ func dnnlTeamPrim(key dnnlKey, g *convGeom, workers int) *dnnlConv {
 	return dnnlPrimFor(key, g, g.N)
 }
 
-// dnnlCallPrims returns the primitives that the training forward or input
-// gradient (key) of g runs with workers workers: the whole batch's team
-// primitive, or those of the image runs; a nil entry when oneDNN has none.
-func dnnlCallPrims(key dnnlKey, g *convGeom, workers int) []*dnnlConv {
-	runs := min(workers, g.N)
-	if p := dnnlTeamPrim(key, g, runs); p != nil {
-		return []*dnnlConv{p}
+// dnnlCallPrims returns how the forward or input gradient (key) of g runs
+// with workers workers: calls primitive calls (one per worker's run of
+// images, or one team call over the whole batch), p over N/calls images, q
+// over one more (nil when they divide evenly); p or q nil too when oneDNN
+// has no primitive.
+func dnnlCallPrims(key dnnlKey, g *convGeom, workers int) (p, q *dnnlConv, calls int) {
+	calls = min(workers, g.N)
+	if p := dnnlTeamPrim(key, g, calls); p != nil {
+		return p, nil, 1
 	}
-	prims := []*dnnlConv{dnnlPrimFor(key, g, g.N/runs)}
-	if g.N%runs != 0 {
-		prims = append(prims, dnnlPrimFor(key, g, g.N/runs+1))
+	p = dnnlPrimFor(key, g, g.N/calls)
+	if g.N%calls != 0 {
+		q = dnnlPrimFor(key, g, g.N/calls+1)
+	}
+	return p, q, calls
+}
+
+// dnnlChunkPrims returns the weight-gradient primitives of g's batch chunks
+// (an entry nil when oneDNN has none).
+func dnnlChunkPrims(g *convGeom) []*dnnlConv {
+	chunks := min(g.N, wgradChunks)
+	prims := make([]*dnnlConv, chunks)
+	for c := range prims {
+		prims[c] = dnnlPrimFor(dnnlKey{kind: dnnlBwdWeights}, g, (c+1)*g.N/chunks-c*g.N/chunks)
 	}
 	return prims
 }
@@ -764,17 +763,15 @@ func dnnlBackwardWeight(g *convGeom, ws, acc *workspace, sh *dyShare, x, dy, dw 
 	}
 	// x (argument 0) and dy (argument 1) blocked: blkIn and blkOut.
 	native := blk&blkIn | blk&blkOut>>1
-	chunks := min(g.N, wgradChunks)
-	prims := make([]*dnnlConv, chunks)
+	prims := dnnlChunkPrims(g)
+	chunks := len(prims)
 	work := 0
-	for c := range prims {
-		gc := *g
-		gc.N = (c+1)*g.N/chunks - c*g.N/chunks
-		if prims[c] = dnnlPrim(dnnlKey{kind: dnnlBwdWeights, g: gc}); prims[c] == nil {
+	for _, p := range prims {
+		if p == nil {
 			return false
 		}
-		work = max(work, prims[c].work)
-		prims[c].mustTakeBlocked(native, blk>>blkShift)
+		work = max(work, p.work)
+		p.mustTakeBlocked(native, blk>>blkShift)
 	}
 	own := prims[0].argSize(2) // floats of dw in the primitives' layout; -1: plain
 	for _, p := range prims[1:] {

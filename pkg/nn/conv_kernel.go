@@ -210,8 +210,8 @@ const (
 	blkShift = 8
 )
 
-// mustDNNL panics for a convolution planned in nChw16c that oneDNN no
-// longer runs (useDNNL turned off after Build).
+// mustDNNL panics for a convolution planned in a blocked layout that oneDNN
+// no longer runs (useDNNL turned off after Build).
 func mustDNNL(ok bool, blk int) bool {
 	if !ok && blk != 0 {
 		panic("nn: a convolution planned in oneDNN's layout, without oneDNN")
@@ -219,7 +219,7 @@ func mustDNNL(ok bool, blk int) bool {
 	return ok
 }
 
-// convForwardBlk is convForward with blk's arguments in nChw16c.
+// convForwardBlk is convForward with blk's arguments in a blocked layout.
 func convForwardBlk(g *convGeom, ws *workspace, x, w, bias, y []float32, blk int) {
 	if mustDNNL(dnnlForward(g, ws, x, w, bias, y, blk), blk) {
 		return
@@ -275,20 +275,22 @@ func convForwardBlk(g *convGeom, ws *workspace, x, w, bias, y []float32, blk int
 type dyShare struct {
 	ar  *arena
 	gen uint64 // ar.bwdGen when this convolution last filled ar.dyBlk
+	// dy's floats per image in that buffer (0: not shared) for perWorkers
+	// workers, as dnnlDyPerImage found them
+	per, perWorkers int
 }
 
 // get returns ar.dyBlk with n floats and whether it already holds this
 // convolution's dy of this Step; when not, the caller fills it and calls
 // filled.
 func (sh *dyShare) get(n int) ([]float32, bool) {
-	if sh.ar.dyOwner == sh && sh.gen == sh.ar.bwdGen && len(sh.ar.dyBlk) >= n {
+	if sh.ar.dyOwner == sh && sh.gen == sh.ar.bwdGen {
 		return sh.ar.dyBlk[:n], true
 	}
 	sh.ar.dyOwner = nil
-	if cap(sh.ar.dyBlk) < n {
+	if len(sh.ar.dyBlk) < n {
 		sh.ar.dyBlk = make([]float32, n)
 	}
-	sh.ar.dyBlk = sh.ar.dyBlk[:cap(sh.ar.dyBlk)]
 	return sh.ar.dyBlk[:n], false
 }
 

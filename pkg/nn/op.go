@@ -41,7 +41,8 @@ type kop struct {
 	// writes its output so.
 	native int
 	// blk (a training convolution; planBlocked): blkIn when its input is
-	// in oneDNN's nChw16c layout, blkOut when its output is.
+	// in oneDNN's blocked layout, blkOut when its output is, and the
+	// layout's channels per block << blkShift.
 	blk   int
 	guard *tapeGuard // set when the graph shares gradient buffers: Do checks the tape's order
 	diff  func(ins G.Nodes, out, grad *G.Node) (G.Nodes, error)

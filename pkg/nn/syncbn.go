@@ -110,13 +110,8 @@ func bnForwardTrainSync(g *bnGeom, sync BatchSync, sc *bnSyncScratch, x, gamma, 
 	}
 	if g.blk > 0 {
 		parallelFor(C/g.blk, func(_, lo, hi int) {
-			var scale, shift [16]float32
 			for b := lo; b < hi; b++ {
-				for j := range g.blk {
-					c := b*g.blk + j
-					scale[j], shift[j] = bnFinish(g, c, gamma, beta, mean[c], buf[c], M, invstd, runMean, runVar)
-				}
-				blkApply(g, x, y, b, scale[:g.blk], shift[:g.blk])
+				bnBlkNormalise(g, b, x, y, gamma, beta, mean, buf[b*g.blk:b*g.blk+g.blk], M, invstd, runMean, runVar)
 			}
 		})
 		return nil
@@ -177,7 +172,7 @@ func bnBackwardSync(g *bnGeom, sync BatchSync, sc *bnSyncScratch, x, y, gamma, m
 	return nil
 }
 
-// bnBackwardSyncBlk is bnBackwardSync in the nChw16c layout.
+// bnBackwardSyncBlk is bnBackwardSync in a blocked layout (bnGeom.blk).
 func bnBackwardSyncBlk(g *bnGeom, sync BatchSync, sc *bnSyncScratch, buf []float64, x, y, gamma, mean, invstd, dy, dx, dgamma, dbeta []float32) error {
 	parallelFor(g.C/g.blk, func(_, lo, hi int) {
 		var sdz, sdzx [16]float64
